@@ -1,0 +1,1 @@
+"""Metrics sources (Prometheus, direct /metrics scrape) and drift math."""

@@ -1,0 +1,116 @@
+"""The Target protocol every deployment backend implements.
+
+A target is one place where one model runs: a Kubernetes Deployment, a
+container on a Docker host, or a model-server process on this machine. All
+methods are blocking and meant to be called from a worker thread; every call
+that talks to a backend has a timeout, so a dead backend raises
+:class:`~core.errors.BackendUnavailable` instead of hanging.
+
+Mutating methods do not journal: callers go through :mod:`core.actions`,
+which writes the intent row before and the outcome after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
+
+from core.cancel import CancelToken
+from core.domain import (
+    Artifact,
+    Permission,
+    Progress,
+    Revision,
+    RollbackPreview,
+    RolloutState,
+    TargetDetail,
+    TargetEvent,
+)
+
+#: Actions whose permission a target reports in :meth:`Target.permissions`.
+ACTIONS = ("rollout", "rollback", "pause", "resume", "restart")
+
+
+@runtime_checkable
+class Target(Protocol):
+    """One model on one deployment target."""
+
+    model: str
+    name: str
+    kind: str  # "kubernetes", "docker" or "local"
+
+    def status(self) -> RolloutState:
+        """Return the live state.
+
+        Raises BackendUnavailable when the backend cannot be reached and
+        NotFound when the deployment/container/process does not exist.
+        """
+        ...
+
+    def detail(self) -> TargetDetail:
+        """Return status plus pods/containers, conditions and recent events."""
+        ...
+
+    def history(self) -> list[Revision]:
+        """Return the revisions kept for rollback, newest first; ``current`` marks the live one.
+
+        Raises BackendUnavailable or NotFound.
+        """
+        ...
+
+    def rollout(
+        self, artifact: Artifact, *, reason: str = "", cancel: CancelToken | None = None
+    ) -> Iterator[Progress]:
+        """Install ``artifact`` and yield progress until it is live.
+
+        Raises OperationFailed (with the backend's reason) when the new
+        revision never becomes healthy, Conflict when another change raced
+        with this one, PermissionDenied, BackendUnavailable, Cancelled.
+        """
+        ...
+
+    def preview_rollback(self, to_revision: int | None = None) -> RollbackPreview:
+        """Describe what :meth:`rollback` would do, without changing anything.
+
+        ``to_revision`` None means the previous revision. Raises NotFound when
+        the revision does not exist, OperationFailed when a rollback would be
+        refused (e.g. a paused Kubernetes Deployment).
+        """
+        ...
+
+    def rollback(
+        self,
+        to_revision: int | None = None,
+        *,
+        reason: str = "",
+        cancel: CancelToken | None = None,
+    ) -> Iterator[Progress]:
+        """Roll back to ``to_revision`` (None: the previous one) and yield progress.
+
+        Same errors as :meth:`rollout`, plus NotFound for a missing revision.
+        """
+        ...
+
+    def pause(self) -> None:
+        """Pause rollouts (Kubernetes) or raise OperationFailed where unsupported."""
+        ...
+
+    def resume(self) -> None:
+        """Resume a paused target."""
+        ...
+
+    def restart(self) -> None:
+        """Restart the running revision without changing it."""
+        ...
+
+    def watch(self, cancel: CancelToken) -> Iterator[TargetEvent]:
+        """Yield live events until ``cancel`` is set; reconnects on its own."""
+        ...
+
+    def permissions(self) -> dict[str, Permission]:
+        """Return, for each name in :data:`ACTIONS`, whether it is allowed and why not."""
+        ...
+
+    def close(self) -> None:
+        """Release clients, connections and (for local targets) nothing else."""
+        ...

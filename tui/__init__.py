@@ -1,0 +1,1 @@
+"""The Textual console of the Model Release Console, and its command line."""
