@@ -1,0 +1,1 @@
+"""Real services for the integration tests, started on loopback by the harness."""

@@ -1,0 +1,1 @@
+"""Session-scoped pytest fixtures handing tests the real services."""
