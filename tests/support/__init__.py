@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites: sample git repositories built with real git commands."""
