@@ -1,0 +1,102 @@
+"""Who is acting: the identity recorded with every journal entry."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The person and process behind an action."""
+
+    user: str
+    """The OS user name (``unknown`` when it cannot be determined)."""
+    ssh_client: str
+    """The SSH client address of the session, or "" when not over SSH."""
+    host: str
+    """The host name of the machine running the console."""
+    pid: int
+    """The process id of the console."""
+
+
+def ssh_client_address(environ: Mapping[str, str] | None = None) -> str:
+    """Return the client IP address of the SSH session, or "" outside SSH.
+
+    Reads ``SSH_CLIENT`` ("ip port server_port"), falling back to
+    ``SSH_CONNECTION`` ("ip port server_ip server_port").
+    """
+    env = os.environ if environ is None else environ
+    for variable in ("SSH_CLIENT", "SSH_CONNECTION"):
+        fields = env.get(variable, "").split()
+        if fields:
+            return fields[0]
+    return ""
+
+
+def current_user() -> str:
+    """Return the OS user name, or ``uid <n>`` / ``unknown`` when it has no name."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        pass
+    try:
+        return f"uid {os.getuid()}"
+    except AttributeError:
+        return "unknown"
+
+
+def whoami(environ: Mapping[str, str] | None = None) -> Actor:
+    """Return the :class:`Actor` of this process."""
+    return Actor(
+        user=current_user(),
+        ssh_client=ssh_client_address(environ),
+        host=socket.gethostname(),
+        pid=os.getpid(),
+    )
+
+
+def process_start_ticks(pid: int) -> str:
+    """Return the start time of ``pid`` in clock ticks since boot (Linux), or "".
+
+    Used with the pid to tell a live process from a later one that reused its pid.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
+            stat = handle.read()
+    except OSError:
+        return ""
+    # The command name (field 2) may contain spaces and parentheses: split after the last ")".
+    fields = stat[stat.rfind(")") + 2 :].split()
+    # After the name: state is field 3, starttime is field 22 => index 19 here.
+    return fields[19] if len(fields) > 19 else ""
+
+
+def process_alive(pid: int, start_ticks: str = "") -> bool:
+    """Return True when process ``pid`` exists on this host and is not a zombie.
+
+    When ``start_ticks`` is given (see :func:`process_start_ticks`) and the
+    running process started at another time, the pid was reused: False.
+    """
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by somebody else
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
+            stat = handle.read()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    fields = stat[stat.rfind(")") + 2 :].split()
+    if fields and fields[0] in ("Z", "X"):
+        return False
+    return not (start_ticks and len(fields) > 19 and fields[19] != start_ticks)
