@@ -1,0 +1,65 @@
+"""Make text from outside (commit messages, process output, events) safe for a terminal.
+
+:func:`clean_line` removes everything a terminal would interpret (escape
+sequences, control characters, bidirectional overrides) and bounds the length,
+so the result can be shown literally. It does not touch Textual markup such as
+``[bold]``: the UI must still build ``Text`` objects (or escape markup) itself.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: Appended to a truncated line, followed by the number of characters dropped.
+ELLIPSIS = "…"
+
+# ESC-introduced string commands (OSC ], DCS P, SOS X, PM ^, APC _) and their
+# 8-bit C1 forms, terminated by BEL, ST (ESC \ or 0x9c) or the end of the text.
+_STRING_CMD = r"(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c|$)"
+# Control sequences: ESC [ or 0x9b, parameters, intermediates, one final byte.
+_CSI = r"(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?"
+# Other escape sequences: ESC, intermediates, one final byte (e.g. ESC ( B, ESC 7, ESC c).
+_ESC = r"\x1b[\x20-\x2f]*[\x30-\x7e]?"
+_SEQUENCES = re.compile(f"{_STRING_CMD}|{_CSI}|{_ESC}")
+# Remaining C0 controls except tab, DEL, C1 controls, and the bidirectional
+# embedding/override/isolate controls that can reorder what is displayed.
+_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_INTRODUCERS = re.compile("[\x1b\x80-\x9f]")
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def clean_line(text: str | bytes, max_len: int = 2000, tab_size: int = 4) -> str:
+    """Return ``text`` as one line that a terminal shows literally.
+
+    Bytes are decoded as UTF-8 with invalid sequences replaced by U+FFFD (so
+    are lone surrogates in a ``str``). ANSI CSI, OSC, DCS, SOS, PM and APC
+    sequences and other escape sequences are removed, as are C0/C1 control
+    characters and bidirectional override characters; line breaks become a
+    space, tabs become ``tab_size`` spaces. Right-to-left text and markup-like
+    brackets are kept unchanged. A result longer than ``max_len`` characters
+    is cut to ``max_len`` and followed by ``"…[+N chars]"``. Never raises
+    for any input.
+    """
+    if isinstance(text, bytes | bytearray):
+        text = bytes(text).decode("utf-8", errors="replace")
+    elif _SURROGATES.search(text):
+        text = _SURROGATES.sub("\ufffd", text)
+    dropped = 0
+    # Bound the regex work on huge inputs; the count of what is cut is approximate
+    # only when escape sequences straddle the cut.
+    window = max(max_len * 4, 4096)
+    if len(text) > window:
+        dropped = len(text) - window
+        text = text[:window]
+    if _INTRODUCERS.search(text):
+        text = _SEQUENCES.sub("", text)
+    text = text.replace("\r\n", " ").replace("\n", " ")
+    if "\t" in text:
+        text = text.replace("\t", " " * tab_size)
+    text = _CONTROLS.sub("", text)
+    if len(text) > max_len:
+        dropped += len(text) - max_len
+        text = text[:max_len]
+    if dropped:
+        text = f"{text}{ELLIPSIS}[+{dropped} chars]"
+    return text
