@@ -137,6 +137,8 @@ class Progress:
 
     ``fraction`` is in [0, 1] when the amount of work is known, else None.
     ``detail`` carries a sub-item, e.g. a layer id during a push.
+    ``result`` is set on the final item of an operation that produces a value
+    (e.g. the built :class:`Image`), else None.
     """
 
     step: str
@@ -144,6 +146,7 @@ class Progress:
     fraction: float | None = None
     detail: str = ""
     level: str = "info"  # "info", "warning" or "error"
+    result: Any = None
 
 
 # --------------------------------------------------------------------------
