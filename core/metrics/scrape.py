@@ -1,0 +1,514 @@
+"""A :class:`~core.metrics.base.MetricsSource` that scrapes a model server's /metrics itself.
+
+This is the embedded default: no Prometheus needed. Every :meth:`ScrapeSource.scrape_once`
+GETs the endpoint, parses the text exposition with prometheus-client's parser
+and appends ``(time, samples)`` to a bounded ring buffer (``capacity``
+scrapes; the oldest fall off). Queries are evaluated over that buffer.
+
+Query vocabulary (a deliberately small subset of PromQL)::
+
+    name                       a sample name, e.g. model_requests_total or
+    name{k="v",...}            model_prediction_score_bucket{le="0.5"}: its raw values
+    rate(name{...}[d])         per-second rate of a counter over the trailing window d,
+                               summed from the increases between consecutive scrapes
+                               (a decrease is a counter reset: the new value is the increase)
+    histogram_quantile(q, name{...}[d])
+                               the q quantile of histogram ``name`` (its ``_bucket`` samples
+                               summed by ``le``) over the trailing window d (default 1m)
+    sum(expr)                  one series: the sum of expr's series at each scrape
+    expr / expr                point-wise division (series matched by labels, or a single
+                               series on one side applies to all); division by 0 drops the point
+
+``d`` is a duration such as ``250ms``, ``30s``, ``5m``, ``1h``. Anything else
+raises :class:`~core.errors.InvalidQuery` naming the vocabulary.
+
+Alerts are evaluated locally from the :class:`Threshold` list given to the
+constructor: a threshold fires when the latest value of its query exceeds
+``above`` (no ``for`` duration, no pending state).
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from core.domain import Alert, Histogram, Series
+from core.errors import BackendUnavailable, InvalidQuery
+from core.metrics.drift import histogram_delta, quantile
+from core.metrics.prometheus import parse_selector, series_name, step_for
+
+if TYPE_CHECKING:
+    import httpx
+
+VOCABULARY = (
+    'name{k="v"}, rate(name{k="v"}[d]), histogram_quantile(q, name{k="v"}[d]), '
+    "sum(expr), expr / expr"
+)
+
+_NAME = r"[A-Za-z_:][A-Za-z0-9_:]*"
+_SELECTOR = re.compile(rf"(?P<name>{_NAME})\s*(?:\{{(?P<labels>[^{{}}]*)\}})?")
+_RATE = re.compile(r"rate\((?P<sel>[^\[\]()]+)\[(?P<d>[^\]]+)\]\)")
+_QUANTILE = re.compile(
+    r"histogram_quantile\((?P<q>[0-9.eE+-]+),(?P<sel>[^\[\]()]+)(?:\[(?P<d>[^\]]+)\])?\)"
+)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+Labels = tuple[tuple[str, str], ...]
+#: One scrape: sample name -> [(sorted labels, value)].
+Samples = dict[str, list[tuple[Labels, float]]]
+
+
+def parse_duration(text: str) -> float:
+    """Return the seconds of a duration like ``1m30s``; raises InvalidQuery when malformed."""
+    text = text.strip()
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or not text or total <= 0:
+        raise InvalidQuery(f"invalid duration {text!r} (expected e.g. 30s, 5m, 1h)")
+    return total
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """A locally evaluated alert: fires while the latest value of ``query`` exceeds ``above``."""
+
+    name: str
+    query: str
+    above: float
+    severity: str = "warning"
+    summary: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Scrape:
+    time: float
+    samples: Samples
+
+
+def parse_exposition(text: str) -> Samples:
+    """Return the samples of a text exposition (Prometheus or OpenMetrics text).
+
+    Raises ValueError when the text does not parse.
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = tuple(sorted(sample.labels.items()))
+            out.setdefault(sample.name, []).append((labels, float(sample.value)))
+    return out
+
+
+def _split_top(expr: str, sep: str) -> list[str]:
+    """Split ``expr`` on ``sep`` outside parentheses, braces, brackets and quotes."""
+    parts, depth, quoted, last = [], 0, False, 0
+    for i, ch in enumerate(expr):
+        if ch == '"' and (i == 0 or expr[i - 1] != "\\"):
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif ch in "({[":
+            depth += 1
+        elif ch in ")}]":
+            depth -= 1
+        elif ch == sep and depth == 0:
+            parts.append(expr[last:i])
+            last = i + 1
+    parts.append(expr[last:])
+    return parts
+
+
+class ScrapeSource:
+    """Metrics scraped from one /metrics endpoint into a bounded ring buffer.
+
+    ``interval`` is the period of the optional background scraper
+    (:meth:`start`); the console's poller may call :meth:`scrape_once`
+    itself instead. ``capacity`` is the number of scrapes kept, ``timeout``
+    the seconds allowed per GET. ``selector`` (``{k="v"}``) is merged into
+    the histogram metrics of :meth:`histogram_window`/:meth:`histogram_range`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        interval: float = 1.0,
+        capacity: int = 3600,
+        timeout: float = 2.0,
+        thresholds: Iterable[Threshold] = (),
+        headers: dict[str, str] | None = None,
+        selector: str = "",
+    ) -> None:
+        self.url = url
+        self.interval = interval
+        self.timeout = timeout
+        self.selector = selector
+        self.thresholds = tuple(thresholds)
+        self.headers = dict(headers or {})
+        self.last_success: datetime | None = None
+        self.last_error: str = ""
+        self._buffer: deque[_Scrape] = deque(maxlen=capacity)
+        self._lock = threading.Lock()
+        self._client: httpx.Client | None = None  # created on the first scrape
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- collection -----------------------------------------------------
+
+    def scrape_once(self) -> float:
+        """GET the endpoint once and append the result; return the scrape's unix time.
+
+        Raises BackendUnavailable when the endpoint cannot be reached, answers
+        an error or serves text that does not parse; the buffer keeps its data.
+        """
+        import httpx
+
+        if self._client is None:
+            self._client = httpx.Client(timeout=httpx.Timeout(self.timeout), headers=self.headers)
+        at = time.time()
+        try:
+            response = self._client.get(self.url)
+            response.raise_for_status()
+            samples = parse_exposition(response.text)
+        except httpx.TimeoutException as exc:
+            self.last_error = f"{self.url} did not answer within {self.timeout:g}s"
+            raise BackendUnavailable(self.last_error) from exc
+        except httpx.HTTPError as exc:
+            self.last_error = f"cannot scrape {self.url}: {exc}"
+            raise BackendUnavailable(self.last_error) from exc
+        except ValueError as exc:
+            self.last_error = f"{self.url} served metrics that do not parse: {exc}"
+            raise BackendUnavailable(self.last_error) from exc
+        self._append(at, samples)
+        return at
+
+    def ingest(self, text: str, at: float) -> None:
+        """Append an exposition ``text`` observed at unix time ``at`` (no HTTP).
+
+        Scrapes must arrive in time order. Raises ValueError when the text does not parse.
+        """
+        self._append(at, parse_exposition(text))
+
+    def _append(self, at: float, samples: Samples) -> None:
+        with self._lock:
+            self._buffer.append(_Scrape(at, samples))
+        self.last_success = datetime.fromtimestamp(at, UTC)
+        self.last_error = ""
+
+    def start(self) -> None:
+        """Scrape every ``interval`` seconds in a daemon thread until :meth:`stop`."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    self.scrape_once()
+                except BackendUnavailable:
+                    pass  # recorded in last_error; old data stays queryable
+                self._stop.wait(self.interval)
+
+        self._thread = threading.Thread(target=loop, name=f"scrape {self.url}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the background scraper (if running) and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.timeout + self.interval + 1)
+            self._thread = None
+
+    def close(self) -> None:
+        """Stop scraping and close the HTTP connection; the buffer stays readable."""
+        self.stop()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _snapshot(self) -> list[_Scrape]:
+        with self._lock:
+            return list(self._buffer)
+
+    def __len__(self) -> int:
+        return len(self._buffer)
+
+    # -- query evaluation ----------------------------------------------
+
+    def _select(self, scrapes: list[_Scrape], selector: str) -> dict[Labels, list[tuple]]:
+        m = _SELECTOR.fullmatch(selector.strip())
+        if not m:
+            raise InvalidQuery(
+                f"unsupported query {selector!r}: scrape sources understand {VOCABULARY}"
+            )
+        name, wanted = m.group("name"), parse_selector(m.group("labels") or "")
+        out: dict[Labels, list[tuple]] = {}
+        for s in scrapes:
+            for labels, value in s.samples.get(name, ()):
+                if wanted and any(dict(labels).get(k) != v for k, v in wanted.items()):
+                    continue
+                out.setdefault(labels, []).append((s.time, value))
+        return out
+
+    def _evaluate(self, query: str, scrapes: list[_Scrape]) -> dict[Labels, list[tuple]]:
+        """Return labels -> [(time, value)] for ``query`` at every scrape of ``scrapes``."""
+        expr = _strip_space(query)
+        if not expr:
+            raise InvalidQuery("empty query")
+        parts = _split_top(expr, "/")
+        if len(parts) == 2:
+            return _divide(self._evaluate(parts[0], scrapes), self._evaluate(parts[1], scrapes))
+        if len(parts) > 2:
+            raise InvalidQuery(f"unsupported query {query!r}: only one division is understood")
+        if expr.startswith("sum(") and expr.endswith(")") and _balanced(expr[4:-1]):
+            return _sum(self._evaluate(expr[4:-1], scrapes))
+        m = _RATE.fullmatch(expr)
+        if m:
+            window = parse_duration(m.group("d"))
+            return {k: _rate(v, window) for k, v in self._select(scrapes, m.group("sel")).items()}
+        m = _QUANTILE.fullmatch(expr)
+        if m:
+            q = float(m.group("q"))
+            window = parse_duration(m.group("d")) if m.group("d") else 60.0
+            hs = self._histograms(scrapes, m.group("sel"))
+            points = []
+            for t, h in _windows(hs, [t for t, _ in hs], window):
+                value = quantile(q, h)
+                if value is not None:
+                    points.append((t, value))
+            return {(): points} if points else {}
+        if _SELECTOR.fullmatch(expr):
+            return self._select(scrapes, expr)
+        raise InvalidQuery(f"unsupported query {query!r}: scrape sources understand {VOCABULARY}")
+
+    def _histograms(self, scrapes: list[_Scrape], metric: str) -> list[tuple[float, Histogram]]:
+        """Return (time, cumulative histogram summed by le) of ``metric`` at every scrape."""
+        m = _SELECTOR.fullmatch(metric.strip())
+        if not m:
+            raise InvalidQuery(f"invalid histogram metric {metric!r}")
+        name = m.group("name")
+        if name.endswith("_bucket"):
+            name = name[: -len("_bucket")]
+        # Like PromQL's h{model="b",model="a"}: the selector's and the metric's matchers all apply.
+        wanted = [
+            *parse_selector(self.selector).items(),
+            *parse_selector(m.group("labels") or "").items(),
+        ]
+        out = []
+        for s in scrapes:
+            by_le: dict[float, float] = {}
+            for labels, value in s.samples.get(f"{name}_bucket", ()):
+                d = dict(labels)
+                if "le" not in d or any(d.get(k) != v for k, v in wanted):
+                    continue
+                le = float(d["le"])
+                by_le[le] = by_le.get(le, 0.0) + value
+            if by_le:
+                bounds = tuple(sorted(by_le))
+                out.append((s.time, Histogram(bounds, tuple(by_le[b] for b in bounds))))
+        return out
+
+    def range_query(
+        self, query: str, start: datetime, end: datetime, *, width: int = 120
+    ) -> list[Series]:
+        """Return the series of ``query`` (see the module vocabulary) over [start, end].
+
+        At most about ``width`` points per series (the last point of each
+        column's time slot). Raises InvalidQuery for a query outside the vocabulary.
+        """
+        t0, t1 = start.timestamp(), end.timestamp()
+        # Scrapes before the range feed trailing windows (rate, quantile).
+        result = self._evaluate(query, self._snapshot())
+        out = []
+        for labels, points in result.items():
+            inside = [(t, v) for t, v in points if t0 <= t <= t1]
+            out.append(_series(labels, _downsample(inside, t0, t1, width), query))
+        return [s for s in out if s.points]
+
+    def instant_query(self, query: str, at: datetime | None = None) -> list[Series]:
+        """Return the latest value of each series of ``query`` at or before ``at`` (now).
+
+        Raises InvalidQuery for a query outside the vocabulary.
+        """
+        limit = at.timestamp() if at is not None else float("inf")
+        scrapes = [s for s in self._snapshot() if s.time <= limit]
+        out = []
+        for labels, points in self._evaluate(query, scrapes).items():
+            if points:
+                out.append(_series(labels, [points[-1]], query))
+        return out
+
+    def histogram_window(self, metric: str, start: datetime, end: datetime) -> Histogram:
+        """Return the samples of histogram ``metric`` observed between the scrapes at the edges.
+
+        The baseline is the last scrape at or before ``start`` (or the first
+        scrape after it); counter resets inside the window are handled. An
+        empty Histogram when fewer than two scrapes are available.
+        """
+        hs = self._histograms(self._snapshot(), metric)
+        result = _windows(hs, [end.timestamp()], (end - start).total_seconds())
+        return result[0][1] if result else Histogram((), ())
+
+    def histogram_range(
+        self, metric: str, start: datetime, end: datetime, window: float, *, width: int = 120
+    ) -> list[tuple[float, Histogram]]:
+        """Return ``(t, histogram of (t - window, t])`` for t stepping over [start, end].
+
+        The step comes from :func:`~core.metrics.prometheus.step_for`. Times
+        before the first scrape are left out.
+        """
+        step = step_for(start, end, width)
+        t0, t1 = start.timestamp(), end.timestamp()
+        times = []
+        t = t0
+        while t <= t1 + 1e-9:
+            times.append(t)
+            t += step
+        return _windows(self._histograms(self._snapshot(), metric), times, window)
+
+    def alerts(self) -> list[Alert]:
+        """Return an Alert for every threshold whose query's latest value exceeds it."""
+        out = []
+        for th in self.thresholds:
+            for s in self.instant_query(th.query):
+                t, value = s.points[-1]
+                if value > th.above:
+                    out.append(
+                        Alert(
+                            name=th.name,
+                            state="firing",
+                            severity=th.severity,
+                            summary=th.summary or f"{th.query} = {value:.4g} > {th.above:g}",
+                            since=datetime.fromtimestamp(t, UTC),
+                            labels=dict(s.labels),
+                        )
+                    )
+        return out
+
+
+# -- helpers --------------------------------------------------------------
+
+
+def _strip_space(expr: str) -> str:
+    """Remove whitespace outside double-quoted label values."""
+    out, quoted = [], False
+    for i, ch in enumerate(expr):
+        if ch == '"' and (i == 0 or expr[i - 1] != "\\"):
+            quoted = not quoted
+        if quoted or not ch.isspace():
+            out.append(ch)
+    return "".join(out)
+
+
+def _balanced(expr: str) -> bool:
+    depth = 0
+    for ch in expr:
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _series(labels: Labels, points: list[tuple[float, float]], query: str) -> Series:
+    d = dict(labels)
+    return Series(series_name(d, query), tuple(points), d)
+
+
+def _rate(points: list[tuple[float, float]], window: float) -> list[tuple[float, float]]:
+    """Per-second rate over the trailing ``window`` at each point, counter resets handled."""
+    times = [t for t, _ in points]
+    prefix = [0.0]
+    for (_, prev), (_, cur) in itertools.pairwise(points):
+        prefix.append(prefix[-1] + (cur - prev if cur >= prev else cur))
+    out = []
+    for i, t in enumerate(times):
+        j = bisect.bisect_left(times, t - window)
+        if j < i and times[i] > times[j]:
+            out.append((t, (prefix[i] - prefix[j]) / (times[i] - times[j])))
+    return out
+
+
+def _sum(result: dict[Labels, list[tuple]]) -> dict[Labels, list[tuple]]:
+    totals: dict[float, float] = {}
+    for points in result.values():
+        for t, v in points:
+            totals[t] = totals.get(t, 0.0) + v
+    return {(): sorted(totals.items())} if totals else {}
+
+
+def _divide(
+    num: dict[Labels, list[tuple]], den: dict[Labels, list[tuple]]
+) -> dict[Labels, list[tuple]]:
+    out = {}
+    for labels, points in num.items():
+        other = den.get(labels) or (next(iter(den.values())) if len(den) == 1 else None)
+        if other is None:
+            continue
+        by_time = dict(other)
+        out[labels] = [(t, v / by_time[t]) for t, v in points if by_time.get(t)]
+    if len(num) == 1 and len(den) > 1:
+        ((_, points),) = num.items()
+        by_time = dict(points)
+        for labels, dpoints in den.items():
+            out[labels] = [(t, by_time[t] / d) for t, d in dpoints if d and t in by_time]
+    return out
+
+
+def _downsample(
+    points: list[tuple[float, float]], t0: float, t1: float, width: int
+) -> list[tuple[float, float]]:
+    """Keep the last point of each of ``width`` equal time slots of [t0, t1]."""
+    if len(points) <= width or t1 <= t0:
+        return points
+    slot = (t1 - t0) / max(width, 1)
+    kept: dict[int, tuple[float, float]] = {}
+    for t, v in points:
+        kept[min(int((t - t0) / slot), width - 1)] = (t, v)
+    return [kept[k] for k in sorted(kept)]
+
+
+def _windows(
+    hs: list[tuple[float, Histogram]], times: list[float], window: float
+) -> list[tuple[float, Histogram]]:
+    """Return (t, increase over (t - window, t]) for each t, from cumulative snapshots ``hs``.
+
+    Increases are summed between consecutive snapshots (a decrease or a change
+    of bounds counts as a reset). The baseline is the last snapshot at or
+    before ``t - window``, or the first snapshot when the buffer starts later.
+    """
+    if len(hs) < 2:
+        return []
+    bounds = hs[-1][1].bounds
+    stamps = [t for t, _ in hs]
+    prefix: list[list[float]] = [[0.0] * len(bounds)]
+    for (_, prev), (_, cur) in itertools.pairwise(hs):
+        if cur.bounds != bounds:
+            inc = [0.0] * len(bounds)
+        elif prev.bounds != cur.bounds:
+            inc = list(cur.cumulative)
+        else:
+            inc = list(histogram_delta(cur, prev).cumulative)
+        prefix.append([a + b for a, b in zip(prefix[-1], inc, strict=True)])
+    out = []
+    for t in times:
+        end = bisect.bisect_right(stamps, t) - 1
+        base = max(bisect.bisect_right(stamps, t - window) - 1, 0)
+        if end <= base:
+            continue
+        counts = tuple(a - b for a, b in zip(prefix[end], prefix[base], strict=True))
+        out.append((t, Histogram(bounds, counts)))
+    return out

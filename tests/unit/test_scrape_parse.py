@@ -1,0 +1,230 @@
+"""The scrape source's parsing, ring buffer and query vocabulary, on expositions fed at fixed
+times; plus the query helpers (step, selectors) it shares with the Prometheus source."""
+
+from __future__ import annotations
+
+import math
+import socket
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core.domain import Histogram
+from core.errors import BackendUnavailable, InvalidQuery
+from core.metrics.prometheus import (
+    MAX_POINTS,
+    bucket_metric,
+    parse_selector,
+    step_for,
+    with_selector,
+)
+from core.metrics.scrape import ScrapeSource, Threshold, parse_duration, parse_exposition
+
+T0 = 1_700_000_000.0
+INF = math.inf
+
+
+def at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(T0 + seconds, UTC)
+
+
+def exposition(requests: float, errors: float, buckets: tuple[float, float, float]) -> str:
+    """Text exposition with two counters and a 3-bucket histogram (cumulative ``buckets``)."""
+    b1, b2, inf = buckets
+    return (
+        "# HELP model_requests_total Requests.\n"
+        "# TYPE model_requests_total counter\n"
+        f'model_requests_total{{code="200"}} {requests}\n'
+        f'model_requests_total{{code="500"}} {errors}\n'
+        "# HELP model_errors_total Errors.\n"
+        "# TYPE model_errors_total counter\n"
+        f"model_errors_total {errors}\n"
+        "# HELP model_prediction_score Scores.\n"
+        "# TYPE model_prediction_score histogram\n"
+        f'model_prediction_score_bucket{{le="0.5"}} {b1}\n'
+        f'model_prediction_score_bucket{{le="1.0"}} {b2}\n'
+        f'model_prediction_score_bucket{{le="+Inf"}} {inf}\n'
+        f"model_prediction_score_count {inf}\n"
+        f"model_prediction_score_sum {b2 * 0.5}\n"
+    )
+
+
+@pytest.fixture
+def source() -> ScrapeSource:
+    """Four scrapes 10 s apart; the process restarts between the third and the fourth."""
+    s = ScrapeSource("http://127.0.0.1:1/metrics")
+    s.ingest(exposition(0, 0, (0, 0, 0)), T0)
+    s.ingest(exposition(100, 10, (60, 100, 100)), T0 + 10)
+    s.ingest(exposition(150, 20, (70, 150, 150)), T0 + 20)
+    s.ingest(exposition(20, 4, (5, 20, 20)), T0 + 30)  # reset
+    return s
+
+
+# -- parsing and raw values ------------------------------------------------
+
+
+def test_parse_exposition_keeps_sample_names_and_labels() -> None:
+    samples = parse_exposition(exposition(7, 1, (1, 2, 3)))
+    assert samples["model_requests_total"] == [((("code", "200"),), 7.0), ((("code", "500"),), 1.0)]
+    assert samples["model_prediction_score_bucket"][2] == ((("le", "+Inf"),), 3.0)
+    with pytest.raises(ValueError):
+        parse_exposition("this is { not an exposition\n")
+
+
+def test_raw_values_and_label_selector(source: ScrapeSource) -> None:
+    (s,) = source.range_query('model_requests_total{code="500"}', at(0), at(30))
+    assert s.points == ((T0, 0.0), (T0 + 10, 10.0), (T0 + 20, 20.0), (T0 + 30, 4.0))
+    assert s.labels == {"code": "500"}
+    assert len(source.range_query("model_requests_total", at(0), at(30))) == 2
+    assert source.range_query("no_such_metric", at(0), at(30)) == []
+
+
+def test_rate_handles_counter_reset(source: ScrapeSource) -> None:
+    # errors 0, 10, 20, then 4 after a restart: increases 10, 10, 4 (a decrease counts the new
+    # value). rate[15s] at t spans the scrapes in [t-15, t]: 10/10, 10/10, 4/10
+    (s,) = source.range_query("rate(model_errors_total[15s])", at(0), at(30))
+    assert s.points == ((T0 + 10, 1.0), (T0 + 20, 1.0), (T0 + 30, 0.4))
+    # rate[30s] at t=30 spans t=0..30: (10 + 10 + 4) / 30 = 0.8
+    (latest,) = source.instant_query("rate(model_errors_total[30s])")
+    assert latest.points == ((T0 + 30, pytest.approx(0.8)),)
+
+
+def test_sum_and_division_give_an_error_ratio(source: ScrapeSource) -> None:
+    # at t=20: errors rate (20-10)/10 = 1; requests 200: (150-100)/10 = 5, 500: 1 -> 1/6
+    (s,) = source.range_query(
+        "sum(rate(model_errors_total[15s])) / sum(rate(model_requests_total[15s]))",
+        at(20),
+        at(20),
+    )
+    assert s.points == ((T0 + 20, pytest.approx(1 / 6)),)
+
+
+def test_histogram_quantile_over_trailing_window(source: ScrapeSource) -> None:
+    # window (10, 20]: bucket increases 0.5 -> 10, 1.0 -> 50, +Inf -> 50
+    # p50: rank 25 in (0.5, 1.0] holding 40 with 10 below: 0.5 + 0.5 * 15/40 = 0.6875
+    (s,) = source.instant_query("histogram_quantile(0.5, model_prediction_score[10s])", at(20))
+    assert s.points == ((T0 + 20, pytest.approx(0.6875)),)
+
+
+def test_histogram_window_between_edges_and_across_reset(source: ScrapeSource) -> None:
+    # (0, 20]: cumulative at 20 minus at 0 = (70, 150, 150)
+    h = source.histogram_window("model_prediction_score", at(0), at(20))
+    assert h == Histogram((0.5, 1.0, INF), (70, 150, 150))
+    # (10, 30]: (10, 50, 50) up to the restart, then everything after it (5, 20, 20)
+    h = source.histogram_window("model_prediction_score", at(10), at(30))
+    assert h == Histogram((0.5, 1.0, INF), (15, 70, 70))
+    assert source.histogram_window("nothing", at(0), at(30)) == Histogram((), ())
+
+
+def test_histogram_range_steps_over_the_range(source: ScrapeSource) -> None:
+    windows = source.histogram_range("model_prediction_score", at(10), at(30), 10.0, width=3)
+    # step 10 s: windows ending at 10, 20, 30
+    assert [t - T0 for t, _ in windows] == [10, 20, 30]
+    assert [h.total for _, h in windows] == [100, 50, 20]
+
+
+def test_selector_restricts_histograms() -> None:
+    s = ScrapeSource("http://127.0.0.1:1/metrics", selector='{model="a"}')
+
+    def text(a: int, b: int) -> str:
+        return (
+            "# TYPE h histogram\n"
+            f'h_bucket{{model="a",le="1"}} {a}\nh_bucket{{model="a",le="+Inf"}} {a}\n'
+            f'h_bucket{{model="b",le="1"}} {b}\nh_bucket{{model="b",le="+Inf"}} {b}\n'
+        )
+
+    s.ingest(text(0, 0), T0)
+    s.ingest(text(2, 20), T0 + 1)
+    assert s.histogram_window("h", at(0), at(1)).total == 2
+    assert s.histogram_window('h{model="b"}', at(0), at(1)).total == 0  # both matchers apply
+    s.selector = ""
+    assert s.histogram_window("h", at(0), at(1)).total == 22
+
+
+def test_invalid_query_names_the_vocabulary(source: ScrapeSource) -> None:
+    with pytest.raises(InvalidQuery, match="scrape sources understand"):
+        source.range_query("avg_over_time(x[5m])", at(0), at(30))
+    with pytest.raises(InvalidQuery, match="invalid duration"):
+        source.range_query("rate(x[5q])", at(0), at(30))
+    with pytest.raises(InvalidQuery, match="one division"):
+        source.range_query("a / b / c", at(0), at(30))
+
+
+def test_downsampling_keeps_about_one_point_per_column() -> None:
+    s = ScrapeSource("http://127.0.0.1:1/metrics", capacity=1000)
+    for i in range(600):
+        s.ingest(f"# TYPE g gauge\ng {i}\n", T0 + i)
+    (series,) = s.range_query("g", at(0), at(599), width=60)
+    assert 55 <= len(series.points) <= 60
+    assert series.points[-1] == (T0 + 599, 599.0)
+
+
+def test_ring_buffer_is_bounded() -> None:
+    s = ScrapeSource("http://127.0.0.1:1/metrics", capacity=3)
+    for i in range(5):
+        s.ingest(f"# TYPE g gauge\ng {i}\n", T0 + i)
+    assert len(s) == 3
+    (series,) = s.range_query("g", at(0), at(10))
+    assert [v for _, v in series.points] == [2.0, 3.0, 4.0]
+
+
+def test_local_thresholds_fire_alerts(source: ScrapeSource) -> None:
+    source.thresholds = (
+        Threshold("HighErrorRate", "rate(model_errors_total[15s])", 0.3, "critical"),
+        Threshold("Quiet", "rate(model_errors_total[15s])", 5.0),
+    )
+    (alert,) = source.alerts()  # latest rate 0.4 > 0.3; not > 5
+    assert (alert.name, alert.state, alert.severity) == ("HighErrorRate", "firing", "critical")
+    assert "0.4 > 0.3" in alert.summary
+    assert alert.since == at(30)
+
+
+def test_unreachable_endpoint_is_backend_unavailable_and_keeps_data(source: ScrapeSource) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again below: nothing listens there
+    source.url = f"http://127.0.0.1:{port}/metrics"
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailable, match="cannot scrape"):
+        source.scrape_once()
+    assert time.monotonic() - started < 2
+    assert "cannot scrape" in source.last_error
+    assert source.histogram_window("model_prediction_score", at(0), at(20)).total == 150
+    source.close()
+
+
+def test_parse_duration() -> None:
+    assert parse_duration("1m30s") == 90
+    assert parse_duration("250ms") == 0.25
+    with pytest.raises(InvalidQuery):
+        parse_duration("5")
+
+
+# -- helpers shared with the Prometheus source -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("span", "width"),
+    [(3600, 120), (86400, 1440), (86400, 120), (30 * 86400, 200), (365 * 86400, 50_000), (5, 120)],
+)
+def test_step_gives_about_one_point_per_column_and_at_most_11000(span: int, width: int) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    step = step_for(start, start + timedelta(seconds=span), width)
+    points = math.floor(span / step) + 1
+    assert step >= 1 and step == int(step)
+    assert points <= min(width, MAX_POINTS)
+    if span >= width:
+        assert points >= min(width, MAX_POINTS) * 0.9
+
+
+def test_selector_helpers() -> None:
+    assert with_selector("m", '{job="a"}') == 'm{job="a"}'
+    assert with_selector('m{x="1"}', '{job="a"}') == 'm{x="1",job="a"}'
+    assert with_selector("m", "") == "m"
+    assert bucket_metric('m{job="a"}') == 'm_bucket{job="a"}'
+    assert bucket_metric("m_bucket") == "m_bucket"
+    assert parse_selector('{job="a", env=~"p.*", team="x \\"y\\""}') == {
+        "job": "a",
+        "team": 'x "y"',
+    }
