@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import pathlib
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.domain import DriftBand, Histogram
-from core.metrics import drift
+from core.metrics import drift, reference
 
 INF = math.inf
 
@@ -227,3 +228,51 @@ def test_psi_non_negative_and_js_bounded_symmetric(data: st.DataObject, ref: lis
     js = drift.jensen_shannon(p, q)
     assert 0.0 <= js <= 1.0
     assert js == pytest.approx(drift.jensen_shannon(q, p), abs=1e-12)
+
+
+# -- training reference file -------------------------------------------
+
+
+def test_reference_file_round_trip_and_inf_bin_added(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "histograms.json"
+    path.write_text(
+        '{"prediction": {"bounds": [0.5, 1.0], "counts": [30, 70]},'
+        ' "features": {"age": {"bounds": [30, 60, "+Inf"], "counts": [1, 2, 3]}}}'
+    )
+    ref = reference.load(path)
+    # per-bin 30, 70 -> cumulative 30, 100, plus an empty +Inf bin
+    assert ref.prediction == Histogram((0.5, 1.0, INF), (30, 100, 100))
+    assert ref.features["age"] == Histogram((30, 60, INF), (1, 3, 6))
+    reference.dump(ref, tmp_path / "copy.json")
+    assert reference.load(tmp_path / "copy.json") == ref
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{", "h.json: not valid JSON"),
+        ('{"features": {}}', "h.json: prediction: required key missing"),
+        ('{"prediction": {"bounds": [1], "counts": [1, 2]}}', "prediction: 1 bounds but 2 counts"),
+        ('{"prediction": {"bounds": [2, 1], "counts": [1, 2]}}', "strictly increasing"),
+        ('{"prediction": {"bounds": ["x"], "counts": [1]}}', "prediction.bounds: bound 'x'"),
+        (
+            '{"prediction": {"bounds": [1], "counts": [1]}, "features": {"age": {"counts": [-1]}}}',
+            "h.json: features.age.bounds: expected a non-empty list",
+        ),
+        ('{"prediction": {"bounds": [1], "counts": [-1]}}', "prediction.counts[0]: -1"),
+    ],
+)
+def test_reference_errors_name_file_and_key(
+    tmp_path: pathlib.Path, text: str, message: str
+) -> None:
+    path = tmp_path / "h.json"
+    path.write_text(text)
+    with pytest.raises(reference.InvalidReference) as info:
+        reference.load(path)
+    assert message in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_missing_reference_file_names_it(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(reference.InvalidReference, match="missing.json: cannot read"):
+        reference.load(tmp_path / "missing.json")
