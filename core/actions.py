@@ -1,0 +1,206 @@
+"""Journalled mutating actions on targets: the only way the console changes a target.
+
+The console, the scripting CLI, the release pipeline and the guard all call
+these wrappers, so every rollout, rollback, pause, resume and restart gets
+the same audit trail: an ``intent`` row is committed before the target is
+touched (with the revision live at that moment, best effort), then ``done``
+with the revision now live, or ``failed`` with the error text. Errors are
+re-raised unchanged after being recorded.
+
+Read-only targets are refused with :class:`~core.errors.ReadOnly` before
+anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from core.cancel import CancelToken
+from core.domain import Artifact, Outcome, Progress
+from core.errors import Cancelled, ReadOnly
+from core.journal import Journal, JournalError
+from core.targets.base import Target
+
+#: Actions :func:`run_simple` performs.
+SIMPLE_ACTIONS = ("pause", "resume", "restart")
+
+ABANDONED = "stopped following the operation before it ended; verify the target"
+
+
+def _refuse_if_read_only(target: Target, action: str, read_only: bool) -> None:
+    if read_only:
+        raise ReadOnly(
+            f"{action} refused: {target.model} on {target.name} is read-only "
+            "(read_only in the configuration or --read-only)"
+        )
+
+
+def _error_text(error: BaseException) -> str:
+    text = str(error).strip()
+    return text or type(error).__name__
+
+
+def _observe(target: Target, prefix: str) -> tuple[str, dict[str, Any]]:
+    """Return the live revision (as text, "" if unknown) and its image/commit as details.
+
+    Best effort: a target that cannot report its status gives "" and the reason.
+    """
+    try:
+        state = target.status()
+    except Exception as error:
+        return "", {f"{prefix}status_error": _error_text(error)}
+    revision = "" if state.revision is None else str(state.revision)
+    details = {f"{prefix}image": state.image, f"{prefix}commit": state.commit}
+    return revision, {key: value for key, value in details.items() if value}
+
+
+def _finish(journal: Journal, entry: int, outcome: Outcome, error: str = "", **kw: Any) -> str:
+    """Record an outcome; return "" or the reason the journal could not record it."""
+    try:
+        journal.finish(entry, outcome, error, **kw)
+    except Exception as failure:
+        return _error_text(failure)
+    return ""
+
+
+def _journalled(
+    journal: Journal,
+    target: Target,
+    action: str,
+    start: Callable[[], Iterator[Progress]],
+    *,
+    reason: str,
+    cancel: CancelToken | None,
+    to_revision: str,
+    details: Mapping[str, Any],
+) -> Iterator[Progress]:
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+    from_revision, before = _observe(target, "from_")
+    entry = journal.begin(
+        target.model,
+        target.name,
+        action,
+        from_revision=from_revision,
+        to_revision=to_revision,
+        reason=reason,
+        details={**details, **before},
+    )
+    try:
+        yield from start()
+    except Cancelled:
+        _finish(journal, entry, Outcome.FAILED, "cancelled")
+        raise
+    except GeneratorExit:
+        _finish(journal, entry, Outcome.UNKNOWN, ABANDONED)
+        raise
+    except Exception as error:
+        _finish(journal, entry, Outcome.FAILED, _error_text(error))
+        raise
+    except BaseException as error:  # KeyboardInterrupt, SystemExit: nobody knows how it ended
+        _finish(journal, entry, Outcome.UNKNOWN, f"interrupted ({type(error).__name__})")
+        raise
+    revision, after = _observe(target, "")
+    problem = _finish(journal, entry, Outcome.DONE, to_revision=revision or None, details=after)
+    if problem:
+        yield Progress(
+            step="journal",
+            message=f"{action} done, but the journal could not record it: {problem}",
+            level="warning",
+        )
+
+
+def run_rollout(
+    journal: Journal,
+    target: Target,
+    artifact: Artifact,
+    reason: str = "",
+    cancel: CancelToken | None = None,
+    *,
+    read_only: bool = False,
+) -> Iterator[Progress]:
+    """Roll ``artifact`` out on ``target`` with an audit row; yield the target's progress.
+
+    Raises ReadOnly at once (nothing journalled) when ``read_only``. While
+    iterating, raises what :meth:`Target.rollout` raises, after recording it
+    as ``failed`` (Cancelled as "cancelled"). The intent is written when
+    iteration starts. Closing the iterator early records outcome ``unknown``.
+    """
+    _refuse_if_read_only(target, "rollout", read_only)
+    return _journalled(
+        journal,
+        target,
+        "rollout",
+        lambda: target.rollout(artifact, reason=reason, cancel=cancel),
+        reason=reason,
+        cancel=cancel,
+        to_revision="",
+        details={
+            "artifact": artifact.describe(),
+            "image": artifact.image,
+            "commit": artifact.commit,
+        },
+    )
+
+
+def run_rollback(
+    journal: Journal,
+    target: Target,
+    to_revision: int | None = None,
+    reason: str = "",
+    cancel: CancelToken | None = None,
+    *,
+    read_only: bool = False,
+) -> Iterator[Progress]:
+    """Roll ``target`` back to ``to_revision`` (None: the previous one) with an audit row.
+
+    Same contract as :func:`run_rollout`; raises what :meth:`Target.rollback` raises.
+    """
+    _refuse_if_read_only(target, "rollback", read_only)
+    return _journalled(
+        journal,
+        target,
+        "rollback",
+        lambda: target.rollback(to_revision, reason=reason, cancel=cancel),
+        reason=reason,
+        cancel=cancel,
+        to_revision="" if to_revision is None else str(to_revision),
+        details={"requested": "previous" if to_revision is None else str(to_revision)},
+    )
+
+
+def run_simple(
+    journal: Journal,
+    target: Target,
+    action: str,
+    reason: str = "",
+    *,
+    read_only: bool = False,
+) -> None:
+    """Pause, resume or restart ``target`` with an audit row.
+
+    Raises ValueError for another ``action``, ReadOnly when ``read_only``, and
+    re-raises what the target raises after recording it as ``failed``.
+    """
+    if action not in SIMPLE_ACTIONS:
+        raise ValueError(f"unknown action {action!r} (expected {', '.join(SIMPLE_ACTIONS)})")
+    _refuse_if_read_only(target, action, read_only)
+    method: Callable[[], None] = getattr(target, action)
+
+    def start() -> Iterator[Progress]:
+        method()
+        return iter(())
+
+    for progress in _journalled(
+        journal,
+        target,
+        action,
+        start,
+        reason=reason,
+        cancel=None,
+        to_revision="",
+        details={},
+    ):
+        if progress.step == "journal":
+            raise JournalError(progress.message)
