@@ -274,5 +274,5 @@ def test_reference_errors_name_file_and_key(
 
 
 def test_missing_reference_file_names_it(tmp_path: pathlib.Path) -> None:
-    with pytest.raises(reference.InvalidReference, match="missing.json: cannot read"):
+    with pytest.raises(reference.InvalidReference, match=r"missing\.json: cannot read"):
         reference.load(tmp_path / "missing.json")
