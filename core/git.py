@@ -1,0 +1,672 @@
+"""Read access to a model's git repository: paged log, commit detail, refs, worktrees.
+
+GitPython opens and validates the repository; every history query runs the
+``git`` command itself with a bounded, machine-readable output format, so no
+call ever loads the whole history into memory:
+
+* :meth:`Repository.page` runs ``git log -n LIMIT --skip SKIP`` (random access,
+  e.g. the first page on screen).
+* :meth:`Repository.cursor` keeps one ``git log`` process open and reads it
+  page by page as the user scrolls (cost proportional to what is read, also
+  with a search filter).
+
+Errors are :class:`~core.errors.MrcError` subclasses whose message names the
+repository and what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from core.domain import Commit, CommitDetail, FileStat
+from core.errors import BackendUnavailable, MrcError, NotFound
+
+log = logging.getLogger(__name__)
+
+#: Page size used when a caller does not give one.
+PAGE_SIZE = 200
+#: A commit diff larger than this many bytes is cut (``CommitDetail.diff_truncated``).
+MAX_DIFF_BYTES = 1_000_000
+#: At most this many files are listed in ``CommitDetail.stats``.
+MAX_STAT_FILES = 5000
+
+# One field per token, tokens separated by NUL; -z separates commits by NUL too.
+_FIELDS = ("%H", "%P", "%an", "%ae", "%at", "%D", "%s")
+_LOG_FORMAT = "format:" + "%x00".join(_FIELDS)
+_NFIELDS = len(_FIELDS)
+_HEX = re.compile(r"[0-9a-fA-F]{4,64}")
+# Options that keep git's output parseable whatever the user's configuration says.
+_CONFIG = (
+    "-c",
+    "core.quotepath=false",
+    "-c",
+    "log.showSignature=false",
+    "-c",
+    "color.ui=never",
+    "-c",
+    "core.pager=cat",
+)
+_UNREADABLE = (
+    "unable to read",
+    "could not read",
+    "failed to traverse",
+    "bad object",
+    "corrupt",
+    "missing blob",
+    "missing tree",
+    "missing commit",
+    "invalid object",
+    "packfile",
+    "unable to parse",
+    "could not parse",
+)
+
+
+class NotARepository(NotFound):
+    """The path does not exist or is not inside a git repository."""
+
+
+class EmptyRepository(NotFound):
+    """The repository has no commit yet."""
+
+
+class CommitNotFound(NotFound):
+    """A commit, tag or branch name that does not resolve to a commit."""
+
+
+class UnreadableObject(MrcError):
+    """Git could not read an object of the repository (corruption, missing pack)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A tag or branch: ``kind`` is "tag", "branch" or "remote"; ``sha`` is the commit."""
+
+    name: str
+    sha: str
+    kind: str
+
+
+def _git_executable() -> str:
+    exe = shutil.which("git")
+    if exe is None:
+        raise BackendUnavailable("git is not installed or not on PATH: install git to read commits")
+    return exe
+
+
+def _git_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # English messages (errors are classified by text), no prompts, no pager.
+    env.update(LC_ALL="C", LANGUAGE="C", GIT_TERMINAL_PROMPT="0", GIT_PAGER="cat")
+    env.pop("GIT_DIR", None)
+    env.pop("GIT_WORK_TREE", None)
+    return env
+
+
+def _parse_decorations(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Split a ``%D`` string (with ``--decorate=full``) into (tags, branches)."""
+    tags: list[str] = []
+    branches: list[str] = []
+    if not text:
+        return (), ()
+    for item in text.split(", "):
+        if item.startswith("HEAD -> "):
+            item = item[len("HEAD -> ") :]
+        if item.startswith("tag: refs/tags/"):
+            tags.append(item[len("tag: refs/tags/") :])
+        elif item.startswith("refs/heads/"):
+            branches.append(item[len("refs/heads/") :])
+        elif item.startswith("refs/remotes/") and not item.endswith("/HEAD"):
+            branches.append(item[len("refs/remotes/") :])
+    return tuple(tags), tuple(branches)
+
+
+def _commit_from_tokens(tokens: list[bytes]) -> Commit | None:
+    """Build a Commit from the ``_FIELDS`` tokens of one record; None if malformed."""
+    sha, parents, author, email, when, decorations, subject = (
+        t.decode("utf-8", errors="replace") for t in tokens
+    )
+    sha = sha.lstrip("\n")
+    if len(sha) < 40 or not _HEX.fullmatch(sha):
+        return None
+    try:
+        date = datetime.fromtimestamp(int(when), tz=UTC)
+    except ValueError:
+        date = datetime.fromtimestamp(0, tz=UTC)
+    tags, branches = _parse_decorations(decorations)
+    return Commit(
+        sha=sha,
+        author=author,
+        email=email,
+        date=date,
+        subject=subject,
+        parents=tuple(parents.split()),
+        tags=tags,
+        branches=branches,
+    )
+
+
+def _matches(commit: Commit, needle: str) -> bool:
+    """True when ``needle`` (lower case) is a sha prefix or is in subject/author/email."""
+    if _HEX.fullmatch(needle) and commit.sha.startswith(needle):
+        return True
+    return (
+        needle in commit.subject.lower()
+        or needle in commit.author.lower()
+        or needle in commit.email.lower()
+    )
+
+
+class Repository:
+    """A local git repository (work tree or bare).
+
+    Construction raises :class:`NotARepository` when ``path`` does not exist
+    or is not in a git repository, and :class:`~core.errors.BackendUnavailable`
+    when git is missing. An empty repository opens fine (``is_empty``); the
+    history methods then raise :class:`EmptyRepository`. A shallow clone opens
+    fine too, with ``is_shallow`` set and ``warning`` explaining that the
+    history is cut. Methods are safe to call from several threads.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).expanduser()
+        self._exe = _git_executable()
+        if not self.path.exists():
+            raise NotARepository(f"repository path {self.path} does not exist")
+        try:
+            import git as gitpython  # GitPython; imported lazily to keep start-up fast
+        except ImportError as exc:  # GitPython refuses to import without a git binary
+            raise BackendUnavailable(f"cannot use git: {exc}") from exc
+        try:
+            repo = gitpython.Repo(self.path, search_parent_directories=True)
+        except (gitpython.InvalidGitRepositoryError, gitpython.NoSuchPathError) as exc:
+            raise NotARepository(
+                f"{self.path} is not a git repository (nor inside one): "
+                "set the model's repository path to a git clone"
+            ) from exc
+        self._repo = repo
+        self.git_dir = Path(repo.git_dir)
+        self.common_dir = Path(repo.common_dir)
+        self.root = Path(repo.working_tree_dir) if repo.working_tree_dir else self.git_dir
+        self.is_bare = repo.bare
+        self.is_shallow = (self.common_dir / "shallow").exists()
+        self.warning = ""
+        if self.is_shallow:
+            self.warning = (
+                f"{self.root} is a shallow clone: history stops early and older commits "
+                "are missing; run `git fetch --unshallow` for the full history"
+            )
+            log.warning("%s", self.warning)
+        self._env = _git_env()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _argv(self, args: Iterable[str]) -> list[str]:
+        return [self._exe, "-C", str(self.root), *_CONFIG, *args]
+
+    def _run(
+        self, args: list[str], *, input: bytes | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run git with ``args``; return the completed process (bytes output).
+
+        Raises the matching MrcError subclass when ``check`` and git fails.
+        """
+        try:
+            result = subprocess.run(
+                self._argv(args),
+                input=input,
+                capture_output=True,
+                env=self._env,
+                stdin=None if input is not None else subprocess.DEVNULL,
+            )
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot run git in {self.root}: {exc}") from exc
+        if check and result.returncode != 0:
+            raise self._error(args, result.stderr)
+        return result
+
+    def _error(self, args: list[str], stderr: bytes) -> MrcError:
+        """Translate a git failure into the MrcError subclass the operator can act on."""
+        text = stderr.decode("utf-8", errors="replace").strip()
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        last = lines[-1] if lines else "no error output"
+        low = text.lower()
+        if "does not have any commits" in low or (
+            ("'head'" in low or "HEAD" in args) and self.is_empty
+        ):
+            return EmptyRepository(f"repository {self.root} has no commits yet")
+        if any(marker in low for marker in _UNREADABLE):
+            return UnreadableObject(
+                f"git cannot read objects of {self.root} ({last}); the repository may be "
+                "corrupt or incomplete: run `git fsck` there"
+            )
+        if "unknown revision" in low or "bad revision" in low:
+            return CommitNotFound(f"revision not found in {self.root}: {last}")
+        return MrcError(f"git {args[0]} failed in {self.root}: {last}")
+
+    @property
+    def is_empty(self) -> bool:
+        """True when HEAD does not point to a commit and no branch or tag exists."""
+        result = self._run(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], check=False)
+        if result.returncode == 0:
+            return False
+        refs = self._run(["for-each-ref", "--count=1", "refs/heads", "refs/tags"], check=False)
+        return not refs.stdout.strip()
+
+    # ------------------------------------------------------------------ refs
+
+    def resolve(self, ref: str) -> str:
+        """Return the full sha of the commit ``ref`` (sha, short sha, tag, branch) names.
+
+        Raises :class:`CommitNotFound` (message quotes ``ref`` and the
+        repository) when it names no commit or is ambiguous, and
+        :class:`EmptyRepository` for ``HEAD`` of an empty repository.
+        """
+        text = ref.strip()
+        if not text or text.startswith("-") or any(c in text for c in "\n\r\0 "):
+            raise CommitNotFound(f"commit {ref!r} not found in {self.root}")
+        result = self._run(["rev-parse", "--verify", "--quiet", f"{text}^{{commit}}"], check=False)
+        if result.returncode == 0:
+            return result.stdout.decode().strip()
+        if text == "HEAD" and self.is_empty:
+            raise EmptyRepository(f"repository {self.root} has no commits yet")
+        if b"ambiguous" in result.stderr:
+            raise CommitNotFound(
+                f"commit {ref!r} is ambiguous in {self.root}: give more characters of the sha"
+            )
+        raise CommitNotFound(f"commit {ref!r} not found in {self.root}")
+
+    def head(self) -> str:
+        """Return the sha HEAD points to; raise :class:`EmptyRepository` if there is none."""
+        return self.resolve("HEAD")
+
+    def tags(self) -> list[Ref]:
+        """Return the tags that point (maybe via an annotated tag) to a commit, newest first."""
+        fmt = "%(refname)%00%(objectname)%00%(objecttype)%00%(*objectname)%00%(*objecttype)"
+        out = self._run(
+            ["for-each-ref", "--sort=-creatordate", f"--format={fmt}", "refs/tags"]
+        ).stdout
+        refs = []
+        for line in out.decode("utf-8", errors="replace").splitlines():
+            parts = line.split("\0")
+            if len(parts) != 5:
+                continue
+            name, sha, kind, peeled, peeled_kind = parts
+            if peeled:
+                sha, kind = peeled, peeled_kind
+            if kind == "commit":
+                refs.append(Ref(name=name.removeprefix("refs/tags/"), sha=sha, kind="tag"))
+        return refs
+
+    def branches(self) -> list[Ref]:
+        """Return local branches (kind "branch") then remote-tracking ones (kind "remote")."""
+        fmt = "%(refname)%00%(objectname)%00%(symref)"
+        out = self._run(["for-each-ref", f"--format={fmt}", "refs/heads", "refs/remotes"]).stdout
+        refs = []
+        for line in out.decode("utf-8", errors="replace").splitlines():
+            parts = line.split("\0")
+            if len(parts) != 3 or parts[2]:
+                continue  # skip symbolic refs such as origin/HEAD
+            name, sha = parts[0], parts[1]
+            if name.startswith("refs/heads/"):
+                refs.append(Ref(name=name.removeprefix("refs/heads/"), sha=sha, kind="branch"))
+            else:
+                refs.append(Ref(name=name.removeprefix("refs/remotes/"), sha=sha, kind="remote"))
+        return refs
+
+    # ------------------------------------------------------------------ history
+
+    def _log_args(self, start: str | None) -> list[str]:
+        tip = self.resolve(start) if start else "HEAD"
+        return ["log", "-z", f"--format={_LOG_FORMAT}", "--decorate=full", tip, "--"]
+
+    def page(
+        self,
+        start: str | None = None,
+        limit: int = PAGE_SIZE,
+        skip: int = 0,
+        search: str | None = None,
+    ) -> list[Commit]:
+        """Return at most ``limit`` commits reachable from ``start`` (default HEAD), newest first.
+
+        The first ``skip`` commits (after filtering) are left out. ``search``
+        keeps commits whose sha starts with it or whose subject, author name
+        or e-mail contains it (case-insensitive). Each commit carries the tags
+        and branches pointing at it. Cost grows with ``skip``; to scroll a
+        long history use :meth:`cursor`. Raises :class:`EmptyRepository`,
+        :class:`CommitNotFound` (unknown ``start``), :class:`UnreadableObject`.
+        """
+        if limit <= 0:
+            return []
+        if search and search.strip():
+            with self.cursor(start, search=search, skip=skip) as cursor:
+                return cursor.next_page(limit)
+        args = self._log_args(start)
+        args[1:1] = ["-n", str(limit), f"--skip={max(skip, 0)}"]
+        out = self._run(args).stdout
+        tokens = out.split(b"\0") if out else []
+        commits = []
+        for i in range(0, len(tokens) - _NFIELDS + 1, _NFIELDS):
+            commit = _commit_from_tokens(tokens[i : i + _NFIELDS])
+            if commit is not None:
+                commits.append(commit)
+        return commits
+
+    def cursor(
+        self, start: str | None = None, search: str | None = None, skip: int = 0
+    ) -> LogCursor:
+        """Return a :class:`LogCursor` streaming the history from ``start`` (default HEAD).
+
+        ``search`` and ``skip`` mean the same as in :meth:`page`. Close the
+        cursor (or use it as a context manager) to stop its git process.
+        Raises like :meth:`page`.
+        """
+        return LogCursor(self, self._argv(self._log_args(start)), search, skip)
+
+    def count(self, start: str | None = None) -> int:
+        """Return the number of commits reachable from ``start`` (walks the history: slow)."""
+        tip = self.resolve(start) if start else self.head()
+        return int(self._run(["rev-list", "--count", tip, "--"]).stdout.strip() or 0)
+
+    def detail(
+        self, sha: str, max_diff_bytes: int = MAX_DIFF_BYTES, context_lines: int = 3
+    ) -> CommitDetail:
+        """Return the commit ``sha`` with its full message, per-file stat and unified diff.
+
+        Merge commits are diffed against their first parent. A diff larger
+        than ``max_diff_bytes`` is cut at a line end and ``diff_truncated``
+        set. Raises :class:`CommitNotFound`, :class:`UnreadableObject`.
+        """
+        full = self.resolve(sha)
+        meta = self._run(
+            ["log", "-n", "1", "-z", f"--format={_LOG_FORMAT}%x00%B", "--decorate=full", full]
+        ).stdout
+        tokens = meta.split(b"\0")
+        commit = _commit_from_tokens(tokens[:_NFIELDS]) if len(tokens) > _NFIELDS else None
+        if commit is None:
+            raise UnreadableObject(f"cannot parse commit {full} of {self.root}")
+        message = tokens[_NFIELDS].decode("utf-8", errors="replace")
+        show = ["show", "--format=", "--no-ext-diff", "--no-textconv", "-M"]
+        show += ["--diff-merges=first-parent"]
+        stat_out = self._run([*show, "--numstat", full]).stdout
+        stats = []
+        for line in stat_out.decode("utf-8", errors="replace").splitlines():
+            parts = line.split("\t", 2)
+            if len(parts) != 3:
+                continue
+            added, removed, path = parts
+            stats.append(
+                FileStat(
+                    path=path,
+                    insertions=int(added) if added.isdigit() else 0,
+                    deletions=int(removed) if removed.isdigit() else 0,
+                )
+            )
+            if len(stats) >= MAX_STAT_FILES:
+                break
+        diff, truncated = self._bounded_output(
+            [*show, "--patch", f"-U{context_lines}", full], max_diff_bytes
+        )
+        return CommitDetail(
+            commit=commit,
+            message=message,
+            stats=tuple(stats),
+            diff=diff.decode("utf-8", errors="replace"),
+            diff_truncated=truncated,
+        )
+
+    def _bounded_output(self, args: list[str], limit: int) -> tuple[bytes, bool]:
+        """Run git, keep at most ``limit`` bytes of stdout (cut at a newline); stop git early."""
+        with tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(
+                self._argv(args),
+                stdout=subprocess.PIPE,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env=self._env,
+            )
+            assert proc.stdout is not None
+            chunks: list[bytes] = []
+            size = 0
+            truncated = False
+            try:
+                while True:
+                    chunk = os.read(proc.stdout.fileno(), 65536)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > limit:
+                        truncated = True
+                        break
+            finally:
+                if truncated:
+                    proc.kill()
+                proc.stdout.close()
+                code = proc.wait()
+            if not truncated and code != 0:
+                err.seek(0)
+                raise self._error(args, err.read())
+        data = b"".join(chunks)
+        if truncated:
+            data = data[:limit]
+            cut = data.rfind(b"\n")
+            data = data[: cut + 1] if cut >= 0 else data
+        return data, truncated
+
+    # ------------------------------------------------------------------ deployments
+
+    def deployed_map(self, revisions: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+        """Map full commit sha -> names of the targets running it.
+
+        ``revisions`` are (target name, commit) pairs where the commit may be
+        a short sha (or any revision name), as found in an image's
+        ``org.opencontainers.image.revision`` label, a Deployment annotation
+        or the journal. Commits this repository does not know (or empty ones)
+        are left out. Target names keep their first-seen order per commit.
+        """
+        pairs = [(target, rev.strip()) for target, rev in revisions]
+        wanted = sorted(
+            {rev for _, rev in pairs if rev and not rev.startswith("-") and not any(
+                c.isspace() for c in rev)}
+        )  # fmt: skip
+        if not wanted:
+            return {}
+        query = "".join(f"{rev}^{{commit}}\n" for rev in wanted).encode()
+        out = self._run(["cat-file", "--batch-check=%(objectname) %(objecttype)"], input=query)
+        resolved: dict[str, str] = {}
+        for rev, line in zip(
+            wanted, out.stdout.decode(errors="replace").splitlines(), strict=False
+        ):
+            parts = line.split()
+            if len(parts) == 2 and parts[1] == "commit":
+                resolved[rev] = parts[0]
+        result: dict[str, list[str]] = {}
+        for target, rev in pairs:
+            sha = resolved.get(rev)
+            if sha is None:
+                continue
+            names = result.setdefault(sha, [])
+            if target not in names:
+                names.append(target)
+        return result
+
+    # ------------------------------------------------------------------ contents
+
+    @contextlib.contextmanager
+    def worktree(self, sha: str, parent: str | os.PathLike[str] | None = None) -> Iterator[Path]:
+        """Check out commit ``sha`` (detached) into a temporary worktree; yield its path.
+
+        The worktree lives in a new directory under ``parent`` (default: the
+        system temp dir) and is removed afterwards, also on error; the user's
+        own working tree and index are never touched. Hooks are not run.
+        Raises :class:`CommitNotFound`, :class:`UnreadableObject`, or
+        :class:`~core.errors.MrcError` when git cannot create it.
+        """
+        full = self.resolve(sha)
+        holder = Path(tempfile.mkdtemp(prefix="mrc-worktree-", dir=parent))
+        path = holder / f"{full[:12]}-{holder.name.rsplit('-', 1)[-1]}"
+        try:
+            self._run(
+                ["-c", "core.hooksPath=/dev/null", "worktree", "add", "--detach", str(path), full]
+            )
+            yield path
+        finally:
+            self._run(["worktree", "remove", "--force", "--force", str(path)], check=False)
+            shutil.rmtree(holder, ignore_errors=True)
+            self._run(["worktree", "prune"], check=False)
+
+    def archive(self, sha: str, dest: str | os.PathLike[str] | None = None) -> bytes | Path:
+        """Return a tar archive of the tree of commit ``sha``.
+
+        With ``dest`` the archive is streamed to that file and its Path is
+        returned; otherwise the bytes are returned. Raises
+        :class:`CommitNotFound`, :class:`UnreadableObject`.
+        """
+        full = self.resolve(sha)
+        args = ["archive", "--format=tar", full]
+        if dest is None:
+            return self._run(args).stdout
+        target = Path(dest)
+        with open(target, "wb") as out, tempfile.TemporaryFile() as err:
+            code = subprocess.run(
+                self._argv(args), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=self._env
+            ).returncode
+            if code != 0:
+                err.seek(0)
+                raise self._error(args, err.read())
+        return target
+
+    def file_at(self, sha: str, path: str) -> bytes:
+        """Return the content of file ``path`` (relative to the repository root) at ``sha``.
+
+        Raises :class:`~core.errors.NotFound` when the file does not exist
+        there, :class:`CommitNotFound` for an unknown commit.
+        """
+        full = self.resolve(sha)
+        rel = path.lstrip("/")
+        found = self._run(["rev-parse", "--verify", "--quiet", f"{full}:{rel}"], check=False)
+        blob = found.stdout.decode().strip()
+        if found.returncode != 0 or not blob:
+            err = self._error(["rev-parse"], found.stderr)
+            if isinstance(err, UnreadableObject):
+                raise err
+            raise NotFound(f"{rel} does not exist at commit {full[:8]} in {self.root}")
+        result = self._run(["cat-file", "blob", blob], check=False)
+        if result.returncode != 0:
+            raise UnreadableObject(
+                f"git cannot read {rel} at commit {full[:8]} of {self.root}; the repository "
+                "may be corrupt or incomplete: run `git fsck` there"
+            )
+        return result.stdout
+
+
+class LogCursor:
+    """Reads one ``git log`` process page by page (see :meth:`Repository.cursor`).
+
+    Only the current page is held in memory; git itself blocks on the pipe
+    between pages. ``exhausted`` becomes True after the last commit was read.
+    """
+
+    def __init__(
+        self, repository: Repository, argv: list[str], search: str | None, skip: int
+    ) -> None:
+        self._repository = repository
+        self._needle = search.strip().lower() if search and search.strip() else None
+        self._to_skip = max(skip, 0)
+        self._lock = threading.Lock()
+        self._tokens: deque[bytes] = deque()
+        self._partial = b""
+        self._eof = False
+        self.exhausted = False
+        self._err: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
+        try:
+            self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+                argv,
+                stdout=subprocess.PIPE,
+                stderr=self._err,
+                stdin=subprocess.DEVNULL,
+                env=repository._env,
+            )
+        except OSError as exc:
+            self._err.close()
+            raise BackendUnavailable(f"cannot run git in {repository.root}: {exc}") from exc
+
+    def _fill(self) -> None:
+        """Read more output into tokens; on end of output check git's exit status."""
+        assert self._proc is not None and self._proc.stdout is not None
+        chunk = os.read(self._proc.stdout.fileno(), 65536)
+        if chunk:
+            parts = (self._partial + chunk).split(b"\0")
+            self._partial = parts.pop()
+            self._tokens.extend(parts)
+            return
+        self._eof = True
+        if self._partial:
+            self._tokens.append(self._partial)
+            self._partial = b""
+        code = self._proc.wait()
+        if code != 0:
+            self._err.seek(0)
+            raise self._repository._error(["log"], self._err.read())
+
+    def next_page(self, limit: int = PAGE_SIZE) -> list[Commit]:
+        """Return up to ``limit`` further commits (fewer only at the end of history).
+
+        Raises :class:`UnreadableObject` or :class:`~core.errors.MrcError` if
+        git fails while reading.
+        """
+        commits: list[Commit] = []
+        with self._lock:
+            while len(commits) < limit and not self.exhausted:
+                if len(self._tokens) < _NFIELDS:
+                    if self._eof or self._proc is None:
+                        self.exhausted = True
+                        self.close()
+                        break
+                    self._fill()
+                    continue
+                record = [self._tokens.popleft() for _ in range(_NFIELDS)]
+                commit = _commit_from_tokens(record)
+                if commit is None or (self._needle and not _matches(commit, self._needle)):
+                    continue
+                if self._to_skip:
+                    self._to_skip -= 1
+                    continue
+                commits.append(commit)
+        return commits
+
+    def close(self) -> None:
+        """Stop the git process (if still running) and free its resources; idempotent."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.poll() is None:
+                proc.kill()
+            if proc.stdout is not None:
+                proc.stdout.close()
+            proc.wait()
+        if not self._err.closed:
+            self._err.close()
+
+    def __enter__(self) -> LogCursor:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
