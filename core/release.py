@@ -1,0 +1,368 @@
+"""The release pipeline: tests -> build -> push -> rollout -> wait -> verify.
+
+:meth:`ReleasePipeline.run` turns one commit into a live revision on one
+target and yields :class:`ReleaseEvent` values the console renders, the CLI
+prints and the tests iterate. Nothing reaches the target unless the commit's
+tests pass (and its quality metrics meet the model's ``quality`` minimums).
+The rollout goes through :mod:`core.actions`, so it has its own intent/outcome
+row in the audit trail; the release itself is a journal row with one row per
+step, written before the step starts and closed when it ends. Cancelling (or
+a crash) at any step therefore leaves a record of what was done and of the
+step in progress.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from core import guard as guard_mod
+from core.cancel import CancelToken
+from core.domain import Artifact, Phase, Progress, RunStatus, TestRun
+from core.errors import (
+    BackendUnavailable,
+    Cancelled,
+    MrcError,
+    ReadOnly,
+)
+from core.guard import GuardEvent
+
+#: The pipeline's steps, in order.
+STEPS = ("tests", "build", "push", "rollout", "wait", "verify")
+
+# ReleaseEvent.kind values.
+RELEASE_STARTED = "release_started"
+STEP_STARTED = "step_started"
+STEP_PROGRESS = "step_progress"
+STEP_FINISHED = "step_finished"
+STEP_SKIPPED = "step_skipped"
+STEP_FAILED = "step_failed"
+RELEASE_FINISHED = "release_finished"
+
+# Release outcomes (ReleaseEvent.outcome of RELEASE_FINISHED and the journal row).
+DONE = "done"
+FAILED = "failed"
+CANCELLED = "cancelled"
+ROLLED_BACK = "rolled_back"  # the guard found a breach and rolled back
+ALERTED = "alerted"  # the guard found a breach; automatic rollback is off
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseEvent:
+    """One thing that happened during a release.
+
+    ``kind`` is one of RELEASE_STARTED, STEP_STARTED, STEP_PROGRESS,
+    STEP_FINISHED, STEP_SKIPPED, STEP_FAILED, RELEASE_FINISHED. ``step`` is a
+    name from :data:`STEPS` ("" for release-level events). STEP_PROGRESS
+    carries either ``progress`` (build, push, rollout), ``line`` (test output)
+    or ``guard`` (verify). RELEASE_FINISHED carries ``outcome``
+    (DONE, FAILED, CANCELLED, ROLLED_BACK or ALERTED) and, except for DONE,
+    the reason in ``message``; ``error`` holds the exception that ended it.
+    """
+
+    kind: str
+    model: str
+    target: str
+    step: str = ""
+    message: str = ""
+    progress: Progress | None = None
+    line: str = ""
+    stream: str = "stdout"
+    guard: GuardEvent | None = None
+    outcome: str = ""
+    release_id: int | None = None
+    commit: str = ""
+    error: BaseException | None = None
+
+
+_Step = Generator[ReleaseEvent, None, str]
+
+
+class _StepFailed(Exception):
+    """Internal: a step ended badly; ``outcome`` says how the release ends."""
+
+    def __init__(self, message: str, outcome: str = FAILED, error: BaseException | None = None):
+        super().__init__(message)
+        self.outcome = outcome
+        self.error = error
+
+
+class ReleaseRecord:
+    """The release's rows in the journal (one release row, one row per step).
+
+    Every write is best effort only in the sense that a journal without the
+    release API (an old file) raises at construction, before anything runs.
+    """
+
+    def __init__(self, journal: Any, *, model: str, target: str, commit: str, reason: str) -> None:
+        self.journal = journal
+        self.id: int = journal.start_release(
+            model=model, target=target, commit=commit, reason=reason
+        )
+        self._step_ids: dict[str, int] = {}
+
+    def step_started(self, step: str) -> None:
+        """Write the row of ``step`` (state running) before the step does anything."""
+        self._step_ids[step] = self.journal.start_step(self.id, step)
+
+    def step_finished(self, step: str, outcome: str, message: str = "") -> None:
+        """Close the row of ``step`` with ``outcome`` (done/failed/skipped/cancelled)."""
+        step_id = self._step_ids.get(step)
+        if step_id is None:
+            step_id = self.journal.start_step(self.id, step)
+        self.journal.finish_step(step_id, outcome, message)
+
+    def finished(self, outcome: str, message: str = "") -> None:
+        """Close the release row with its outcome."""
+        self.journal.finish_release(self.id, outcome, message)
+
+
+class ReleasePipeline:
+    """Runs releases for the models of a :class:`core.registry.Workspace`.
+
+    ``wait_timeout`` bounds the wait-for-completion step (seconds);
+    ``poll`` is the status polling interval of that step.
+    """
+
+    def __init__(self, workspace: Any, *, wait_timeout: float = 600.0, poll: float = 1.0):
+        self.workspace = workspace
+        self.wait_timeout = wait_timeout
+        self.poll = poll
+
+    def run(
+        self,
+        model: str,
+        commit: str,
+        target: str | None = None,
+        reason: str = "",
+        cancel: CancelToken | None = None,
+    ) -> Iterator[ReleaseEvent]:
+        """Release ``commit`` of ``model`` to ``target`` (None: the model's first target).
+
+        Yields events until RELEASE_FINISHED, which is always the last one.
+        Errors found before anything is journalled are raised: NotFound (model,
+        target, commit), ReadOnly, ConfigError. Everything that happens after
+        the release row exists ends in RELEASE_FINISHED instead.
+        """
+        cancel = cancel or CancelToken()
+        ws = self.workspace
+        model_cfg = ws.model(model)
+        tgt = ws.target(model, target)
+        if ws.is_read_only(model, tgt.name):
+            raise ReadOnly(f"{model} on {tgt.name} is read-only: releases are disabled")
+        sha = ws.resolve_commit(model, commit)
+        reason = reason or f"release {sha[:8]}"
+        record = ReleaseRecord(ws.journal, model=model, target=tgt.name, commit=sha, reason=reason)
+
+        def ev(kind: str, step: str = "", **kw: Any) -> ReleaseEvent:
+            return ReleaseEvent(
+                kind, model, tgt.name, step=step, release_id=record.id, commit=sha, **kw
+            )
+
+        yield ev(RELEASE_STARTED, message=f"releasing {model} {sha[:8]} to {tgt.name}")
+        current = ""
+        outcome, message, error = DONE, "", None
+        try:
+            image = _image_ref(model_cfg, sha) if tgt.kind != "local" else ""
+            artifact = Artifact(commit=sha, image=image)
+            since = [datetime.now(UTC)]
+            steps: list[tuple[str, Callable[[], _Step | None]]] = [
+                ("tests", lambda: self._tests(model, model_cfg, sha, cancel, ev)),
+                (
+                    "build",
+                    lambda: (
+                        self._build(model, model_cfg, sha, image, cancel, ev) if image else None
+                    ),
+                ),
+                ("push", lambda: self._push(model, image, cancel, ev) if image else None),
+                ("rollout", lambda: self._rollout(tgt, artifact, reason, cancel, ev)),
+                ("wait", lambda: self._wait(tgt, cancel, ev)),
+                ("verify", lambda: self._verify(model, tgt, since[0], cancel, ev)),
+            ]
+            for step, body in steps:
+                cancel.raise_if_cancelled()
+                current = step
+                record.step_started(step)
+                yield ev(STEP_STARTED, step)
+                if step == "rollout":
+                    since[0] = datetime.now(UTC)
+                gen = body()
+                if gen is None:
+                    record.step_finished(step, "skipped", _skip_reason(step, tgt.kind))
+                    yield ev(STEP_SKIPPED, step, message=_skip_reason(step, tgt.kind))
+                    continue
+                summary = yield from gen
+                record.step_finished(step, "done", summary or "")
+                yield ev(STEP_FINISHED, step, message=summary or "")
+            current = ""
+            message = f"{model} {sha[:8]} is live on {tgt.name}"
+        except _StepFailed as exc:
+            outcome, message, error = exc.outcome, str(exc), exc.error
+        except Cancelled as exc:
+            outcome, message, error = CANCELLED, f"cancelled during {current or 'start'}", exc
+        except MrcError as exc:
+            outcome, message, error = FAILED, str(exc), exc
+        except Exception as exc:  # a bug or an unexpected library error: still close the rows
+            outcome, message, error = FAILED, f"{type(exc).__name__}: {exc}", exc
+        except BaseException:  # the consumer closed the generator, or Ctrl-C
+            outcome, message = CANCELLED, f"interrupted during {current or 'start'}"
+            raise
+        finally:
+            if current:
+                step_outcome = {CANCELLED: "cancelled", DONE: "done"}.get(outcome, "failed")
+                if outcome in (ROLLED_BACK, ALERTED):
+                    step_outcome = "failed"
+                _quiet(record.step_finished, current, step_outcome, message)
+            _quiet(record.finished, outcome, message)
+        if current and outcome != CANCELLED:
+            yield ev(STEP_FAILED, current, message=message, error=error)
+        yield ev(RELEASE_FINISHED, message=message, outcome=outcome, error=error)
+
+    # ------------------------------------------------------------------ steps
+    # Each step is a generator of events whose return value is its summary.
+
+    def _tests(self, model: str, model_cfg: Any, sha: str, cancel: CancelToken, ev: Any) -> _Step:
+        runner = self.workspace.test_runner(model)
+        run: TestRun | None = None
+        for item in runner.run(sha, cancel=cancel):
+            if hasattr(item, "text"):  # a line of output
+                yield ev(
+                    STEP_PROGRESS, "tests", line=item.text, stream=getattr(item, "stream", "stdout")
+                )
+            elif getattr(item, "run", None) is not None:
+                run = item.run
+                if not item.run.status.finished:
+                    yield ev(STEP_PROGRESS, "tests", message=f"test run {item.run.status.value}")
+        if run is None:
+            raise _StepFailed("the test runner ended without a result")
+        if run.status is RunStatus.CANCELLED:
+            raise Cancelled("test run cancelled")
+        if run.status is not RunStatus.PASSED:
+            counts = f"{run.passed} passed, {run.failed} failed, {run.errors} errors"
+            detail = f": {run.message}" if run.message else ""
+            raise _StepFailed(f"tests {run.status.value} ({counts}){detail}")
+        problems = quality_problems(_quality(model_cfg), run.metrics)
+        if problems:
+            raise _StepFailed("quality gate failed: " + "; ".join(problems))
+        gate = ""
+        if _quality(model_cfg):
+            gate = ", quality " + ", ".join(
+                f"{k}={run.metrics[k]:g}" for k in sorted(_quality(model_cfg))
+            )
+        return f"{run.passed} passed{gate}"
+
+    def _build(
+        self, model: str, model_cfg: Any, sha: str, image: str, cancel: CancelToken, ev: Any
+    ) -> _Step:
+        builder = self.workspace.image_builder(model)
+        repo = self.workspace.repository(model)
+        name = image.rsplit(":", 1)[0]
+        dockerfile = getattr(model_cfg, "dockerfile", "Dockerfile")
+        for progress in builder.build(repo, sha, name, model, dockerfile=dockerfile, cancel=cancel):
+            yield ev(STEP_PROGRESS, "build", progress=progress, message=progress.message)
+        return f"built {image}"
+
+    def _push(self, model: str, image: str, cancel: CancelToken, ev: Any) -> _Step:
+        builder = self.workspace.image_builder(model)
+        for progress in builder.push(image, cancel=cancel):
+            yield ev(STEP_PROGRESS, "push", progress=progress, message=progress.message)
+        return f"pushed {image}"
+
+    def _rollout(
+        self, tgt: Any, artifact: Artifact, reason: str, cancel: CancelToken, ev: Any
+    ) -> _Step:
+        for progress in self.workspace.run_rollout(tgt, artifact, reason=reason, cancel=cancel):
+            yield ev(STEP_PROGRESS, "rollout", progress=progress, message=progress.message)
+        return f"rolled out {artifact.describe()}"
+
+    def _wait(self, tgt: Any, cancel: CancelToken, ev: Any) -> _Step:
+        deadline = time.monotonic() + self.wait_timeout
+        last = ""
+        while True:
+            try:
+                state = tgt.status()
+            except BackendUnavailable as exc:
+                state = None
+                text = f"status unavailable: {exc}"
+            else:
+                text = f"{state.phase.value}: {state.ready}/{state.desired} ready"
+                if state.phase is Phase.COMPLETE:
+                    return f"revision {state.revision} complete ({state.ready}/{state.desired})"
+                if state.phase in (Phase.FAILED, Phase.STOPPED):
+                    raise _StepFailed(f"rollout did not complete: {state.message or text}")
+            if text != last:
+                yield ev(STEP_PROGRESS, "wait", message=text)
+                last = text
+            if time.monotonic() >= deadline:
+                raise _StepFailed(f"rollout not complete after {self.wait_timeout:g}s ({text})")
+            if cancel.wait(self.poll):
+                raise Cancelled("cancelled while waiting for the rollout")
+
+    def _verify(self, model: str, tgt: Any, since: datetime, cancel: CancelToken, ev: Any) -> _Step:
+        guard = self.workspace.guard(model)
+        if guard is None or not guard.settings.limits():
+            return "no guard checks configured"
+        last: GuardEvent | None = None
+        for item in guard.watch(model, tgt, since, cancel):
+            last = item
+            yield ev(STEP_PROGRESS, "verify", guard=item, message=item.message)
+        if last is None or last.kind == guard_mod.CANCELLED:
+            raise Cancelled("cancelled during the verify window")
+        if last.kind == guard_mod.ROLLED_BACK:
+            raise _StepFailed(last.message, ROLLED_BACK)
+        if last.kind == guard_mod.ALERT:
+            raise _StepFailed(last.message, ALERTED)
+        if last.kind == guard_mod.ROLLBACK_FAILED:
+            raise _StepFailed(last.message, FAILED)
+        return last.message
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def quality_problems(minimums: dict[str, float], metrics: dict[str, float]) -> list[str]:
+    """Return one line per quality minimum not met (a missing metric is not met)."""
+    problems = []
+    for name in sorted(minimums):
+        limit = float(minimums[name])
+        if name not in metrics:
+            problems.append(f"{name} was not reported by the tests (minimum {limit:g})")
+        elif float(metrics[name]) < limit:
+            problems.append(f"{name} = {float(metrics[name]):g} is below the minimum {limit:g}")
+    return problems
+
+
+def _quality(model_cfg: Any) -> dict[str, float]:
+    q = getattr(model_cfg, "quality", None)
+    return dict(q or {})
+
+
+def _image_ref(model_cfg: Any, sha: str) -> str:
+    image = getattr(model_cfg, "image", "") or ""
+    return f"{image}:{sha[:8]}" if image else ""
+
+
+def _skip_reason(step: str, kind: str) -> str:
+    if kind == "local":
+        return f"{step} skipped: local targets run the commit itself"
+    return f"{step} skipped: the model has no image configured"
+
+
+def _quiet(fn: Any, *args: Any) -> None:
+    # The journal write that closes a row must not hide the error that ended the release.
+    try:
+        fn(*args)
+    except Exception:
+        pass
+
+
+__all__ = [
+    "STEPS",
+    "ReleaseEvent",
+    "ReleasePipeline",
+    "ReleaseRecord",
+    "quality_problems",
+]

@@ -1,0 +1,309 @@
+"""The release pipeline's step logic, with fake backends and the real SQLite journal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core import guard as g
+from core import release as r
+from core.cancel import CancelToken
+from core.config import GuardConfig, LocalTargetConfig, ModelConfig
+from core.domain import (
+    Artifact,
+    OutputLine,
+    Phase,
+    Progress,
+    RolloutState,
+    RunStatus,
+    Series,
+    TestRun,
+)
+from core.errors import Conflict, ReadOnly
+from core.journal import Journal
+
+SHA = "a" * 40
+
+
+@dataclass
+class Finished:
+    run: TestRun
+
+
+class FakeRunner:
+    def __init__(self, run: TestRun, lines: list[str]) -> None:
+        self._run = run
+        self.lines = lines
+
+    def run(self, sha: str, cancel: CancelToken | None = None) -> Iterator[Any]:
+        for line in self.lines:
+            yield OutputLine(line)
+        yield Finished(self._run)
+
+
+class FakeBuilder:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def build(self, repo: Any, sha: str, name: str, model: str, **kw: Any) -> Iterator[Progress]:
+        self.log.append(f"build {name}:{sha[:8]}")
+        yield Progress("build", "Step 1/1")
+
+    def push(self, ref: str, cancel: CancelToken | None = None) -> Iterator[Progress]:
+        self.log.append(f"push {ref}")
+        yield Progress("push", "pushed")
+
+
+@dataclass
+class FakeTarget:
+    model: str = "churn"
+    name: str = "edge"
+    kind: str = "docker"
+    phase: Phase = Phase.COMPLETE
+
+    def status(self) -> RolloutState:
+        return RolloutState(self.model, self.name, self.kind, self.phase, revision=2, ready=1,
+                            desired=1)  # fmt: skip
+
+
+class Source:
+    def __init__(self, value: float | None) -> None:
+        self.value = value
+
+    def instant_query(self, query: str, at: Any = None) -> list[Series]:
+        return [] if self.value is None else [Series(query, ((0.0, self.value),))]
+
+
+@dataclass
+class FakeWorkspace:
+    journal: Journal
+    run: TestRun
+    target_obj: FakeTarget = field(default_factory=FakeTarget)
+    quality: dict[str, float] = field(default_factory=dict)
+    image: str = "reg:5000/churn"
+    read_only: bool = False
+    rollout_error: Exception | None = None
+    guard_value: float | None = None
+    auto_rollback: bool = True
+    log: list[str] = field(default_factory=list)
+    on_rollout: Any = None
+
+    def model(self, name: str) -> ModelConfig:
+        return ModelConfig(name=name, repo=Path("/nowhere"), image=self.image,
+                           quality=self.quality)  # fmt: skip
+
+    def target(self, model: str, name: str | None = None) -> FakeTarget:
+        return self.target_obj
+
+    def is_read_only(self, model: str, target: str) -> bool:
+        return self.read_only
+
+    def resolve_commit(self, model: str, rev: str) -> str:
+        return SHA
+
+    def test_runner(self, model: str) -> FakeRunner:
+        self.log.append("tests")
+        return FakeRunner(self.run, ["collected 4 items", "4 passed"])
+
+    def image_builder(self, model: str) -> FakeBuilder:
+        return FakeBuilder(self.log)
+
+    def repository(self, model: str) -> object:
+        return object()
+
+    def run_rollout(
+        self, target: Any, artifact: Artifact, *, reason: str, cancel: CancelToken
+    ) -> Iterator[Progress]:
+        entry = self.journal.begin("churn", target.name, "rollout", "1", artifact.describe(),
+                                   reason)  # fmt: skip
+        self.log.append(f"rollout {artifact.describe()}")
+        try:
+            yield Progress("rollout", "starting")
+            if self.on_rollout:
+                self.on_rollout(cancel)
+            cancel.raise_if_cancelled()
+            if self.rollout_error:
+                raise self.rollout_error
+            yield Progress("rollout", "live")
+        except BaseException as exc:
+            self.journal.finish(entry, "failed", str(exc))
+            raise
+        self.journal.finish(entry, "done")
+
+    def guard(self, model: str) -> g.Guard | None:
+        if self.guard_value is None:
+            return None
+
+        def rollback(journal: Any, target: Any, to: Any, *, reason: str, cancel: Any):
+            self.log.append(f"rollback: {reason}")
+            yield Progress("rollback", "done")
+
+        return g.Guard(
+            Source(self.guard_value),  # type: ignore[arg-type]
+            g.GuardSettings(
+                duration=0.0, auto_rollback=self.auto_rollback, max_error_rate=0.05, interval=0.01
+            ),
+            queries={"error_rate": "err"},
+            rollback=rollback,
+        )
+
+
+def passed_run(metrics: dict[str, float] | None = None) -> TestRun:
+    now = datetime.now(UTC)
+    return TestRun(None, "churn", SHA, RunStatus.PASSED, now, now, passed=4,
+                   metrics=metrics or {})  # fmt: skip
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    j = Journal(tmp_path / "journal.sqlite3")
+    yield j
+    j.close()
+
+
+def release_all(ws: FakeWorkspace, **kw: Any) -> list[r.ReleaseEvent]:
+    return list(r.ReleasePipeline(ws, poll=0.01, wait_timeout=1).run("churn", "HEAD", **kw))
+
+
+def steps_of(journal: Journal) -> list[tuple[str, str]]:
+    rel = journal.releases("churn")[0]
+    return [(s.step, s.status) for s in rel.steps]
+
+
+def test_failing_tests_stop_before_the_build(journal: Journal) -> None:
+    run = passed_run()
+    run.status, run.passed, run.failed, run.message = RunStatus.FAILED, 2, 2, "2 failed"
+    ws = FakeWorkspace(journal, run)
+    events = release_all(ws)
+    assert events[-1].kind == r.RELEASE_FINISHED
+    assert events[-1].outcome == r.FAILED
+    assert "tests failed (2 passed, 2 failed" in events[-1].message
+    assert ws.log == ["tests"]  # no build, push or rollout
+    assert steps_of(journal) == [("tests", "failed")]
+    rel = journal.releases("churn")[0]
+    assert rel.status == "failed" and rel.commit == SHA
+    assert [e.line for e in events if e.line] == ["collected 4 items", "4 passed"]
+
+
+def test_quality_minimum_not_met_stops_with_a_clear_message(journal: Journal) -> None:
+    ws = FakeWorkspace(journal, passed_run({"accuracy": 0.7}), quality={"accuracy": 0.8})
+    events = release_all(ws)
+    assert events[-1].outcome == r.FAILED
+    assert events[-1].message == "quality gate failed: accuracy = 0.7 is below the minimum 0.8"
+    assert ws.log == ["tests"]
+
+
+def test_quality_metric_missing_is_not_met() -> None:
+    assert r.quality_problems({"auc": 0.9}, {}) == [
+        "auc was not reported by the tests (minimum 0.9)"
+    ]
+    assert r.quality_problems({"auc": 0.9}, {"auc": 0.95}) == []
+
+
+def test_passing_release_runs_every_step_in_order(journal: Journal) -> None:
+    ws = FakeWorkspace(journal, passed_run({"accuracy": 0.9}), quality={"accuracy": 0.8})
+    events = release_all(ws, reason="weekly retrain")
+    assert events[-1].outcome == r.DONE, events[-1].message
+    assert ws.log == [
+        "tests",
+        f"build reg:5000/churn:{SHA[:8]}",
+        f"push reg:5000/churn:{SHA[:8]}",
+        f"rollout reg:5000/churn:{SHA[:8]}",
+    ]
+    assert steps_of(journal) == [
+        ("tests", "done"), ("build", "done"), ("push", "done"), ("rollout", "done"),
+        ("wait", "done"), ("verify", "done"),
+    ]  # fmt: skip
+    started = [e.step for e in events if e.kind == r.STEP_STARTED]
+    assert started == list(r.STEPS)
+    rel = journal.releases("churn")[0]
+    assert (rel.status, rel.reason) == ("done", "weekly retrain")
+    audit = journal.entries("churn")
+    assert [(e.action, e.outcome.value) for e in audit] == [("rollout", "done")]
+
+
+def test_local_target_skips_build_and_push(journal: Journal) -> None:
+    ws = FakeWorkspace(journal, passed_run(), target_obj=FakeTarget(name="local", kind="local"))
+    events = release_all(ws)
+    assert events[-1].outcome == r.DONE
+    assert ws.log == ["tests", f"rollout commit {SHA[:8]}"]
+    assert steps_of(journal)[1:3] == [("build", "skipped"), ("push", "skipped")]
+
+
+def test_guard_breach_rolls_back_and_the_release_says_so(journal: Journal) -> None:
+    ws = FakeWorkspace(journal, passed_run(), guard_value=0.5)
+    events = release_all(ws)
+    assert events[-1].outcome == r.ROLLED_BACK
+    assert ws.log[-1] == "rollback: guard: error_rate breached: 0.5 > 0.05"
+    assert steps_of(journal)[-1] == ("verify", "failed")
+    assert journal.releases("churn")[0].status == r.ROLLED_BACK
+    guard_kinds = [e.guard.kind for e in events if e.guard is not None]
+    assert g.BREACH in guard_kinds and guard_kinds[-1] == g.ROLLED_BACK
+
+
+def test_guard_breach_without_auto_rollback_alerts(journal: Journal) -> None:
+    ws = FakeWorkspace(journal, passed_run(), guard_value=0.5, auto_rollback=False)
+    events = release_all(ws)
+    assert events[-1].outcome == r.ALERTED
+    assert not any(line.startswith("rollback") for line in ws.log)
+
+
+def test_rollout_conflict_fails_the_release_and_keeps_the_error(journal: Journal) -> None:
+    ws = FakeWorkspace(journal, passed_run(), rollout_error=Conflict("changed meanwhile"))
+    events = release_all(ws)
+    assert events[-1].outcome == r.FAILED
+    assert isinstance(events[-1].error, Conflict)
+    assert steps_of(journal)[-1] == ("rollout", "failed")
+    assert [e.kind for e in events][-2:] == [r.STEP_FAILED, r.RELEASE_FINISHED]
+
+
+def test_wait_step_fails_when_the_rollout_does_not_complete(journal: Journal) -> None:
+    ws = FakeWorkspace(journal, passed_run(), target_obj=FakeTarget(phase=Phase.PROGRESSING))
+    events = release_all(ws)
+    assert events[-1].outcome == r.FAILED
+    assert "not complete after 1s" in events[-1].message
+    assert steps_of(journal)[-1] == ("wait", "failed")
+
+
+def test_cancel_during_the_rollout_leaves_a_record(journal: Journal) -> None:
+    ws = FakeWorkspace(journal, passed_run(), on_rollout=lambda cancel: cancel.cancel())
+    token = CancelToken()
+    events = list(r.ReleasePipeline(ws).run("churn", "HEAD", cancel=token))
+    assert events[-1].outcome == r.CANCELLED
+    assert steps_of(journal)[-1] == ("rollout", "cancelled")
+    assert journal.releases("churn")[0].status == "cancelled"
+    assert [(e.action, e.outcome.value) for e in journal.entries("churn")] == [
+        ("rollout", "failed")
+    ]
+
+
+def test_closing_the_generator_mid_release_records_cancelled(journal: Journal) -> None:
+    ws = FakeWorkspace(journal, passed_run())
+    gen = r.ReleasePipeline(ws).run("churn", "HEAD")
+    for event in gen:
+        if event.kind == r.STEP_STARTED and event.step == "push":
+            break
+    gen.close()
+    assert journal.releases("churn")[0].status == "cancelled"
+    assert steps_of(journal)[-1] == ("push", "cancelled")
+
+
+def test_read_only_refuses_before_anything_is_journalled(journal: Journal) -> None:
+    ws = FakeWorkspace(journal, passed_run(), read_only=True)
+    with pytest.raises(ReadOnly):
+        release_all(ws)
+    assert journal.releases("churn") == []
+
+
+def test_guard_settings_from_model_config() -> None:
+    model = ModelConfig(
+        name="m", repo=Path("."), guard=GuardConfig(duration=60, auto_rollback=True),
+        targets=(LocalTargetConfig(name="local", kind="local", command="x"),),
+    )  # fmt: skip
+    s = g.GuardSettings.from_config(model.guard)
+    assert s.auto_rollback and s.duration == 60 and s.limits() == {}
