@@ -250,6 +250,9 @@ class RollbackPreview:
     diff: str = ""
     noop: bool = False
     warning: str = ""
+    #: Opaque token of the target state the preview was computed from; passing the
+    #: preview back to the rollback makes it refuse (Conflict) if that state changed.
+    basis: str = ""
 
 
 @dataclass(frozen=True, slots=True)

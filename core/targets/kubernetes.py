@@ -1,0 +1,1038 @@
+"""Kubernetes target: one model is one container of one Deployment.
+
+Talks to the API server with the official ``kubernetes`` client (imported on
+first use) through a thin JSON layer: requests are built and authenticated by
+the client's ``ApiClient`` and answered as plain dicts, exactly as the server
+serialised them. That keeps large lists cheap (no model objects) and lets the
+rollback patch carry the ReplicaSet's template byte-for-byte as
+``kubectl rollout undo`` does (see :mod:`core.targets.k8s_rollback`).
+
+One ``ApiClient`` exists per (kubeconfig, context) in a module-level registry,
+so several contexts are live at once and targets on the same cluster share
+connections. Every request has a timeout. Errors are mapped to
+:mod:`core.errors`: unreachable server -> BackendUnavailable, 404 -> NotFound,
+401/403 -> PermissionDenied (with the server's message), 409 -> Conflict.
+
+Concurrency: writes that depend on what was read (rollout, rollback) are
+conditional on the ``resourceVersion`` that was read. When the condition
+fails the Deployment is read again: if only its status moved, the write is
+retried on the fresh version; if its spec or annotations changed, the write is
+abandoned with a Conflict that says what changed.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from core.cancel import CancelToken
+from core.domain import (
+    Artifact,
+    Permission,
+    Phase,
+    Progress,
+    Revision,
+    RollbackPreview,
+    RolloutState,
+    TargetDetail,
+    TargetEvent,
+)
+from core.errors import (
+    BackendUnavailable,
+    Cancelled,
+    ConfigError,
+    Conflict,
+    MrcError,
+    NotFound,
+    OperationFailed,
+    PermissionDenied,
+)
+from core.targets import k8s_rollback as undo
+from core.targets import k8s_status as st
+from core.targets.base import ACTIONS
+
+JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+RESTART_PAUSED_MESSAGE = "can't restart paused deployment (run rollout resume first)"
+#: Seconds a permission answer is reused.
+PERMISSION_TTL = 60.0
+#: Server-side timeout of one watch request; short so cancellation is noticed promptly.
+WATCH_SECONDS = 5
+#: How many times a conditional write is retried when only the status changed meanwhile.
+WRITE_RETRIES = 3
+LIST_PAGE = 500
+
+Obj = dict[str, Any]
+
+# --------------------------------------------------------------------------
+# Clients
+
+
+class _Api:
+    """JSON requests to one API server through a shared ``kubernetes.client.ApiClient``."""
+
+    def __init__(self, client: Any, context: str) -> None:
+        self.client = client
+        self.context = context
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: Sequence[tuple[str, Any]] | None,
+        body: Any,
+        content_type: str | None,
+        timeout: float | tuple[float, float],
+    ) -> Any:
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        req = self.client.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=list(query or []),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            return self.client.call_api(*req, _request_timeout=timeout).response
+        except Exception as exc:
+            raise self._unreachable(method, exc) from exc
+
+    def _unreachable(self, method: str, exc: Exception) -> MrcError:
+        status = getattr(exc, "status", None)
+        if status not in (None, 0):  # an HTTP answer surfaced as an exception
+            return _http_error(int(status), str(getattr(exc, "body", "") or exc), "", self.context)
+        text = _one_line(exc)
+        if method != "GET" and "timed out" in text.lower():
+            text += " (the change may or may not have been applied)"
+        return BackendUnavailable(f"cannot reach {self.context} API server: {text}")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        timeout: float,
+        query: Sequence[tuple[str, Any]] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        what: str = "",
+    ) -> Obj:
+        """Send one request and return the decoded JSON answer.
+
+        Raises BackendUnavailable, NotFound, PermissionDenied, Conflict or
+        OperationFailed (other HTTP errors, with the server's message).
+        """
+        resp = self._send(method, path, query, body, content_type, (min(timeout, 5.0), timeout))
+        try:
+            data = resp.data
+        except Exception as exc:
+            raise self._unreachable(method, exc) from exc
+        finally:
+            resp.release_conn()
+        if not 200 <= resp.status < 300:
+            raise _http_error(resp.status, data.decode("utf-8", "replace"), what, self.context)
+        result: Obj = json.loads(data) if data else {}
+        return result
+
+    def list(
+        self,
+        path: str,
+        *,
+        timeout: float,
+        query: Sequence[tuple[str, Any]] = (),
+        what: str = "",
+    ) -> tuple[list[Obj], str]:
+        """Return every item of a list (following ``continue``) and the list's resourceVersion."""
+        items: list[Obj] = []
+        token = ""
+        while True:
+            params = [*query, ("limit", LIST_PAGE)]
+            if token:
+                params.append(("continue", token))
+            page = self.request("GET", path, timeout=timeout, query=params, what=what)
+            items.extend(page.get("items") or [])
+            meta = page.get("metadata") or {}
+            token = meta.get("continue") or ""
+            if not token:
+                return items, str(meta.get("resourceVersion", ""))
+
+    def watch(
+        self,
+        path: str,
+        *,
+        query: Sequence[tuple[str, Any]],
+        timeout: float,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[Obj]:
+        """Yield the watch events (``{"type", "object"}``) of one watch request.
+
+        The request ends after :data:`WATCH_SECONDS` on the server side (or
+        when ``cancel`` is set). Raises like :meth:`request`.
+        """
+        params = [*query, ("watch", "true"), ("timeoutSeconds", WATCH_SECONDS)]
+        resp = self._send(
+            "GET", path, params, None, None, (min(timeout, 5.0), WATCH_SECONDS + timeout)
+        )
+        if not 200 <= resp.status < 300:
+            data = resp.data
+            resp.release_conn()
+            raise _http_error(resp.status, data.decode("utf-8", "replace"), "", self.context)
+        if cancel is not None:
+            cancel.on_cancel(resp.close)
+        buffer = b""
+        try:
+            for chunk in resp.stream(amt=None, decode_content=False):
+                if cancel is not None and cancel.cancelled:
+                    return
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if line.strip():
+                        yield json.loads(line)
+        except Exception as exc:
+            if cancel is not None and cancel.cancelled:
+                return
+            raise self._unreachable("GET", exc) from exc
+        finally:
+            resp.release_conn()
+
+
+_CLIENTS: dict[tuple[str, str], _Api] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def api_for(context: str | None, kubeconfig: str | os.PathLike[str] | None = None) -> _Api:
+    """Return the shared JSON client of one (kubeconfig, context), creating it on first use.
+
+    ``context`` None or "" means the kubeconfig's current context; ``kubeconfig``
+    None means ``$KUBECONFIG`` or ``~/.kube/config``. Raises ConfigError when
+    the kubeconfig or the context cannot be loaded.
+    """
+    path = str(Path(kubeconfig).expanduser().resolve()) if kubeconfig else ""
+    key = (path, context or "")
+    with _CLIENTS_LOCK:
+        api = _CLIENTS.get(key)
+        if api is not None:
+            return api
+        import urllib3
+        from kubernetes import client, config
+
+        cfg = client.Configuration()
+        try:
+            config.load_kube_config(
+                config_file=path or None,
+                context=context or None,
+                client_configuration=cfg,
+                persist_config=False,
+            )
+        except Exception as exc:
+            where = path or os.environ.get("KUBECONFIG", "~/.kube/config")
+            raise ConfigError(where, [f"context {context or '(current)'}: {exc}"]) from exc
+        # One quick retry for a pooled connection the server dropped; never more, so a
+        # dead server costs at most about one timeout per call.
+        cfg.retries = urllib3.Retry(
+            total=1, connect=1, read=1, redirect=0, status=0, other=0, raise_on_status=False
+        )
+        api = _Api(client.ApiClient(configuration=cfg), context or _current_context(path))
+        _CLIENTS[key] = api
+        return api
+
+
+def _current_context(path: str) -> str:
+    try:
+        from kubernetes import config
+
+        _, active = config.list_kube_config_contexts(config_file=path or None)
+        return str(active.get("name", "current context"))
+    except Exception:
+        return "current context"
+
+
+def close_clients() -> None:
+    """Close every shared client (their connection pools); they are recreated on use."""
+    with _CLIENTS_LOCK:
+        apis = list(_CLIENTS.values())
+        _CLIENTS.clear()
+    for api in apis:
+        try:
+            api.client.close()
+        except Exception:
+            pass
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    return first[:300]
+
+
+def _http_error(status: int, body: str, what: str, context: str) -> MrcError:
+    message = body.strip()
+    try:
+        decoded = json.loads(body)
+        if isinstance(decoded, dict) and decoded.get("message"):
+            message = str(decoded["message"])
+    except ValueError:
+        pass
+    message = message or f"HTTP {status}"
+    if status == 404:
+        return NotFound(f"{what} not found in context {context}" if what else message)
+    if status in (401, 403):
+        return PermissionDenied(message)
+    if status == 409:
+        return Conflict(message)
+    if status in (500, 502, 503, 504):
+        return BackendUnavailable(f"{context} API server error: {message}")
+    error = OperationFailed(message)
+    error.status = status  # type: ignore[attr-defined]
+    return error
+
+
+def _status_code(exc: BaseException) -> int:
+    return int(getattr(exc, "status", 0) or 0)
+
+
+# --------------------------------------------------------------------------
+# Paths
+
+
+def _apps(namespace: str | None, resource: str, name: str = "") -> str:
+    base = (
+        f"/apis/apps/v1/namespaces/{namespace}/{resource}"
+        if namespace
+        else (f"/apis/apps/v1/{resource}")
+    )
+    return f"{base}/{name}" if name else base
+
+
+def _core(namespace: str, resource: str) -> str:
+    return f"/api/v1/namespaces/{namespace}/{resource}"
+
+
+# --------------------------------------------------------------------------
+# The target
+
+
+class KubernetesTarget:
+    """One model's container in one Deployment (see :class:`core.targets.base.Target`).
+
+    ``container`` "" means the pod template's first container. Constructing
+    does not contact the cluster. ``KubernetesTarget(model_cfg, target_cfg)``
+    with the configuration objects is accepted too (see :meth:`from_config`).
+    """
+
+    kind = "kubernetes"
+
+    def __init__(
+        self,
+        model: Any,
+        name: Any = None,
+        context: str | None = None,
+        namespace: str = "default",
+        deployment: str = "",
+        container: str = "",
+        kubeconfig: str | os.PathLike[str] | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        if not isinstance(model, str):  # (ModelConfig, KubernetesTargetConfig)
+            cfg = name
+            model_name = str(model.name)
+            deployment = cfg.deployment or model_name
+            model, name = model_name, cfg.name
+            context, namespace, kubeconfig = cfg.context, cfg.namespace, cfg.kubeconfig
+            container = cfg.container or deployment
+            timeout = cfg.timeout
+        self.model = model
+        self.name = str(name)
+        self.context = context or ""
+        self.namespace = namespace
+        self.deployment = deployment or model
+        self.container = container
+        self.kubeconfig = kubeconfig
+        self.timeout = float(timeout)
+        self._api: _Api | None = None
+        self._permissions: tuple[float, dict[str, Permission]] | None = None
+
+    @classmethod
+    def from_config(cls, model_cfg: Any, target_cfg: Any) -> KubernetesTarget:
+        """Return the target for a model's ``[[model.target]]`` of kind kubernetes.
+
+        The Deployment defaults to the model name, the container to the Deployment name.
+        """
+        return cls(model_cfg, target_cfg)
+
+    def __repr__(self) -> str:
+        return (
+            f"KubernetesTarget({self.model!r}, {self.name!r}, context={self.context!r}, "
+            f"{self.namespace}/{self.deployment}:{self.container or '*'})"
+        )
+
+    # -- plumbing ----------------------------------------------------------
+
+    @property
+    def api(self) -> _Api:
+        """The shared JSON client for this target's cluster (created on first use)."""
+        if self._api is None:
+            self._api = api_for(self.context, self.kubeconfig)
+        return self._api
+
+    @property
+    def _what(self) -> str:
+        return f"deployment {self.namespace}/{self.deployment}"
+
+    def _read(self) -> Obj:
+        return self.api.request(
+            "GET",
+            _apps(self.namespace, "deployments", self.deployment),
+            timeout=self.timeout,
+            what=self._what,
+        )
+
+    def _replicasets(self, dep: Obj) -> list[Obj]:
+        selector = st.selector_string((dep.get("spec") or {}).get("selector"))
+        items, _ = self.api.list(
+            _apps(self.namespace, "replicasets"),
+            timeout=self.timeout,
+            query=[("labelSelector", selector)] if selector else [],
+            what=f"replicasets of {self._what}",
+        )
+        return [rs for rs in items if undo.is_controlled_by(rs, dep)]
+
+    def _patch(self, body: Any, content_type: str) -> Obj:
+        return self.api.request(
+            "PATCH",
+            _apps(self.namespace, "deployments", self.deployment),
+            timeout=self.timeout,
+            body=body,
+            content_type=content_type,
+            what=self._what,
+        )
+
+    def _container_name(self, dep: Obj) -> str:
+        template = (dep.get("spec") or {}).get("template") or {}
+        found = st.find_container(template, self.container)
+        if found is None:
+            raise NotFound(f"container {self.container!r} not found in {self._what}")
+        return str(found.get("name", ""))
+
+    def state_from(self, dep: Mapping[str, Any]) -> RolloutState:
+        """Return this target's :class:`RolloutState` from a Deployment's JSON."""
+        return st.rollout_state(dep, model=self.model, target=self.name, container=self.container)
+
+    # -- reading -----------------------------------------------------------
+
+    def status(self) -> RolloutState:
+        """Return the live state with ``kubectl rollout status`` semantics.
+
+        Raises BackendUnavailable, NotFound, PermissionDenied.
+        """
+        return self.state_from(self._read())
+
+    def detail(self) -> TargetDetail:
+        """Return the state plus pods (by the Deployment's selector), conditions and the
+        recent events of the Deployment, its ReplicaSets and their pods (newest last).
+        """
+        dep = self._read()
+        selector = st.selector_string((dep.get("spec") or {}).get("selector"))
+        pods, _ = self.api.list(
+            _core(self.namespace, "pods"),
+            timeout=self.timeout,
+            query=[("labelSelector", selector)] if selector else [],
+        )
+        owned = {(rs.get("metadata") or {}).get("name") for rs in self._replicasets(dep)}
+        events, _ = self.api.list(_core(self.namespace, "events"), timeout=self.timeout)
+        mine = [e for e in events if self._involves(e, owned)]
+        converted = [self._event(e) for e in mine]
+        converted.sort(key=lambda e: e.time)
+        return TargetDetail(
+            state=self.state_from(dep),
+            pods=tuple(
+                st.pod_info(p, self.container)
+                for p in sorted(pods, key=lambda p: p["metadata"]["name"])
+            ),
+            conditions=st.conditions(dep),
+            events=tuple(converted[-50:]),
+        )
+
+    def _involves(self, event: Mapping[str, Any], owned_rs: set[Any]) -> bool:
+        obj = event.get("involvedObject") or {}
+        kind, name = obj.get("kind"), str(obj.get("name", ""))
+        if kind == "Deployment":
+            return name == self.deployment
+        if kind == "ReplicaSet":
+            return name in owned_rs
+        if kind == "Pod":
+            return name.rsplit("-", 1)[0] in owned_rs
+        return False
+
+    @staticmethod
+    def _event(event: Mapping[str, Any]) -> TargetEvent:
+        obj = event.get("involvedObject") or {}
+        count = int(event.get("count") or (event.get("series") or {}).get("count") or 1)
+        message = str(event.get("message", "")).strip()
+        if count > 1:
+            message += f" (x{count})"
+        return TargetEvent(
+            time=st.event_time(event) or datetime.now(UTC),
+            kind=str(event.get("type", "Normal")),
+            reason=str(event.get("reason", "")),
+            message=message,
+            object=f"{obj.get('kind', '')}/{obj.get('name', '')}",
+        )
+
+    def history(self) -> list[Revision]:
+        """Return the revisions (ReplicaSets the Deployment controls), newest first.
+
+        ``current`` marks the Deployment's own revision. Raises BackendUnavailable, NotFound.
+        """
+        dep = self._read()
+        current = st.revision_of(dep) or None
+        replicasets = self._replicasets(dep)
+        new_rs = undo.new_replicaset(dep, replicasets)
+        revisions = []
+        for rs in replicasets:
+            number = st.revision_of(rs)
+            if number is None:
+                continue
+            meta = rs.get("metadata") or {}
+            template = (rs.get("spec") or {}).get("template") or {}
+            image = st.container_image(template, self.container)
+            is_current = number == current if current else rs is new_rs
+            revisions.append(
+                Revision(
+                    number=number,
+                    image=image,
+                    commit=st.commit_of(rs, template, image),
+                    created=st.parse_time(meta.get("creationTimestamp")),
+                    change_cause=st.annotations_of(rs).get(st.CHANGE_CAUSE_ANNOTATION, ""),
+                    current=is_current,
+                    extra={
+                        "replicaset": meta.get("name", ""),
+                        "replicas": int((rs.get("status") or {}).get("replicas", 0)),
+                        "ready": int((rs.get("status") or {}).get("readyReplicas", 0)),
+                    },
+                )
+            )
+        revisions.sort(key=lambda r: r.number, reverse=True)
+        return revisions
+
+    # -- writing -----------------------------------------------------------
+
+    def _write_conditionally(self, dep: Obj, make: Any) -> Obj:
+        """Apply ``make(dep) -> (body, content_type)``, a patch conditional on ``dep``'s version.
+
+        When the condition fails and only the Deployment's status moved, the
+        patch is rebuilt on the fresh object and sent again; when its spec or
+        annotations changed, raises Conflict saying what changed.
+        """
+        for _ in range(WRITE_RETRIES + 1):
+            body, content_type = make(dep)
+            try:
+                return self._patch(body, content_type)
+            except (Conflict, OperationFailed) as exc:
+                if isinstance(exc, OperationFailed) and _status_code(exc) != 422:
+                    raise
+                fresh = self._read()
+                if undo.fingerprint(fresh) != undo.fingerprint(dep):
+                    change = undo.describe_change(dep, fresh, self.container)
+                    raise Conflict(
+                        f"{self._what} was changed by someone else since it was read "
+                        f"({change}); nothing was applied: review it and try again"
+                    ) from exc
+                if _rv(fresh) == _rv(dep):  # not a version race: a genuine rejection
+                    raise
+                dep = fresh
+        raise Conflict(f"{self._what} keeps changing; nothing was applied: try again")
+
+    def rollout(
+        self, artifact: Artifact, *, reason: str = "", cancel: CancelToken | None = None
+    ) -> Iterator[Progress]:
+        """Set the container's image, then yield progress until the rollout completes.
+
+        The patch records ``kubernetes.io/change-cause`` ("mrc: rollout IMAGE
+        (commit SHA) by USER: REASON") and the commit (``mrc.dev/commit``), and
+        is conditional on the version read (a racing change -> Conflict).
+        Raises OperationFailed (paused Deployment, ProgressDeadlineExceeded),
+        Conflict, NotFound, PermissionDenied, BackendUnavailable, Cancelled.
+        """
+        if not artifact.image:
+            raise OperationFailed("a Kubernetes rollout needs an image reference")
+        cancel = cancel or CancelToken()
+        dep = self._read()
+        if (dep.get("spec") or {}).get("paused"):
+            raise OperationFailed(f"{self._what} is paused: resume it before rolling out")
+        container = self._container_name(dep)
+        image, commit = artifact.image, artifact.commit
+        notes: dict[str, str | None] = {
+            st.CHANGE_CAUSE_ANNOTATION: change_cause("rollout", image, commit, reason),
+            st.COMMIT_ANNOTATION: commit or None,
+            st.IMAGE_ANNOTATION: image if commit else None,
+        }
+
+        def make(current: Obj) -> tuple[Obj, str]:
+            body = {
+                "metadata": {"resourceVersion": _rv(current), "annotations": notes},
+                "spec": {
+                    "template": {"spec": {"containers": [{"name": container, "image": image}]}}
+                },
+            }
+            return body, STRATEGIC_PATCH
+
+        yield Progress("rollout", f"setting {container} of {self._what} to {image}")
+        patched = self._write_conditionally(dep, make)
+        yield Progress("rollout", f"{self._what} updated to {image}", fraction=0.0)
+        yield from self._follow(patched, cancel, "rollout")
+
+    def preview_rollback(self, to_revision: int | None = None) -> RollbackPreview:
+        """Return what :meth:`rollback` would do, changing nothing.
+
+        Raises NotFound (no such revision, no history) and OperationFailed
+        (paused Deployment) with ``kubectl rollout undo``'s messages.
+        """
+        dep = self._read()
+        replicasets = self._replicasets(dep)
+        return self._preview(dep, replicasets, undo.plan_rollback(dep, replicasets, to_revision))
+
+    def _preview(
+        self, dep: Obj, replicasets: list[Obj], plan: undo.RollbackPlan
+    ) -> RollbackPreview:
+        rs = next(r for r in replicasets if r["metadata"]["name"] == plan.replicaset)
+        rs_template = (rs.get("spec") or {}).get("template") or {}
+        current = (dep.get("spec") or {}).get("template") or {}
+        from_image = st.container_image(current, self.container)
+        to_image = st.container_image(plan.template, self.container)
+        return RollbackPreview(
+            model=self.model,
+            target=self.name,
+            from_revision=plan.from_revision,
+            to_revision=plan.to_revision,
+            from_image=from_image,
+            to_image=to_image,
+            from_commit=st.commit_of(dep, current, from_image),
+            to_commit=st.commit_of(rs, rs_template, to_image),
+            diff="" if plan.noop else undo.plan_diff(plan),
+            noop=plan.noop,
+            warning=plan.message if plan.noop else plan.warning,
+            basis=undo.fingerprint(dep),
+        )
+
+    def rollback(
+        self,
+        to_revision: int | None = None,
+        *,
+        reason: str = "",
+        cancel: CancelToken | None = None,
+        expected: RollbackPreview | None = None,
+    ) -> Iterator[Progress]:
+        """Roll back exactly as ``kubectl rollout undo [--to-revision N]``, then follow it.
+
+        ``expected`` is the preview the operator confirmed: if the Deployment
+        changed since (another rollout, a pause, edited annotations) nothing
+        is applied and Conflict is raised; without ``to_revision`` its
+        revision is used. The first Progress is yielded once the API server
+        has acknowledged the patch. The change-cause is the restored
+        ReplicaSet's, as kubectl leaves it; ``reason`` belongs in the journal.
+        Raises NotFound, OperationFailed (paused; deadline exceeded),
+        Conflict, PermissionDenied, BackendUnavailable, Cancelled.
+        """
+        del reason  # recorded by the caller's journal entry
+        cancel = cancel or CancelToken()
+        dep = self._read()
+        if expected is not None and expected.basis and undo.fingerprint(dep) != expected.basis:
+            now = self.state_from(dep)
+            raise Conflict(
+                f"{self._what} changed since the rollback was previewed (previewed revision "
+                f"{expected.from_revision} {expected.from_image}, now revision {now.revision} "
+                f"{now.image}); nothing was applied: review it and try again"
+            )
+        if to_revision is None and expected is not None:
+            to_revision = expected.to_revision
+        replicasets = self._replicasets(dep)
+        plan = undo.plan_rollback(dep, replicasets, to_revision)
+        if plan.noop:
+            yield Progress("rollback", plan.message, fraction=1.0)
+            return
+        to_image = st.container_image(plan.template, self.container)
+
+        def make(current: Obj) -> tuple[Any, str]:
+            from dataclasses import replace
+
+            return replace(plan, resource_version=_rv(current)).patch(), JSON_PATCH
+
+        patched = self._write_conditionally(dep, make)
+        yield Progress(
+            "rollback",
+            f"{self._what} rolled back to revision {plan.to_revision} ({to_image})",
+            fraction=0.0,
+        )
+        yield from self._follow(patched, cancel, "rollback")
+
+    def _follow(self, patched: Obj, cancel: CancelToken, step: str) -> Iterator[Progress]:
+        """Yield progress of the rollout started by ``patched`` until it completes.
+
+        Watches the Deployment (re-reading it after 410 Gone or a lost
+        connection, with backoff). Raises OperationFailed when the progress
+        deadline is exceeded or the Deployment gets paused, Cancelled.
+        """
+        generation = int(patched["metadata"].get("generation", 0))
+        last = ""
+
+        def judge(dep: Obj) -> Progress | None:
+            nonlocal last
+            status = dep.get("status") or {}
+            if int(status.get("observedGeneration", 0)) < generation:
+                message, fraction = "waiting for rollout to be observed", 0.0
+                verdict = None
+            else:
+                verdict = st.evaluate(dep)
+                if verdict.phase is Phase.FAILED:
+                    raise OperationFailed(verdict.message)
+                if verdict.done and verdict.phase is Phase.COMPLETE:
+                    revision = st.revision_of(dep)
+                    return Progress(
+                        step, f"{self._what} successfully rolled out (revision {revision})", 1.0
+                    )
+                if verdict.phase is Phase.PAUSED:
+                    raise OperationFailed(
+                        f"{self._what} was paused during the {step}; it continues once resumed"
+                    )
+                message, fraction = verdict.message, _fraction(dep)
+            if message == last:
+                return None
+            last = message
+            return Progress(step, message, fraction)
+
+        def finished(progress: Progress | None) -> bool:
+            return progress is not None and progress.fraction == 1.0
+
+        first = judge(patched)
+        if first is not None:
+            yield first
+            if finished(first):
+                return
+        path = _apps(self.namespace, "deployments")
+        query = [("fieldSelector", f"metadata.name={self.deployment}")]
+        rv: str | None = _rv(patched)
+        backoff = 0.5
+        while not cancel.cancelled:
+            try:
+                if rv is None:
+                    dep = self._read()
+                    rv = _rv(dep)
+                    progress = judge(dep)
+                    if progress is not None:
+                        yield progress
+                        if finished(progress):
+                            return
+                params = [*query, ("resourceVersion", rv), ("allowWatchBookmarks", "true")]
+                for event in self.api.watch(
+                    path, query=params, timeout=self.timeout, cancel=cancel
+                ):
+                    kind, obj = event.get("type"), event.get("object") or {}
+                    if kind == "ERROR":  # 410 Gone (or another watch error): re-list
+                        rv = None
+                        break
+                    rv = _rv(obj) or rv
+                    if kind == "DELETED":
+                        raise NotFound(f"{self._what} was deleted during the {step}")
+                    if kind == "BOOKMARK":
+                        continue
+                    progress = judge(obj)
+                    if progress is not None:
+                        yield progress
+                        if finished(progress):
+                            return
+                backoff = 0.5
+            except BackendUnavailable as exc:
+                yield Progress(step, f"{exc}; retrying", level="warning")
+                if cancel.wait(backoff):
+                    break
+                backoff = min(backoff * 2, 10.0)
+                rv = None
+        raise Cancelled(f"stopped following the {step} of {self._what}; it goes on in the cluster")
+
+    def pause(self) -> None:
+        """Pause rollouts of the Deployment (``spec.paused``). Raises like :meth:`status`."""
+        self._patch({"spec": {"paused": True}}, MERGE_PATCH)
+
+    def resume(self) -> None:
+        """Resume a paused Deployment. Raises like :meth:`status`."""
+        self._patch({"spec": {"paused": False}}, MERGE_PATCH)
+
+    def restart(self) -> None:
+        """Restart the pods as ``kubectl rollout restart`` does (template ``restartedAt``).
+
+        Raises OperationFailed for a paused Deployment, with kubectl's message.
+        """
+        dep = self._read()
+        if (dep.get("spec") or {}).get("paused"):
+            raise OperationFailed(RESTART_PAUSED_MESSAGE)
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+        self._patch(body, STRATEGIC_PATCH)
+
+    # -- live events ---------------------------------------------------------
+
+    def watch(self, cancel: CancelToken) -> Iterator[TargetEvent]:
+        """Yield new events of the Deployment, its ReplicaSets and their pods until cancelled.
+
+        Uses the watch API from the resourceVersion of a list, re-lists after
+        410 Gone, and reconnects with exponential backoff (0.5 s to 30 s) when
+        the API server cannot be reached, yielding one ``state`` event
+        "Disconnected" per outage and "Reconnected" when it answers again.
+        """
+        path = _core(self.namespace, "events")
+        owned: set[Any] = set()
+        refreshed = 0.0
+        rv: str | None = None
+        backoff = 0.5
+        down = False
+
+        def refresh() -> None:
+            nonlocal owned, refreshed
+            dep = self._read()
+            owned = {(rs.get("metadata") or {}).get("name") for rs in self._replicasets(dep)}
+            refreshed = time.monotonic()
+
+        def maybe_new_owner(event: Mapping[str, Any]) -> bool:
+            name = str((event.get("involvedObject") or {}).get("name", ""))
+            return name.startswith(self.deployment + "-") and time.monotonic() - refreshed > 2.0
+
+        while not cancel.cancelled:
+            try:
+                if rv is None:
+                    refresh()
+                    listed = self.api.request(
+                        "GET", path, timeout=self.timeout, query=[("limit", 1)]
+                    )
+                    rv = str((listed.get("metadata") or {}).get("resourceVersion", ""))
+                    if down:
+                        down = False
+                        yield _state_event(
+                            "Reconnected", f"{self.context} API server answers again"
+                        )
+                params = [("resourceVersion", rv), ("allowWatchBookmarks", "true")]
+                for event in self.api.watch(
+                    path, query=params, timeout=self.timeout, cancel=cancel
+                ):
+                    kind, obj = event.get("type"), event.get("object") or {}
+                    if kind == "ERROR":
+                        rv = None
+                        break
+                    rv = _rv(obj) or rv
+                    if kind not in ("ADDED", "MODIFIED"):
+                        continue
+                    if not self._involves(obj, owned) and maybe_new_owner(obj):
+                        refresh()
+                    if self._involves(obj, owned):
+                        yield self._event(obj)
+                backoff = 0.5
+            except (BackendUnavailable, NotFound) as exc:
+                if not down:
+                    down = True
+                    reason = "Disconnected" if isinstance(exc, BackendUnavailable) else "NotFound"
+                    yield _state_event(reason, str(exc))
+                if cancel.wait(backoff):
+                    return
+                backoff = min(backoff * 2, 30.0)
+                rv = None
+
+    # -- permissions ---------------------------------------------------------
+
+    def permissions(self) -> dict[str, Permission]:
+        """Return, per action, whether RBAC allows it (SelfSubjectAccessReview), cached 60 s.
+
+        Every action patches the Deployment; rollback also lists its
+        ReplicaSets. Raises BackendUnavailable when the API server cannot be reached.
+        """
+        now = time.monotonic()
+        if self._permissions is not None and now - self._permissions[0] < PERMISSION_TTL:
+            return dict(self._permissions[1])
+        patch = self._review("patch", "deployments")
+        listing = self._review("list", "replicasets")
+        who = None
+        result = {}
+        for action in ACTIONS:
+            denied = patch if not patch.allowed else None
+            if denied is None and action == "rollback" and not listing.allowed:
+                denied = listing
+            if denied is None:
+                result[action] = Permission(True)
+                continue
+            if who is None:
+                who = self._username()
+            result[action] = Permission(False, denied.reason.format(who=who))
+        self._permissions = (now, result)
+        return dict(result)
+
+    def _review(self, verb: str, resource: str) -> Permission:
+        attributes = {
+            "namespace": self.namespace,
+            "verb": verb,
+            "group": "apps",
+            "resource": resource,
+        }
+        if resource == "deployments":
+            attributes["name"] = self.deployment
+        answer = self.api.request(
+            "POST",
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            timeout=self.timeout,
+            body={
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": attributes},
+            },
+        )
+        status = answer.get("status") or {}
+        if status.get("allowed"):
+            return Permission(True)
+        why = status.get("reason") or status.get("evaluationError") or ""
+        text = f"RBAC: {{who}} may not {verb} {resource} in namespace {self.namespace}"
+        return Permission(False, f"{text} ({why})" if why else text)
+
+    def _username(self) -> str:
+        try:
+            answer = self.api.request(
+                "POST",
+                "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                timeout=self.timeout,
+                body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+            )
+        except MrcError:
+            return "you"
+        name = ((answer.get("status") or {}).get("userInfo") or {}).get("username")
+        return f"user {name}" if name else "you"
+
+    def close(self) -> None:
+        """Forget the shared client reference (the pool stays for other targets)."""
+        self._api = None
+
+
+# --------------------------------------------------------------------------
+# Helpers and bulk reads
+
+
+def _rv(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion", ""))
+
+
+def _fraction(dep: Mapping[str, Any]) -> float:
+    desired = int((dep.get("spec") or {}).get("replicas", 0) or 0)
+    if desired <= 0:
+        return 1.0
+    status = dep.get("status") or {}
+    updated = min(int(status.get("updatedReplicas", 0)), desired)
+    available = min(int(status.get("availableReplicas", 0)), updated)
+    return round(min((updated + available) / (2 * desired), 0.99), 3)
+
+
+def _state_event(reason: str, message: str) -> TargetEvent:
+    return TargetEvent(time=datetime.now(UTC), kind="state", reason=reason, message=message)
+
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def change_cause(action: str, image: str, commit: str, reason: str, user: str = "") -> str:
+    """Return the change-cause the console records, e.g.
+    ``mrc: rollout repo/m:1a2b (commit 1a2b3c4d5e6f) by alice: fix drift``.
+
+    Control characters in ``reason`` are replaced by spaces.
+    """
+    who = user or _user()
+    text = f"mrc: {action} {image}"
+    if commit:
+        text += f" (commit {commit[:12]})"
+    text += f" by {who}"
+    reason = _UNSAFE.sub(" ", reason).strip()
+    if reason:
+        text += f": {reason[:500]}"
+    return text
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def list_deployments(
+    context: str | None,
+    kubeconfig: str | os.PathLike[str] | None = None,
+    namespace: str | None = None,
+    *,
+    container: str = "",
+    timeout: float = 10.0,
+) -> list[RolloutState]:
+    """Return the state of every Deployment in ``namespace`` (None: all namespaces), one list call
+    per 500 Deployments.
+
+    ``model`` is the Deployment name and ``target`` "namespace/name"; the
+    image shown is ``container``'s (the first container when ""). Raises
+    BackendUnavailable, PermissionDenied, ConfigError.
+    """
+    api = api_for(context, kubeconfig)
+    items, _ = api.list(_apps(namespace, "deployments"), timeout=timeout)
+    now = datetime.now(UTC)
+    states = []
+    for dep in items:
+        meta = dep.get("metadata") or {}
+        states.append(
+            st.rollout_state(
+                dep,
+                model=str(meta.get("name", "")),
+                target=f"{meta.get('namespace', '')}/{meta.get('name', '')}",
+                container=container,
+                now=now,
+            )
+        )
+    return states
+
+
+def status_many(targets: Sequence[KubernetesTarget]) -> list[RolloutState | MrcError]:
+    """Return the status of many targets with one list call per (cluster, namespace).
+
+    The result is aligned with ``targets``; an entry is the error (NotFound,
+    BackendUnavailable, ...) when that target's status could not be had.
+    """
+    groups: dict[tuple[int, str], list[int]] = {}
+    for index, target in enumerate(targets):
+        try:
+            key = (id(target.api), target.namespace)
+        except MrcError:
+            key = (-index - 1, target.namespace)
+        groups.setdefault(key, []).append(index)
+    results: list[RolloutState | MrcError] = [NotFound("not listed")] * len(targets)
+    for indexes in groups.values():
+        first = targets[indexes[0]]
+        try:
+            items, _ = first.api.list(_apps(first.namespace, "deployments"), timeout=first.timeout)
+        except MrcError as exc:
+            for index in indexes:
+                results[index] = exc
+            continue
+        by_name = {(d.get("metadata") or {}).get("name"): d for d in items}
+        for index in indexes:
+            target = targets[index]
+            dep = by_name.get(target.deployment)
+            results[index] = (
+                target.state_from(dep)
+                if dep is not None
+                else NotFound(f"deployment {target.namespace}/{target.deployment} not found")
+            )
+    return results
