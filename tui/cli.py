@@ -1,26 +1,115 @@
-"""Command-line entry point ``mrc``."""
+"""Command-line entry point ``mrc``.
+
+``mrc`` opens the console; ``mrc demo`` builds the sandbox and opens the
+console on it; the scripting commands (status, history, test, release,
+rollback, doctor) are defined in :mod:`core.cli_commands`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+from pathlib import Path
+from typing import Any
 
 from core import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``mrc`` and its subcommands."""
-    parser = argparse.ArgumentParser(prog="mrc", description="Model Release Console")
+    from core.cli_commands import add_script_commands
+
+    parser = argparse.ArgumentParser(
+        prog="mrc",
+        description="Model Release Console: commits, tests, images, rollouts, rollback, drift.",
+    )
     parser.add_argument("--version", action="version", version=f"mrc {__version__}")
     parser.add_argument("--config", metavar="PATH", help="configuration file (TOML)")
-    parser.add_argument("--read-only", action="store_true", help="disable every mutating action")
+    parser.add_argument(
+        "--read-only", action="store_true", help="disable every action that changes a target"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo = subparsers.add_parser(
+        "demo", help="build the demo sandbox (model repo, server, traffic) and open the console"
+    )
+    demo.add_argument("--dir", type=Path, default=None, help="sandbox directory (default: temp)")
+    demo.add_argument(
+        "--no-console", action="store_true", help="build and start the sandbox, print its config"
+    )
+    add_script_commands(subparsers)
     return parser
+
+
+def _install_hangup_handler(app: Any) -> None:
+    """Quit cleanly (stopping local model servers) when the terminal or SSH session closes."""
+
+    def hangup(signum: int, frame: object) -> None:
+        app.exit()
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, hangup)
+
+
+def run_console(workspace: Any) -> int:
+    """Open the console on ``workspace``; return the exit code when it closes."""
+    from tui.app import MrcApp
+
+    app = MrcApp(workspace)
+    _install_hangup_handler(app)
+    try:
+        app.run()
+    finally:
+        workspace.close()
+    return app.return_code or 0
+
+
+def open_console(args: argparse.Namespace) -> int:
+    """Load the configuration and open the console; 2 on an invalid configuration."""
+    from core.errors import ConfigError
+    from core.registry import Workspace
+
+    try:
+        workspace = Workspace.open(args.config, read_only=args.read_only)
+    except ConfigError as error:
+        print(f"mrc: {error}", file=sys.stderr)
+        return 2
+    return run_console(workspace)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Build the demo sandbox, start its server and traffic, open the console on it."""
+    from core.config import load_file
+    from core.demo import build_sandbox
+    from core.registry import Workspace
+
+    print("mrc: building the demo sandbox…", file=sys.stderr)
+    sandbox = build_sandbox(args.dir)
+    os.environ["MRC_STATE_DIR"] = str(sandbox.state_dir)
+    config = load_file(sandbox.config)
+    if args.read_only:
+        config = config.with_read_only(True)
+    workspace = Workspace(config, state_dir=sandbox.state_dir)
+    background = sandbox.start_background(workspace)
+    try:
+        if args.no_console:
+            print(sandbox.config)
+            return 0
+        return run_console(workspace)
+    finally:
+        background.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``mrc``; return the process exit code."""
-    build_parser().parse_args(argv)
-    return 0
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        return open_console(args)
+    if args.command == "demo":
+        return run_demo(args)
+    return int(args.func(args))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,589 @@
+"""The console: five screens, global keys, the one-key rollback, the command palette."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.command import Hit, Hits, Provider
+from textual.screen import Screen
+
+from tui.runs import LiveOperation
+from tui.screens.base import MrcScreen
+from tui.screens.commits import CommitsScreen
+from tui.screens.drift import DriftScreen
+from tui.screens.help import HelpScreen
+from tui.screens.jump import JumpScreen
+from tui.screens.progress import OperationScreen
+from tui.screens.rollbacks import RollbacksScreen
+from tui.screens.rollouts import RolloutsScreen
+from tui.screens.tests import TestsScreen
+from tui.widgets.banner import BannerInfo
+
+if TYPE_CHECKING:
+    from core.domain import RollbackPreview
+    from core.registry import Workspace
+
+#: Screen names in key order: ``1`` opens the first.
+SCREENS_ORDER = ("commits", "tests", "rollouts", "rollbacks", "drift")
+
+SCREEN_CLASSES: dict[str, type[MrcScreen]] = {
+    "commits": CommitsScreen,
+    "tests": TestsScreen,
+    "rollouts": RolloutsScreen,
+    "rollbacks": RollbacksScreen,
+    "drift": DriftScreen,
+}
+
+#: Actions that change a target; read-only mode removes them.
+MUTATING_ACTIONS = frozenset(
+    {
+        "rollback_previous",
+        "build",
+        "release",
+        "rollback_to",
+        "pause_resume",
+        "restart",
+        "set_image",
+        "toggle_shift",
+    }
+)
+
+
+class MrcCommands(Provider):
+    """Command palette entries: every screen and the global actions."""
+
+    def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+        app = self.app
+        assert isinstance(app, MrcApp)
+        commands: list[tuple[str, str, Callable[[], object]]] = [
+            (f"Screen: {name.title()}", f"open the {name} screen", partial(app.goto, name))
+            for name in SCREENS_ORDER
+        ]
+        commands.append(("Help: keys", "list every key binding", app.action_help))
+        for model in app.model_names():
+            commands.append(
+                (f"Model: {model}", "select this model", partial(app.select_model, model))
+            )
+        if not app.read_only:
+            commands.append(
+                (
+                    "Roll back selected model",
+                    "previous revision, after confirmation",
+                    app.action_rollback_previous,
+                )
+            )
+        return commands
+
+    async def discover(self) -> Hits:
+        for name, help_text, callback in self._commands():
+            yield Hit(1.0, name, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, help_text, callback in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)
+
+
+class MrcApp(App[None]):
+    """The Model Release Console."""
+
+    TITLE = "Model Release Console"
+    CSS_PATH = "app.tcss"
+    ENABLE_COMMAND_PALETTE = True
+    COMMANDS: ClassVar = App.COMMANDS | {MrcCommands}
+
+    MODES: ClassVar = dict(SCREEN_CLASSES)
+    DEFAULT_MODE = "commits"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("1", "goto('commits')", "Commits", id="screen.commits", tooltip="Commits screen"),
+        Binding("2", "goto('tests')", "Tests", id="screen.tests", tooltip="Tests screen"),
+        Binding("3", "goto('rollouts')", "Rollouts", id="screen.rollouts", tooltip="Rollouts"),
+        Binding("4", "goto('rollbacks')", "Rollbacks", id="screen.rollbacks", tooltip="Rollbacks"),
+        Binding("5", "goto('drift')", "Drift", id="screen.drift", tooltip="Drift screen"),
+        Binding(
+            "u",
+            "rollback_previous",
+            "Roll back",
+            id="rollback.previous",
+            tooltip="Roll the selected model back to its previous revision",
+        ),
+        Binding("m", "next_model", "Model", id="model.next", tooltip="Select the next model"),
+        Binding(":", "jump", "Jump", id="jump", tooltip="Jump to a screen by name", show=False),
+        Binding("question_mark", "help", "Help", id="help", tooltip="List every key"),
+        Binding("q", "quit", "Quit", id="quit", tooltip="Quit the console"),
+    ]
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        animate: bool = True,
+    ) -> None:
+        super().__init__()
+        self.workspace = workspace
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self.live = animate  # False in snapshot tests: no timers that change the picture
+        names = self.model_names()
+        self.selected_model: str = names[0] if names else ""
+        self.selected_target: str = ""
+        self.guard_alert: str = ""
+        self._previews: dict[tuple[str, str], RollbackPreview] = {}
+        self._preview_errors: dict[tuple[str, str], str] = {}
+        self._paused_screens: set[str] = set()
+        self._permissions: dict[tuple[str, str, str], str] = {}
+        self._operations: list[LiveOperation] = []
+        theme = workspace.config.console.theme
+        if theme in self.available_themes:
+            self.theme = theme
+
+    # -- state ---------------------------------------------------------------
+
+    @property
+    def read_only(self) -> bool:
+        """True when the console was started read-only (flag or config)."""
+        return bool(self.workspace.config.read_only)
+
+    def model_names(self) -> list[str]:
+        """The configured models, in file order."""
+        return [m.name for m in self.workspace.config.models]
+
+    def banner_info(self) -> BannerInfo:
+        """What the context banner shows right now."""
+        config = self.workspace.config
+        targets = []
+        production = []
+        for model in config.models:
+            for target in model.targets:
+                label = f"{model.name}/{target.name} ({target.kind})"
+                targets.append(label)
+                if target.production:
+                    production.append(f"{model.name}/{target.name}")
+        source = str(config.source) if config.source else "no config file (see README)"
+        return BannerInfo(
+            config=source,
+            targets=tuple(targets),
+            production=tuple(production),
+            read_only=self.read_only,
+            model=self.selected_model,
+            alert=self.guard_alert,
+        )
+
+    def refresh_banners(self) -> None:
+        """Redraw the banner of the visible screen."""
+        screen = self.screen
+        if isinstance(screen, MrcScreen):
+            screen.refresh_banner()
+
+    def paused_polling(self, screen: Screen) -> bool:
+        """True when live updates of ``screen`` are paused (``space`` on the Drift screen)."""
+        return type(screen).__name__ in self._paused_screens
+
+    def set_paused(self, screen: Screen, paused: bool) -> None:
+        """Pause or resume live updates of ``screen``."""
+        name = type(screen).__name__
+        if paused:
+            self._paused_screens.add(name)
+        else:
+            self._paused_screens.discard(name)
+
+    def select_model(self, model: str, target: str = "") -> None:
+        """Make ``model`` (and optionally ``target``) the subject of ``u`` and the Drift screen."""
+        changed = (model, target) != (self.selected_model, self.selected_target)
+        self.selected_model = model
+        self.selected_target = target
+        self.refresh_banners()
+        if changed:
+            self.warm_history()
+
+    def current_target_name(self) -> str:
+        """The selected target of the selected model (its first target by default)."""
+        if not self.selected_model:
+            return ""
+        model = self.workspace.config.model(self.selected_model)
+        names = [t.name for t in model.targets]
+        if self.selected_target in names:
+            return self.selected_target
+        return names[0] if names else ""
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.warm_history()
+        self.load_permissions()
+        if self.live:
+            self.set_interval(15, self.warm_history)
+            self.set_interval(60, self.load_permissions)
+
+    def get_system_commands(self, screen: Screen):  # type: ignore[no-untyped-def]
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Jump", "jump to a screen by name", self.action_jump)
+
+    # -- actions -------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in MUTATING_ACTIONS and self.read_only:
+            return False
+        if action == "rollback_previous" and not self.current_target_name():
+            return None
+        return True
+
+    def goto(self, name: str) -> None:
+        """Switch to the screen called ``name``."""
+        if name in self.MODES:
+            self.switch_mode(name)
+
+    def action_goto(self, name: str) -> None:
+        self.goto(name)
+
+    def action_help(self) -> None:
+        sections: list[tuple[str, list[BindingType]]] = [("Everywhere", list(self.BINDINGS))]
+        for name in SCREENS_ORDER:
+            screen_cls = SCREEN_CLASSES[name]
+            sections.append((f"{name.title()} screen", list(screen_cls.BINDINGS)))
+        sections.append(("Everywhere (Textual)", [Binding("ctrl+p", "command_palette", "Palette")]))
+        self.push_screen(HelpScreen(sections))
+
+    def action_jump(self) -> None:
+        def done(choice: str | None) -> None:
+            if choice is None:
+                return
+            if choice in ("q", "quit"):
+                self.exit()
+                return
+            matches = [n for n in SCREENS_ORDER if n.startswith(choice)]
+            if matches:
+                self.goto(matches[0])
+            else:
+                self.notify(f"no screen called {choice!r}", severity="warning", markup=False)
+
+        self.push_screen(JumpScreen([*SCREENS_ORDER, "quit"]), done)
+
+    def action_next_model(self) -> None:
+        names = self.model_names()
+        if not names:
+            self.notify("no model is configured", severity="warning")
+            return
+        index = names.index(self.selected_model) if self.selected_model in names else -1
+        self.select_model(names[(index + 1) % len(names)])
+        self.notify(f"model: {self.selected_model}", markup=False)
+
+    # -- one-key rollback ----------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="warm-history", exit_on_error=False)
+    def warm_history(self) -> None:
+        """Keep the rollback preview of the selected target fresh, so ``u`` opens instantly."""
+        model, target = self.selected_model, self.current_target_name()
+        if not model or not target:
+            return
+        key = (model, target)
+        try:
+            preview = self.workspace.target(model, target).preview_rollback(None)
+        except Exception as error:  # shown in the dialog / notification
+            self._preview_errors[key] = str(error)
+            self._previews.pop(key, None)
+            return
+        self._previews[key] = preview
+        self._preview_errors.pop(key, None)
+
+    def action_rollback_previous(self) -> None:
+        model, target = self.selected_model, self.current_target_name()
+        if not model or not target:
+            self.notify("no target is configured for the selected model", severity="warning")
+            return
+        self.open_rollback(model, target, None)
+
+    def open_rollback(self, model: str, target: str, to_revision: int | None) -> None:
+        """Show the confirm dialog for a rollback, then run it in a worker."""
+        from tui.screens.confirm import RollbackConfirm
+
+        key = (model, target)
+        preview = self._previews.get(key) if to_revision is None else None
+        if preview is None:
+            self._load_preview_then_confirm(model, target, to_revision)
+            return
+
+        def decided(decision) -> None:  # type: ignore[no-untyped-def]
+            if decision is not None:
+                self.run_rollback(model, target, preview.to_revision, decision.reason)
+
+        self.push_screen(RollbackConfirm(preview), decided)
+        self.warm_history()
+
+    @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
+    def _load_preview_then_confirm(self, model: str, target: str, to_revision: int | None) -> None:
+        try:
+            preview = self.workspace.target(model, target).preview_rollback(to_revision)
+        except Exception as error:
+            self.call_from_thread(
+                self.notify, f"cannot roll back: {error}", severity="error", markup=False
+            )
+            return
+        if to_revision is None:
+            self._previews[(model, target)] = preview
+        self.call_from_thread(self._confirm_preview, preview)
+
+    def _confirm_preview(self, preview: RollbackPreview) -> None:
+        from tui.screens.confirm import RollbackConfirm
+
+        def decided(decision) -> None:  # type: ignore[no-untyped-def]
+            if decision is not None:
+                self.run_rollback(
+                    preview.model, preview.target, preview.to_revision, decision.reason
+                )
+
+        self.push_screen(RollbackConfirm(preview), decided)
+
+    @work(thread=True, group="rollback", exit_on_error=False)
+    def run_rollback(self, model: str, target: str, to_revision: int, reason: str) -> None:
+        """Roll back through the journalled action and report the outcome."""
+        self.call_from_thread(
+            self.notify, f"rolling back {model}/{target} to revision {to_revision}…", markup=False
+        )
+        workspace = self.workspace
+        try:
+            handle = workspace.target(model, target)
+            for _ in workspace.run_rollback(handle, to_revision, reason=reason):
+                pass
+        except Exception as error:
+            self._notify_error(f"rollback of {model}/{target} failed: {error}")
+        else:
+            self.call_from_thread(
+                self.notify, f"{model}/{target} rolled back to revision {to_revision}", markup=False
+            )
+        self._previews.pop((model, target), None)
+        self.call_from_thread(self.after_change)
+
+    def _notify_error(self, message: str) -> None:
+        """Show an error notification from a worker thread."""
+        self.call_from_thread(self.notify, message, severity="error", timeout=15, markup=False)
+
+    def after_change(self) -> None:
+        """Refresh what an action may have changed: previews and the visible screen."""
+        self.warm_history()
+        screen = self.screen
+        if isinstance(screen, MrcScreen):
+            screen.on_shown()
+            screen.poll()
+
+    # -- other target actions -----------------------------------------------
+
+    def permission_reason(self, model: str, target: str, action: str) -> str:
+        """Return why ``action`` is not allowed on the target ("" when it is, or unknown yet)."""
+        return self._permissions.get((model, target, action), "")
+
+    @work(thread=True, group="permissions", exit_on_error=False)
+    def load_permissions(self) -> None:
+        """Ask every opened target which actions the credentials allow (RBAC, reachability)."""
+        from tui import data
+
+        reasons: dict[tuple[str, str, str], str] = {}
+        for model, target, _kind in data.target_pairs(self.workspace):
+            try:
+                allowed = self.workspace.target(model, target).permissions()
+            except Exception:
+                continue
+            for action, permission in allowed.items():
+                if not permission.allowed:
+                    reasons[(model, target, action)] = permission.reason or "not allowed"
+        self._permissions = reasons
+
+    @work(thread=True, group="simple", exit_on_error=False)
+    def run_simple(self, model: str, target: str, action: str) -> None:
+        """Pause, resume or restart a target through the journal."""
+        from core import actions
+
+        try:
+            self.workspace.require_writable(model, target)
+            handle = self.workspace.target(model, target)
+            actions.run_simple(self.workspace.journal, handle, action)
+        except Exception as error:
+            self._notify_error(f"{action} of {model}/{target} failed: {error}")
+        else:
+            self.call_from_thread(self.notify, f"{action}: {model}/{target} done", markup=False)
+        self.call_from_thread(self.after_change)
+
+    # -- long operations ----------------------------------------------------
+
+    def operations(self, kind: str | None = None) -> list[LiveOperation]:
+        """Operations started from this console, oldest first."""
+        return [op for op in self._operations if kind is None or op.kind == kind]
+
+    def _new_operation(self, kind: str, model: str, commit: str) -> LiveOperation:
+        op = LiveOperation(kind=kind, model=model, commit=commit)
+        self._operations.append(op)
+        del self._operations[:-50]
+        return op
+
+    def can(self, action: str) -> str | None:
+        """Return why ``action`` ("build", "release") cannot run now, or None when it can."""
+        model = self.selected_model
+        if not model:
+            return "no model is configured"
+        config = self.workspace.config.model(model)
+        if self.read_only:
+            return "read-only mode"
+        if action == "build" and not config.image:
+            return f"{model} has no `image` in its configuration: nothing to build"
+        if action == "release" and not config.targets:
+            return f"{model} has no target to release to"
+        return None
+
+    def start_tests(self, model: str, commit: str) -> None:
+        """Run the model's tests at ``commit`` and show the Tests screen."""
+        if not self.workspace.config.model(model).test_command:
+            self.notify(f"{model} has no test_command configured", severity="warning")
+            return
+        op = self._new_operation("test", model, commit)
+        self._run_tests(op)
+        self.notify(f"testing {commit[:8]}…", markup=False)
+        self.goto("tests")
+
+    @work(thread=True, group="tests", exit_on_error=False)
+    def _run_tests(self, op: LiveOperation) -> None:
+        try:
+            runner = self.workspace.test_runner(op.model)
+            for item in runner.run(op.commit, cancel=op.cancel):
+                run = getattr(item, "run", None)
+                if run is not None:
+                    op.run = run
+                elif hasattr(item, "text"):
+                    op.append(item.text, getattr(item, "stream", "stdout"))
+        except Exception as error:
+            op.error = str(error)
+            self._notify_error(f"test run of {op.commit[:8]} failed to start: {error}")
+        finally:
+            op.finished = True
+        if op.run is not None:
+            status = op.run.status.value
+            severity = "information" if status == "passed" else "warning"
+            self.call_from_thread(
+                self.notify, f"tests at {op.commit[:8]}: {status}", severity=severity, markup=False
+            )
+
+    def start_build(self, model: str, commit: str) -> None:
+        """Build the model's image at ``commit`` with a progress view."""
+        op = self._new_operation("build", model, commit)
+        self._run_build(op)
+        self.push_screen(OperationScreen(op, live=self.live))
+
+    @work(thread=True, group="build", exit_on_error=False)
+    def _run_build(self, op: LiveOperation) -> None:
+        from core.domain import Progress
+
+        config = self.workspace.config.model(op.model)
+        try:
+            builder = self.workspace.image_builder(op.model)
+            repo = self.workspace.repository(op.model)
+            for progress in builder.build(
+                repo, op.commit, config.image, op.model, config.dockerfile, cancel=op.cancel
+            ):
+                op.add_step(progress)
+                if progress.step == "log" or (progress.detail == "" and progress.message):
+                    op.append(progress.message)
+        except Exception as error:
+            op.error = str(error)
+            op.add_step(Progress("failed", str(error), level="error"))
+        finally:
+            op.finished = True
+
+    def start_release(self, model: str, commit: str) -> None:
+        """Release ``commit``: typed confirmation on production targets, then the pipeline."""
+        from rich.text import Text
+
+        from tui.screens.confirm import TypedConfirm
+
+        target_name = self.current_target_name()
+        target = self.workspace.target_config(model, target_name or None)
+
+        def go(decision) -> None:  # type: ignore[no-untyped-def]
+            if decision is None:
+                return
+            op = self._new_operation("release", model, commit)
+            self._run_release(op, target.name, decision.reason)
+            self.push_screen(OperationScreen(op, live=self.live))
+
+        summary = Text(f"Release {commit[:8]} of {model} to {target.name} ({target.kind}).")
+        if target.production:
+            self.push_screen(TypedConfirm("Production release", summary, model), go)
+        else:
+            from tui.screens.confirm import Decision
+
+            go(Decision())
+
+    @work(thread=True, group="release", exit_on_error=False)
+    def _run_release(self, op: LiveOperation, target: str, reason: str) -> None:
+        from core.domain import Progress
+        from core.release import ReleasePipeline
+
+        try:
+            pipeline = ReleasePipeline(self.workspace)
+            for event in pipeline.run(op.model, op.commit, target, reason=reason, cancel=op.cancel):
+                if event.line:
+                    op.append(event.line, event.stream)
+                step = event.step or "release"
+                if event.progress is not None:
+                    op.add_step(
+                        Progress(
+                            step,
+                            event.progress.message,
+                            event.progress.fraction,
+                            event.progress.detail,
+                            event.progress.level,
+                        )
+                    )
+                elif event.kind in ("step_failed",):
+                    op.add_step(Progress(step, event.message, level="error"))
+                elif event.kind != "step_progress" or event.message:
+                    op.add_step(Progress(step, event.message or event.kind.replace("_", " ")))
+                if event.kind == "release_finished":
+                    if event.outcome not in ("done",):
+                        op.error = f"{event.outcome}: {event.message}"
+                    if event.outcome == "alerted":
+                        self.guard_alert = f"GUARD ALERT {op.model}: {event.message} (u rolls back)"
+        except Exception as error:
+            op.error = str(error)
+            op.add_step(Progress("failed", str(error), level="error"))
+        finally:
+            op.finished = True
+        self.call_from_thread(self.after_change)
+        self.call_from_thread(self.refresh_banners)
+
+    @work(thread=True, group="rollout", exit_on_error=False)
+    def start_rollout(self, model: str, target: str, value: str) -> None:
+        """Roll out an image (or, for local targets, a commit) typed on the Rollouts screen."""
+        from core.domain import Artifact
+
+        try:
+            handle = self.workspace.target(model, target)
+            if handle.kind == "local":
+                artifact = Artifact(commit=self.workspace.resolve_commit(model, value))
+            else:
+                artifact = Artifact(image=value)
+            for _ in self.workspace.run_rollout(handle, artifact, reason="set from the console"):
+                pass
+        except Exception as error:
+            self._notify_error(f"rollout of {model}/{target} failed: {error}")
+        else:
+            self.call_from_thread(
+                self.notify, f"{model}/{target}: rolled out {value}", markup=False
+            )
+        self.call_from_thread(self.after_change)
+
+    def toggle_data_shift(self) -> None:
+        """Demo only: switch the traffic generator's data shift on or off."""
+        toggle = getattr(self.workspace, "toggle_data_shift", None)
+        if toggle is None:
+            self.notify("data shift is a demo control", severity="warning")
+            return
+        on = toggle()
+        self.notify("input data shift on" if on else "input data shift off")

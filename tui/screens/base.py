@@ -1,0 +1,106 @@
+"""What every screen of the console shares: banner, footer, polling, empty states."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState
+
+from tui.widgets.banner import ContextBanner
+
+if TYPE_CHECKING:
+    from tui.app import MrcApp
+
+
+class EmptyState(Static):
+    """An honest "nothing here yet" panel: why, and what to configure."""
+
+    DEFAULT_CSS = """
+    EmptyState {
+        width: 1fr;
+        height: auto;
+        padding: 1 2;
+        color: $text-muted;
+    }
+    """
+
+
+class MrcScreen(Screen):
+    """Base of the five main screens.
+
+    Subclasses put their widgets in :meth:`compose_body`. A screen that shows
+    live data sets ``POLL_SECONDS`` and implements :meth:`poll`, which must
+    start a worker in the ``"poll"`` group: the next poll is armed only when
+    that worker has finished, so refreshes never overlap, and nothing polls
+    while the screen is hidden.
+    """
+
+    TITLE_TEXT: ClassVar[str] = ""
+    POLL_SECONDS: ClassVar[float | None] = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._poll_timer: Timer | None = None
+        self._visible = False
+
+    @property
+    def mrc(self) -> MrcApp:
+        """The console app, typed."""
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield ContextBanner()
+        yield from self.compose_body()
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    def on_mount(self) -> None:
+        self.sub_title = self.TITLE_TEXT
+
+    def on_screen_resume(self) -> None:
+        self._visible = True
+        self.refresh_banner()
+        self.on_shown()
+        if self.POLL_SECONDS is not None:
+            self._schedule(0.01)
+
+    def on_screen_suspend(self) -> None:
+        self._visible = False
+        if self._poll_timer is not None:
+            self._poll_timer.stop()
+            self._poll_timer = None
+
+    def refresh_banner(self) -> None:
+        """Redraw the context banner from the app's current state."""
+        self.query_one(ContextBanner).show(self.mrc.banner_info())
+
+    def on_shown(self) -> None:
+        """Called each time the screen becomes visible (load data here)."""
+
+    def poll(self) -> None:
+        """Start the ``"poll"`` worker that fetches fresh data."""
+
+    def _schedule(self, delay: float) -> None:
+        if self._poll_timer is not None:
+            self._poll_timer.stop()
+        self._poll_timer = self.set_timer(delay, self._tick)
+
+    def _tick(self) -> None:
+        self._poll_timer = None
+        if self._visible and not self.mrc.paused_polling(self):
+            self.poll()
+        elif self._visible and self.POLL_SECONDS is not None:
+            self._schedule(self.POLL_SECONDS)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "poll" or self.POLL_SECONDS is None:
+            return
+        finished = (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED)
+        if event.state in finished and self._visible:
+            self._schedule(self.POLL_SECONDS)

@@ -1,0 +1,249 @@
+"""Drift screen: drift score, prediction distribution, service health, release markers."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Static
+
+from core.domain import DriftBand
+from tui import data
+from tui.screens.base import EmptyState, MrcScreen
+from tui.text import literal
+
+if TYPE_CHECKING:
+    from tui.widgets.chart import TimeChart
+
+#: Selectable time ranges, shortest first (``[`` shorter, ``]`` longer).
+RANGES = (
+    timedelta(minutes=5),
+    timedelta(minutes=15),
+    timedelta(hours=1),
+    timedelta(hours=6),
+    timedelta(hours=24),
+    timedelta(days=7),
+)
+
+BAND_STYLE = {
+    DriftBand.OK: "green",
+    DriftBand.WARN: "yellow",
+    DriftBand.ALERT: "bold red",
+    DriftBand.NOT_ENOUGH_DATA: "dim",
+}
+
+
+def range_label(span: timedelta) -> str:
+    """Return ``15m``, ``6h`` or ``7d`` for a range."""
+    minutes = int(span.total_seconds() // 60)
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440}d"
+    if minutes % 60 == 0:
+        return f"{minutes // 60}h"
+    return f"{minutes}m"
+
+
+class DriftScreen(MrcScreen):
+    """``5``: is the model's input or output shifting, and did it start with a release?"""
+
+    AUTO_FOCUS = "#drift-features"
+    TITLE_TEXT = "Drift"
+    POLL_SECONDS = 1.0
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("left_square_bracket", "range(-1)", "Shorter", id="drift.shorter", tooltip="Range"),
+        Binding("right_square_bracket", "range(1)", "Longer", id="drift.longer", tooltip="Range"),
+        Binding("space", "pause", "Pause", id="drift.pause", tooltip="Pause live updates"),
+        Binding("S", "toggle_shift", "Data shift", id="drift.shift", show=False),
+    ]
+
+    class Fetched(Message):
+        """A fresh view of the model's metrics, or the error that prevented it."""
+
+        def __init__(self, model: str, view: Any | None, error: str) -> None:
+            super().__init__()
+            self.model = model
+            self.view = view
+            self.error = error
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.range_index = 1
+        self.paused = False
+        self.last_success: datetime | None = None
+        self.last_error = ""
+        self._charts_ready = False
+
+    def compose_body(self) -> ComposeResult:
+        yield EmptyState(id="drift-empty")
+        yield Static("", id="drift-status")
+        yield Horizontal(
+            Vertical(id="drift-charts"),
+            Vertical(
+                Static("", id="drift-score"),
+                Static("Alerts", classes="panel-title"),
+                Static("", id="drift-alerts"),
+                Static("Top drifting features", classes="panel-title"),
+                DataTable(id="drift-features", cursor_type="row", show_cursor=False),
+                id="drift-side",
+            ),
+            id="drift-body",
+        )
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        table = self.query_one("#drift-features", DataTable)
+        table.add_columns("feature", "score", "band")
+
+    def _ensure_charts(self) -> None:
+        if self._charts_ready:
+            return
+        from tui.widgets.chart import TimeChart
+
+        self.query_one("#drift-charts", Vertical).mount_all(
+            [
+                TimeChart(id="chart-drift"),
+                TimeChart(id="chart-prediction"),
+                TimeChart(id="chart-service"),
+            ]
+        )
+        self._charts_ready = True
+
+    @property
+    def span(self) -> timedelta:
+        return RANGES[self.range_index]
+
+    def on_shown(self) -> None:
+        model = self.mrc.selected_model
+        empty = self.query_one("#drift-empty", EmptyState)
+        body = self.query_one("#drift-body")
+        metrics = self.mrc.workspace.config.model(model).metrics if model else None
+        if metrics is None:
+            empty.update(
+                "No metrics are configured for "
+                + (repr(model) if model else "any model")
+                + '. Add a [model.metrics] table with source = "scrape" (the model server\'s '
+                '/metrics) or "prometheus" (url): see examples/mrc.toml.'
+            )
+            empty.display = True
+            body.display = False
+            return
+        empty.display = False
+        body.display = True
+        self._ensure_charts()
+        self._status()
+
+    def poll(self) -> None:
+        if self.mrc.selected_model:
+            self.fetch(self.mrc.selected_model, self.span)
+
+    @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
+    def fetch(self, model: str, span: timedelta) -> None:
+        """Query the metrics source and compute drift in a worker."""
+        try:
+            view = data.drift_view(self.mrc.workspace, model, span, self.mrc.clock())
+        except Exception as error:
+            self.post_message(self.Fetched(model, None, str(error)))
+            return
+        self.post_message(self.Fetched(model, view, ""))
+
+    def on_drift_screen_fetched(self, message: Fetched) -> None:
+        if message.model != self.mrc.selected_model:
+            return
+        if message.view is None:
+            self.last_error = message.error
+        else:
+            self.last_error = ""
+            self.last_success = self.mrc.clock()
+            self.render_view(message.view)
+        self._status()
+
+    def _status(self) -> None:
+        text = Text()
+        text.append(f"range {range_label(self.span)}", style="bold")
+        text.append("  [ ] change  space pause")
+        if self.paused:
+            text.append("  PAUSED", style="bold yellow")
+        if self.last_error:
+            text.append("  STALE", style="bold reverse red")
+            when = self.last_success.strftime("%H:%M:%S") if self.last_success else "never"
+            text.append(f" last success {when}: ", style="red")
+            text.append_text(literal(self.last_error, style="red", max_len=160))
+        self.query_one("#drift-status", Static).update(text)
+
+    def render_view(self, view: Any) -> None:
+        """Draw one DriftView: charts, current score, alerts, features."""
+        from tui.widgets.chart import Threshold
+
+        now = view.now
+        start = now - self.span
+        drift_cfg = self.mrc.workspace.config.model(self.mrc.selected_model).drift
+        charts = {c.id: c for c in self.query("TimeChart").results()}
+        drift_chart: TimeChart = charts["chart-drift"]  # type: ignore[assignment]
+        drift_chart.draw(
+            f"drift ({drift_cfg.method})",
+            view.drift_series,
+            now,
+            start,
+            markers=view.markers,
+            thresholds=[
+                Threshold(drift_cfg.warn, "yellow", "warn"),
+                Threshold(drift_cfg.alert, "red", "alert"),
+            ],
+        )
+        charts["chart-prediction"].draw(  # type: ignore[attr-defined]
+            "prediction p10/p50/p90", view.quantile_series, now, start, markers=view.markers
+        )
+        charts["chart-service"].draw(  # type: ignore[attr-defined]
+            "errors / latency / throughput", view.service_series, now, start, markers=view.markers
+        )
+        score = view.current
+        text = Text()
+        text.append("drift now: ", style="bold")
+        if score.value is None:
+            text.append(f"not enough data ({score.samples:.0f} samples)", style="dim")
+        else:
+            text.append(f"{score.value:.3f} {score.band.value}", style=BAND_STYLE[score.band])
+        guard = getattr(view, "guard", "")
+        if guard:
+            text.append("\nguard: ", style="bold")
+            text.append_text(literal(guard))
+        self.query_one("#drift-score", Static).update(text)
+        alerts = Text()
+        for alert in view.alerts:
+            alerts.append_text(literal(f"{alert.state} {alert.name}", style="bold red"))
+            if alert.summary:
+                alerts.append(" ")
+                alerts.append_text(literal(alert.summary))
+            alerts.append("\n")
+        if not view.alerts:
+            alerts.append("none", style="dim")
+        self.query_one("#drift-alerts", Static).update(alerts)
+        table = self.query_one("#drift-features", DataTable)
+        table.clear()
+        for name, feature_score in view.features[:10]:
+            value = "-" if feature_score.value is None else f"{feature_score.value:.3f}"
+            table.add_row(
+                literal(name, max_len=30),
+                Text(value),
+                Text(feature_score.band.value, style=BAND_STYLE[feature_score.band]),
+            )
+
+    def action_range(self, delta: int) -> None:
+        self.range_index = max(0, min(len(RANGES) - 1, self.range_index + delta))
+        self._status()
+        self.poll()
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        self.mrc.set_paused(self, self.paused)
+        self._status()
+
+    def action_toggle_shift(self) -> None:
+        self.mrc.toggle_data_shift()

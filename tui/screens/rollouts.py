@@ -1,0 +1,322 @@
+"""Rollouts screen: every model x target, live."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Footer, Input, Static
+
+from core.domain import Phase, RolloutState, TargetDetail
+from tui import data
+from tui.screens.base import EmptyState, MrcScreen
+from tui.text import ago, literal
+
+PHASE_STYLE = {
+    Phase.COMPLETE: "green",
+    Phase.PROGRESSING: "cyan",
+    Phase.PAUSED: "yellow",
+    Phase.FAILED: "bold red",
+    Phase.DEGRADED: "red",
+    Phase.STOPPED: "yellow",
+    Phase.UNKNOWN: "dim",
+    Phase.DISCONNECTED: "bold red",
+}
+
+COLUMNS = ("model", "target", "kind", "rev", "image", "commit", "ready", "state", "age")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: a state, or the error that stands in for it."""
+
+    model: str
+    target: str
+    kind: str
+    state: RolloutState | None
+    error: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}/{self.target}"
+
+
+def row_cells(row: Row, now) -> list[Text]:  # type: ignore[no-untyped-def]
+    """Return the table cells of one model x target."""
+    state = row.state
+    if state is None:
+        phase = Phase.DISCONNECTED if "reach" in row.error else Phase.UNKNOWN
+        return [
+            literal(row.model),
+            literal(row.target),
+            Text(row.kind),
+            Text("-"),
+            literal(row.error, style="red", max_len=200),
+            Text("-"),
+            Text("-"),
+            Text(phase.value, style=PHASE_STYLE[phase]),
+            Text("-"),
+        ]
+    image = state.image.rsplit("/", 1)[-1]
+    return [
+        literal(row.model),
+        literal(row.target),
+        Text(row.kind),
+        Text(str(state.revision) if state.revision is not None else "-"),
+        literal(image, max_len=60),
+        Text(state.commit[:8], style="yellow"),
+        Text(f"{state.ready}/{state.desired}"),
+        Text(state.phase.value, style=PHASE_STYLE.get(state.phase, "")),
+        Text(ago(state.since, now)),
+    ]
+
+
+def detail_text(detail: TargetDetail) -> Text:
+    """Return the detail view: state message, pods, conditions, recent events."""
+    state = detail.state
+    text = Text()
+    text.append(f"{state.model} on {state.target} ({state.kind})  ", style="bold")
+    text.append(state.phase.value, style=PHASE_STYLE.get(state.phase, ""))
+    text.append("\n")
+    if state.message:
+        text.append_text(literal(state.message))
+        text.append("\n")
+    text.append("\nPods / processes\n", style="bold underline")
+    for pod in detail.pods:
+        text.append_text(literal(pod.name))
+        text.append(
+            f"  {pod.phase}  ready={'yes' if pod.ready else 'no'}  restarts={pod.restarts}  "
+        )
+        text.append_text(literal(pod.image, style="dim"))
+        text.append("\n")
+    if not detail.pods:
+        text.append("none\n", style="dim")
+    text.append("\nConditions\n", style="bold underline")
+    for condition in detail.conditions:
+        text.append_text(literal(f"{condition.type}={condition.status} {condition.reason}"))
+        if condition.message:
+            text.append(": ")
+            text.append_text(literal(condition.message, style="dim"))
+        text.append("\n")
+    text.append("\nRecent events\n", style="bold underline")
+    for event in detail.events[-30:]:
+        style = "red" if event.kind == "Warning" else ""
+        text.append(event.time.strftime("%H:%M:%S "), style="dim")
+        text.append_text(literal(f"{event.reason} {event.object}", style=style))
+        text.append(" ")
+        text.append_text(literal(event.message))
+        text.append("\n")
+    if not detail.events:
+        text.append("none\n", style="dim")
+    return text
+
+
+class TargetDetailScreen(ModalScreen[None]):
+    """Pods, conditions and events of one target, refreshed while open."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "dismiss", "Back")]
+
+    DEFAULT_CSS = """
+    TargetDetailScreen { background: $background; }
+    TargetDetailScreen > VerticalScroll { padding: 0 1; }
+    """
+
+    def __init__(self, model: str, target: str) -> None:
+        super().__init__()
+        self.model = model
+        self.target = target
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(f"Loading {self.model}/{self.target}…", id="detail-body", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load()
+        if self.app.live:  # type: ignore[attr-defined]
+            self.set_interval(3, self.load)
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def load(self) -> None:
+        """Fetch the detail in a worker."""
+        try:
+            detail = self.app.workspace.target(self.model, self.target).detail()  # type: ignore[attr-defined]
+            body = detail_text(detail)
+        except Exception as error:
+            body = Text("Cannot read the target: ", style="bold red") + literal(str(error))
+        self.app.call_from_thread(self.query_one("#detail-body", Static).update, body)
+
+
+class RolloutsScreen(MrcScreen):
+    """``3``: revision, image, commit, readiness and state of every target."""
+
+    AUTO_FOCUS = "#rollouts-table"
+    TITLE_TEXT = "Rollouts"
+    POLL_SECONDS = 3.0
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "detail", "Detail", id="rollouts.detail", tooltip="Pods and events"),
+        Binding("s", "set_image", "Set image", id="rollouts.set", tooltip="Roll out an image"),
+        Binding("p", "pause_resume", "Pause/resume", id="rollouts.pause", tooltip="Pause/resume"),
+        Binding("r", "restart", "Restart", id="rollouts.restart", tooltip="Restart pods"),
+    ]
+
+    class States(Message):
+        """Fresh rows for the table."""
+
+        def __init__(self, rows: list[Row]) -> None:
+            super().__init__()
+            self.rows = rows
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, Row] = {}
+
+    def compose_body(self) -> ComposeResult:
+        yield EmptyState(id="rollouts-empty")
+        table: DataTable = DataTable(id="rollouts-table", cursor_type="row")
+        for column in COLUMNS:
+            table.add_column(column, key=column)
+        yield table
+        yield Input(placeholder="image (or commit) to roll out; enter", id="rollouts-image")
+        yield Static("", id="rollouts-status", markup=False)
+
+    @property
+    def table(self) -> DataTable:
+        return self.query_one("#rollouts-table", DataTable)
+
+    def on_shown(self) -> None:
+        pairs = data.target_pairs(self.mrc.workspace)
+        empty = self.query_one("#rollouts-empty", EmptyState)
+        if not pairs:
+            empty.update(
+                "No target is configured. Add [[model.target]] tables (kind kubernetes, "
+                "docker or local) to the configuration: see examples/mrc.toml."
+            )
+        empty.display = not pairs
+        self.table.display = bool(pairs)
+        if pairs:
+            self.table.focus()
+
+    def poll(self) -> None:
+        self.fetch_states()
+
+    @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
+    def fetch_states(self) -> None:
+        """Read every target's status in parallel (each call has its own timeout)."""
+        workspace = self.mrc.workspace
+        pairs = data.target_pairs(workspace)
+
+        def one(pair: tuple[str, str, str]) -> Row:
+            model, target, kind = pair
+            try:
+                return Row(model, target, kind, workspace.target(model, target).status())
+            except Exception as error:
+                return Row(model, target, kind, None, str(error))
+
+        if not pairs:
+            return
+        with ThreadPoolExecutor(max_workers=min(16, len(pairs))) as pool:
+            rows = list(pool.map(one, pairs))
+        self.post_message(self.States(rows))
+
+    def on_rollouts_screen_states(self, message: States) -> None:
+        self.apply_rows(message.rows)
+
+    def apply_rows(self, rows: list[Row]) -> None:
+        """Update changed cells only; add new rows; never rebuild the table."""
+        table = self.table
+        now = self.mrc.clock()
+        with self.app.batch_update():
+            for row in rows:
+                cells = row_cells(row, now)
+                old = self.rows.get(row.key)
+                if old is None:
+                    table.add_row(*cells, key=row.key)
+                else:
+                    previous = row_cells(old, now)
+                    for column, cell, before in zip(COLUMNS, cells, previous, strict=True):
+                        if cell != before:
+                            table.update_cell(row.key, column, cell)
+                self.rows[row.key] = row
+        self._sync_selection()
+
+    def _current(self) -> Row | None:
+        table = self.table
+        if table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return self.rows.get(key) if key else None
+
+    def _sync_selection(self) -> None:
+        row = self._current()
+        status = self.query_one("#rollouts-status", Static)
+        if row is None:
+            status.update("")
+            return
+        message = row.state.message if row.state else row.error
+        status.update(f"{row.key}: {message}" if message else row.key)
+
+    @on(DataTable.RowHighlighted, "#rollouts-table")
+    def highlighted(self) -> None:
+        row = self._current()
+        if row is not None:
+            self.mrc.select_model(row.model, row.target)
+        self._sync_selection()
+
+    def action_detail(self) -> None:
+        row = self._current()
+        if row is not None:
+            self.app.push_screen(TargetDetailScreen(row.model, row.target))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("set_image", "pause_resume", "restart"):
+            row = self._current()
+            if row is None:
+                return None
+            if (
+                self.mrc.read_only
+                or self.mrc.workspace.target_config(row.model, row.target).read_only_effective
+            ):
+                return False
+            reason = self.mrc.permission_reason(row.model, row.target, action)
+            return None if reason else True
+        return True
+
+    def action_pause_resume(self) -> None:
+        row = self._current()
+        if row is None:
+            return
+        action = "resume" if row.state and row.state.phase is Phase.PAUSED else "pause"
+        self.mrc.run_simple(row.model, row.target, action)
+
+    def action_restart(self) -> None:
+        row = self._current()
+        if row is not None:
+            self.mrc.run_simple(row.model, row.target, "restart")
+
+    def action_set_image(self) -> None:
+        field_ = self.query_one("#rollouts-image", Input)
+        row = self._current()
+        if row is None:
+            return
+        field_.value = row.state.image if row.state else ""
+        field_.display = True
+        field_.focus()
+
+    @on(Input.Submitted, "#rollouts-image")
+    def image_submitted(self, event: Input.Submitted) -> None:
+        event.input.display = False
+        row = self._current()
+        value = event.value.strip()
+        self.table.focus()
+        if row is not None and value:
+            self.mrc.start_rollout(row.model, row.target, value)
