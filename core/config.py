@@ -196,8 +196,8 @@ class MetricsConfig:
     url: str
     """Prometheus base URL, or the /metrics URL for ``scrape`` (derived from a target's port
     when not given)."""
-    headers: dict[str, str] = field(default_factory=dict)
-    """Extra HTTP headers sent with every request."""
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    """Extra HTTP headers sent with every request (left out of ``repr``: they may carry keys)."""
     token: Secret | None = None
     """Bearer token (from ``token_env`` or ``token_file``)."""
     username: str = ""

@@ -215,7 +215,12 @@ class Journal:
             # Create the file private to the user before SQLite does (its WAL and
             # shared-memory files inherit the database file's mode).
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            os.close(fd)
+            try:
+                info = os.fstat(fd)
+                if info.st_uid == os.getuid() and info.st_mode & 0o077:
+                    os.fchmod(fd, 0o600)  # a file left readable by others
+            finally:
+                os.close(fd)
         except OSError as error:
             raise JournalError(f"cannot open the journal {self.path}: {error.strerror}") from None
         self._migrate()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from core import paths
+from core import audit, paths
 from core.domain import Outcome, RunStatus, TestFailure, TestRun
 from core.errors import NotFound
 from core.journal import SCHEMA_VERSION, Journal, JournalError
@@ -394,3 +394,47 @@ def test_release_rows(journal: Journal) -> None:
         journal.start_step(999, "tests")
     with pytest.raises(NotFound):
         journal.finish_release(999, "done")
+
+
+def test_existing_world_readable_journal_is_made_private(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    path.touch(mode=0o644)
+    path.chmod(0o644)
+    with Journal(path):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+# --------------------------------------------------------------------------
+# Locations and identity
+
+
+def test_state_and_config_locations() -> None:
+    home = {"HOME": "/home/ana"}
+    assert paths.state_dir(home) == Path("/home/ana/.local/state/mrc")
+    assert paths.config_dir(home) == Path("/home/ana/.config/mrc")
+    assert paths.cache_dir(home) == Path("/home/ana/.cache/mrc")
+    xdg = {**home, "XDG_STATE_HOME": "/x/state", "XDG_CONFIG_HOME": "/x/config"}
+    assert paths.state_dir(xdg) == Path("/x/state/mrc")
+    assert paths.user_config_file(xdg) == Path("/x/config/mrc/config.toml")
+    # Relative XDG values are ignored, as the specification requires.
+    assert paths.state_dir({**home, "XDG_STATE_HOME": "rel"}) == Path("/home/ana/.local/state/mrc")
+    assert paths.journal_path({**xdg, "MRC_STATE_DIR": "/srv/mrc"}) == Path(
+        "/srv/mrc/journal.sqlite3"
+    )
+
+
+def test_ssh_client_address_and_process_liveness() -> None:
+    assert audit.ssh_client_address({"SSH_CLIENT": "198.51.100.7 50022 22"}) == "198.51.100.7"
+    assert (
+        audit.ssh_client_address({"SSH_CONNECTION": "2001:db8::5 50022 2001:db8::1 22"})
+        == "2001:db8::5"
+    )
+    assert audit.ssh_client_address({}) == ""
+    me = audit.whoami({})
+    assert me.pid == os.getpid() and me.ssh_client == "" and me.user
+    ticks = audit.process_start_ticks(os.getpid())
+    assert audit.process_alive(os.getpid(), ticks)
+    assert not audit.process_alive(os.getpid(), ticks + "0")  # another start time: pid reused
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert not audit.process_alive(child.pid)
