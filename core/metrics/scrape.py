@@ -35,7 +35,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -140,6 +140,7 @@ class ScrapeSource:
     itself instead. ``capacity`` is the number of scrapes kept, ``timeout``
     the seconds allowed per GET. ``selector`` (``{k="v"}``) is merged into
     the histogram metrics of :meth:`histogram_window`/:meth:`histogram_range`.
+    ``clock`` gives the unix time recorded for each scrape.
     """
 
     def __init__(
@@ -151,8 +152,10 @@ class ScrapeSource:
         thresholds: Iterable[Threshold] = (),
         headers: dict[str, str] | None = None,
         selector: str = "",
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url
+        self.clock = clock
         self.interval = interval
         self.timeout = timeout
         self.selector = selector
@@ -178,7 +181,7 @@ class ScrapeSource:
 
         if self._client is None:
             self._client = httpx.Client(timeout=httpx.Timeout(self.timeout), headers=self.headers)
-        at = time.time()
+        at = self.clock()
         try:
             response = self._client.get(self.url)
             response.raise_for_status()
@@ -198,13 +201,18 @@ class ScrapeSource:
     def ingest(self, text: str, at: float) -> None:
         """Append an exposition ``text`` observed at unix time ``at`` (no HTTP).
 
-        Scrapes must arrive in time order. Raises ValueError when the text does not parse.
+        A scrape at or before the latest one replaces it. Raises ValueError when the
+        text does not parse.
         """
         self._append(at, parse_exposition(text))
 
     def _append(self, at: float, samples: Samples) -> None:
         with self._lock:
-            self._buffer.append(_Scrape(at, samples))
+            if self._buffer and at <= self._buffer[-1].time:
+                # Same (or, after a clock step back, earlier) time: the newer samples win.
+                self._buffer[-1] = _Scrape(self._buffer[-1].time, samples)
+            else:
+                self._buffer.append(_Scrape(at, samples))
         self.last_success = datetime.fromtimestamp(at, UTC)
         self.last_error = ""
 

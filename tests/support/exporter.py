@@ -1,0 +1,115 @@
+"""A tiny live model-server exporter for tests: real prometheus-client metrics over HTTP.
+
+It serves, on 127.0.0.1 at a free port, what a model server exposes:
+
+* ``model_prediction_score`` — histogram of prediction scores in [0, 1]
+  (buckets 0.1 .. 1.0 and +Inf);
+* ``model_feature_value{feature=...}`` — histogram per input feature;
+* ``model_requests_total`` / ``model_errors_total`` — counters;
+* ``model_latency_seconds`` — histogram.
+
+Observations are deterministic: :meth:`Exporter.observe` records ``n``
+predictions spread over the buckets exactly in proportion to the current
+prediction distribution, which :meth:`Exporter.shift` changes on demand.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+#: Weights per bucket of the scores before a shift: centred low.
+BEFORE = (5, 20, 30, 20, 10, 6, 4, 3, 1, 1)
+#: Weights after a shift: centred high.
+AFTER = (1, 1, 3, 4, 6, 10, 20, 30, 20, 5)
+
+
+def spread(n: int, weights: Sequence[float]) -> list[int]:
+    """Split ``n`` into integer parts proportional to ``weights`` (largest remainders)."""
+    total = float(sum(weights))
+    raw = [n * w / total for w in weights]
+    parts = [int(x) for x in raw]
+    order = sorted(range(len(raw)), key=lambda i: raw[i] - parts[i], reverse=True)
+    for i in order[: n - sum(parts)]:
+        parts[i] += 1
+    return parts
+
+
+class Exporter:
+    """An HTTP /metrics endpoint in a thread, with a prediction distribution that can shift.
+
+    ``url`` is the /metrics URL. Use as a context manager or call :meth:`stop`.
+    """
+
+    def __init__(self, features: Sequence[str] = ("age", "income")) -> None:
+        from prometheus_client import CollectorRegistry, Counter, start_http_server
+        from prometheus_client import Histogram as PromHistogram
+
+        self.registry = CollectorRegistry()
+        self.prediction = PromHistogram(
+            "model_prediction_score", "Prediction scores.", buckets=BUCKETS, registry=self.registry
+        )
+        self.feature = PromHistogram(
+            "model_feature_value",
+            "Input feature values (scaled to [0, 1]).",
+            ["feature"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.requests = Counter("model_requests", "Requests.", registry=self.registry)
+        self.errors = Counter("model_errors", "Failed requests.", registry=self.registry)
+        self.latency = PromHistogram(
+            "model_latency_seconds", "Request latency.", registry=self.registry
+        )
+        self.features = tuple(features)
+        self.weights: tuple[float, ...] = BEFORE
+        self.feature_weights = {name: BEFORE for name in self.features}
+        self.error_ratio = 0.0
+        self._lock = threading.Lock()
+        self._server, self._thread = start_http_server(0, "127.0.0.1", registry=self.registry)
+        self.port = self._server.server_port
+        self.url = f"http://127.0.0.1:{self.port}/metrics"
+
+    def shift(
+        self,
+        weights: Sequence[float] = AFTER,
+        *,
+        features: dict[str, Sequence[float]] | None = None,
+        error_ratio: float | None = None,
+    ) -> None:
+        """Change the prediction distribution; optionally features' and the error ratio."""
+        with self._lock:
+            self.weights = tuple(weights)
+            for name, w in (features or {}).items():
+                self.feature_weights[name] = tuple(w)
+            if error_ratio is not None:
+                self.error_ratio = error_ratio
+
+    def observe(self, n: int) -> None:
+        """Record ``n`` requests: predictions and features drawn exactly from the weights."""
+        with self._lock:
+            for bucket, count in zip(BUCKETS, spread(n, self.weights), strict=True):
+                for _ in range(count):
+                    self.prediction.observe(bucket - 0.05)
+            for name, weights in self.feature_weights.items():
+                child = self.feature.labels(feature=name)
+                for bucket, count in zip(BUCKETS, spread(n, weights), strict=True):
+                    for _ in range(count):
+                        child.observe(bucket - 0.05)
+            self.requests.inc(n)
+            self.errors.inc(round(n * self.error_ratio))
+            for _ in range(n):
+                self.latency.observe(0.02)
+
+    def stop(self) -> None:
+        """Stop serving (the port then refuses connections)."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> Exporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
