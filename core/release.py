@@ -225,9 +225,8 @@ class ReleasePipeline:
     # Each step is a generator of events whose return value is its summary.
 
     def _tests(self, model: str, model_cfg: Any, sha: str, cancel: CancelToken, ev: Any) -> _Step:
-        runner = self.workspace.test_runner(model)
         run: TestRun | None = None
-        for item in runner.run(sha, cancel=cancel):
+        for item in self.workspace.run_tests(model, sha, cancel=cancel):
             if hasattr(item, "text"):  # a line of output
                 yield ev(
                     STEP_PROGRESS, "tests", line=item.text, stream=getattr(item, "stream", "stdout")

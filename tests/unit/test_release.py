@@ -106,9 +106,9 @@ class FakeWorkspace:
     def resolve_commit(self, model: str, rev: str) -> str:
         return SHA
 
-    def test_runner(self, model: str) -> FakeRunner:
+    def run_tests(self, model: str, sha: str, cancel: CancelToken | None = None) -> Iterator[Any]:
         self.log.append("tests")
-        return FakeRunner(self.run, ["collected 4 items", "4 passed"])
+        return FakeRunner(self.run, ["collected 4 items", "4 passed"]).run(sha, cancel)
 
     def image_builder(self, model: str) -> FakeBuilder:
         return FakeBuilder(self.log)

@@ -1,0 +1,592 @@
+"""From configuration to live objects: targets, metrics sources, repositories.
+
+:class:`Workspace` is the single place the console and the scripting CLI get
+their backend objects from. Everything is created on first use (heavy
+libraries are imported then, not at start) and cached per model, so two
+screens looking at the same target share one client. :func:`doctor` checks
+that every configured backend answers.
+"""
+
+from __future__ import annotations
+
+import inspect
+import shlex
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core import config as config_mod
+from core import paths
+from core.cancel import CancelToken
+from core.config import Config, ModelConfig, TargetConfig
+from core.domain import Artifact, Progress, RollbackPreview
+from core.errors import ConfigError, NotFound, ReadOnly
+from core.metrics.base import MetricsSource
+from core.targets.base import Target
+
+# --------------------------------------------------------------------------
+# Factories
+
+
+def open_target(model_cfg: ModelConfig, target_cfg: TargetConfig, state_dir: Path) -> Target:
+    """Return the live :class:`Target` for one model on one configured target.
+
+    The implementation module is imported here, on first use. Constructing a
+    target does not contact the backend. Raises ConfigError for an unknown kind.
+    """
+    kind = target_cfg.kind
+    if kind == "kubernetes":
+        from core.targets.kubernetes import KubernetesTarget
+
+        k8s: Any = KubernetesTarget.from_config(model_cfg, target_cfg)
+        return k8s  # type: ignore[no-any-return]
+    if kind == "docker":
+        from core.targets import docker as docker_target
+
+        from_config = getattr(docker_target.DockerTarget, "from_config", None)
+        if from_config is not None:
+            return from_config(model_cfg, target_cfg)  # type: ignore[no-any-return]
+        cfg: Any = target_cfg
+        return docker_target.DockerTarget(
+            model_cfg.name,
+            cfg.name,
+            base_url=cfg.base_url,
+            container=cfg.container or model_cfg.name,
+            port=cfg.port or 8080,
+            health_path=cfg.health_path,
+            keep=max(2, cfg.keep),
+            timeout=cfg.timeout,
+            health_timeout=cfg.ready_timeout,
+        )
+    if kind == "local":
+        from core.targets.local import LocalTarget
+
+        return LocalTarget.from_config(model_cfg, target_cfg, state_dir)  # type: ignore[arg-type]
+    raise ConfigError(
+        str(model_cfg.name), [f"model {model_cfg.name}: target {target_cfg.name}: kind {kind!r}"]
+    )
+
+
+def open_metrics(model_cfg: ModelConfig) -> MetricsSource | None:
+    """Return the model's metrics source, or None when it has no ``[model.metrics]``.
+
+    Does not contact the backend. Raises ConfigError for an unknown source.
+    """
+    metrics = model_cfg.metrics
+    if metrics is None:
+        return None
+    if metrics.source == "prometheus":
+        from core.metrics.prometheus import PrometheusSource
+
+        auth = None
+        if metrics.username:
+            password = metrics.password.reveal() if metrics.password is not None else ""
+            auth = (metrics.username, password)
+        return PrometheusSource(
+            metrics.url,
+            headers=dict(metrics.headers),
+            token=metrics.token.reveal() if metrics.token is not None else None,
+            timeout=metrics.timeout,
+            selector=metrics.selector,
+            auth=auth,
+        )
+    if metrics.source == "scrape":
+        from core.metrics.scrape import ScrapeSource
+
+        # One scrape per refresh period; keep about an hour at that rate.
+        interval = max(0.2, min(metrics.refresh, 15.0))
+        return ScrapeSource(
+            metrics.url,
+            interval=interval,
+            capacity=max(60, int(3600 / interval)),
+            timeout=metrics.timeout,
+            headers=dict(metrics.headers),
+            selector=metrics.selector,
+        )
+    raise ConfigError(model_cfg.name, [f"model {model_cfg.name}: metrics source {metrics.source}"])
+
+
+# --------------------------------------------------------------------------
+# The workspace
+
+
+class Workspace:
+    """Configuration, journal and the live backend objects of every model.
+
+    Thread-safe: the console's workers call it concurrently. ``journal`` may
+    be given (tests); otherwise it is opened on first use under ``state_dir``.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        journal: Any = None,
+        state_dir: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.state_dir = Path(state_dir) if state_dir is not None else paths.state_dir()
+        self._journal = journal
+        self._lock = threading.RLock()
+        self._targets: dict[tuple[str, str], Target] = {}
+        self._metrics: dict[str, MetricsSource | None] = {}
+        self._repos: dict[str, Any] = {}
+        self._runner: Any = None
+
+    @classmethod
+    def open(
+        cls,
+        config_path: str | None = None,
+        *,
+        read_only: bool = False,
+        state_dir: Path | None = None,
+    ) -> Workspace:
+        """Load the configuration (see :func:`core.config.load`) and return a workspace.
+
+        Raises ConfigError when the file is invalid.
+        """
+        config = config_mod.load(config_path)
+        if read_only:
+            config = config.with_read_only(True)
+        return cls(config, state_dir=state_dir)
+
+    # -------------------------------------------------------------- config
+
+    @property
+    def models(self) -> tuple[ModelConfig, ...]:
+        """The configured models, in file order."""
+        return self.config.models
+
+    def model(self, name: str) -> ModelConfig:
+        """Return the model's configuration; raises NotFound."""
+        return self.config.model(name)
+
+    def target_config(self, model: str, target: str | None = None) -> TargetConfig:
+        """Return the configuration of ``target`` (None: the model's first target).
+
+        Raises NotFound for an unknown model or target, or a model without targets.
+        """
+        model_cfg = self.model(model)
+        if target is None:
+            if not model_cfg.targets:
+                raise NotFound(f"model {model!r} has no target configured")
+            return model_cfg.targets[0]
+        return model_cfg.target(target)
+
+    def is_read_only(self, model: str, target: str) -> bool:
+        """True when mutating actions on this model's target are disabled."""
+        if self.config.read_only:
+            return True
+        return self.target_config(model, target).read_only_effective
+
+    def require_writable(self, model: str, target: str) -> None:
+        """Raise ReadOnly when :meth:`is_read_only`."""
+        if self.is_read_only(model, target):
+            raise ReadOnly(f"{model} on {target} is read-only")
+
+    # ------------------------------------------------------------- objects
+
+    @property
+    def journal(self) -> Any:
+        """The journal (opened under ``state_dir`` on first use)."""
+        with self._lock:
+            if self._journal is None:
+                from core.journal import Journal
+
+                paths.ensure_dir(self.state_dir)
+                self._journal = Journal(self.state_dir / paths.JOURNAL_FILE)
+            return self._journal
+
+    def target(self, model: str, target: str | None = None) -> Target:
+        """Return the (cached) live target; raises NotFound or ConfigError."""
+        target_cfg = self.target_config(model, target)
+        key = (model, target_cfg.name)
+        with self._lock:
+            if key not in self._targets:
+                self._targets[key] = open_target(self.model(model), target_cfg, self.state_dir)
+            return self._targets[key]
+
+    def targets(self, model: str) -> list[Target]:
+        """Return every target of ``model``, in configuration order."""
+        return [self.target(model, t.name) for t in self.model(model).targets]
+
+    def metrics(self, model: str) -> MetricsSource | None:
+        """Return the (cached) metrics source of ``model``, or None when not configured."""
+        with self._lock:
+            if model not in self._metrics:
+                self._metrics[model] = open_metrics(self.model(model))
+            return self._metrics[model]
+
+    def repository(self, model: str) -> Any:
+        """Return the (cached) :class:`core.git.Repository` of ``model``.
+
+        Raises BackendUnavailable when the path is not a git repository.
+        """
+        with self._lock:
+            if model not in self._repos:
+                from core.git import Repository
+
+                self._repos[model] = Repository(self.model(model).repo)
+            return self._repos[model]
+
+    def resolve_commit(self, model: str, rev: str) -> str:
+        """Return the full sha of ``rev`` (sha prefix, tag, branch) in the model's repository.
+
+        Raises NotFound when it does not name a commit.
+        """
+        return str(self.repository(model).resolve(rev))
+
+    @property
+    def test_runner(self) -> Any:
+        """The :class:`core.testing.TestRunner` shared by every model (runs queue per model)."""
+        with self._lock:
+            if self._runner is None:
+                from core.testing import TestRunner
+
+                self._runner = TestRunner(self.journal, self.state_dir / "test-output")
+            return self._runner
+
+    def run_tests(
+        self, model: str, commit: str, cancel: CancelToken | None = None
+    ) -> Iterator[Any]:
+        """Run ``model``'s test command at ``commit``; return the run's events.
+
+        The events are :data:`core.testing.TestEvent` values, the last one
+        ``RunFinished``. Raises ConfigError when the model has no test command.
+        """
+        model_cfg = self.model(model)
+        if not model_cfg.test_command:
+            source = str(self.config.source or "configuration")
+            raise ConfigError(source, [f"model {model}: test_command is not set"])
+        return self.test_runner.run(
+            model,
+            model_cfg.repo,
+            commit,
+            model_cfg.test_command,
+            timeout=model_cfg.test_timeout,
+            cancel=cancel,
+        )
+
+    def image_builder(self, model: str) -> Any:
+        """Return a :class:`core.images.ImageBuilder` for ``model``.
+
+        It talks to the engine of the model's first docker target that names
+        one, else to ``DOCKER_HOST`` (the local engine).
+        """
+        from core.images import ImageBuilder
+
+        base_url = None
+        for t in self.model(model).targets:
+            if t.kind == "docker" and getattr(t, "base_url", None):
+                base_url = t.base_url  # type: ignore[union-attr]
+                break
+        return ImageBuilder(base_url)
+
+    def guard(self, model: str) -> Any:
+        """Return the :class:`core.guard.Guard` configured for ``model``."""
+        from core.guard import Guard, GuardSettings
+
+        model_cfg = self.model(model)
+        metrics = model_cfg.metrics
+        source = self.metrics(model)
+        start = getattr(source, "start", None)
+        if callable(start):
+            start()  # a scrape source only has data while its scraper runs
+        queries = {}
+        if metrics is not None:
+            queries = {"error_rate": metrics.error_rate, "latency_p95": metrics.latency_p95}
+        return Guard(
+            source,
+            GuardSettings.from_config(model_cfg.guard),
+            queries=queries,
+            drift=self.drift_probe(model),
+            journal=self.journal,
+            rollback=self.rollback_action,
+        )
+
+    def drift_probe(self, model: str) -> Any:
+        """Return an object scoring drift for ``model`` (see :class:`core.guard.DriftProbe`).
+
+        None when the model has no metrics source or no prediction histogram.
+        """
+        model_cfg = self.model(model)
+        source = self.metrics(model)
+        if source is None or model_cfg.metrics is None:
+            return None
+        if not model_cfg.metrics.prediction_histogram:
+            return None
+        return _WindowDrift(self, model_cfg, source)
+
+    # ------------------------------------------------------------ actions
+
+    def run_rollout(
+        self,
+        target: Target,
+        artifact: Artifact,
+        *,
+        reason: str = "",
+        cancel: CancelToken | None = None,
+    ) -> Iterator[Progress]:
+        """Roll ``artifact`` out on ``target`` through :mod:`core.actions` (journalled).
+
+        Raises ReadOnly when the target is read-only; otherwise as Target.rollout.
+        """
+        from core import actions
+
+        self.require_writable(target.model, target.name)
+        return actions.run_rollout(self.journal, target, artifact, reason=reason, cancel=cancel)
+
+    def run_rollback(
+        self,
+        target: Target,
+        to_revision: int | None = None,
+        *,
+        reason: str = "",
+        cancel: CancelToken | None = None,
+        expected: RollbackPreview | None = None,
+    ) -> Iterator[Progress]:
+        """Roll ``target`` back through :mod:`core.actions` (journalled).
+
+        ``expected`` is the preview the operator confirmed: targets that
+        support it refuse with Conflict when their state changed since.
+        Raises ReadOnly when the target is read-only; otherwise as Target.rollback.
+        """
+        from core import actions
+
+        self.require_writable(target.model, target.name)
+        if expected is not None:
+            if "expected" in inspect.signature(actions.run_rollback).parameters:
+                return actions.run_rollback(  # type: ignore[call-arg]
+                    self.journal, target, to_revision, reason=reason, cancel=cancel,
+                    expected=expected,
+                )  # fmt: skip
+            if "expected" in inspect.signature(target.rollback).parameters:
+                target = _Expecting(target, expected)  # type: ignore[assignment]
+        return actions.run_rollback(self.journal, target, to_revision, reason=reason, cancel=cancel)
+
+    def rollback_action(
+        self,
+        journal: Any,
+        target: Target,
+        to_revision: int | None = None,
+        *,
+        reason: str = "",
+        cancel: CancelToken | None = None,
+    ) -> Iterator[Progress]:
+        """Same as :meth:`run_rollback`, in the shape :class:`core.guard.Guard` calls."""
+        return self.run_rollback(target, to_revision, reason=reason, cancel=cancel)
+
+    def close(self) -> None:
+        """Close every target and metrics source opened so far (errors are ignored)."""
+        with self._lock:
+            objects: list[Any] = [*self._targets.values(), *self._metrics.values()]
+            self._targets.clear()
+            self._metrics.clear()
+        for obj in objects:
+            if obj is None:
+                continue
+            try:
+                obj.close()
+            except Exception:
+                pass
+
+
+class _Expecting:
+    """A target whose rollback checks the confirmed preview (``expected``) before applying."""
+
+    def __init__(self, target: Target, expected: RollbackPreview) -> None:
+        self._target = target
+        self._expected = expected
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+    def rollback(
+        self,
+        to_revision: int | None = None,
+        *,
+        reason: str = "",
+        cancel: CancelToken | None = None,
+    ) -> Iterator[Progress]:
+        """Target.rollback with the confirmed preview."""
+        return self._target.rollback(  # type: ignore[call-arg]
+            to_revision, reason=reason, cancel=cancel, expected=self._expected
+        )
+
+
+class _WindowDrift:
+    """Drift of the prediction histogram: the verify window against the model's reference."""
+
+    def __init__(self, workspace: Workspace, model_cfg: ModelConfig, source: MetricsSource):
+        self.workspace = workspace
+        self.model_cfg = model_cfg
+        self.source = source
+
+    def score(self, start: Any, end: Any) -> Any:
+        """Return the DriftScore of [start, end) against the reference window before ``start``."""
+        from datetime import timedelta
+
+        from core.metrics import drift
+
+        metrics = self.model_cfg.metrics
+        assert metrics is not None
+        cfg = self.model_cfg.drift
+        name = metrics.prediction_histogram
+        current = self.source.histogram_window(name, start, end)
+        if cfg.reference == "fixed" and cfg.reference_start and cfg.reference_end:
+            reference = self.source.histogram_window(name, cfg.reference_start, cfg.reference_end)
+        else:
+            reference = self.source.histogram_window(
+                name, start - timedelta(seconds=cfg.window), start
+            )
+        return drift.score(
+            reference, current, method=cfg.method, warn=cfg.warn, alert=cfg.alert,
+            min_samples=cfg.min_samples,
+        )  # fmt: skip
+
+
+# --------------------------------------------------------------------------
+# Doctor
+
+
+@dataclass(frozen=True, slots=True)
+class DoctorLine:
+    """The result of checking one backend: ``backend`` kind, ``name`` of what was checked."""
+
+    backend: str
+    name: str
+    ok: bool
+    detail: str
+
+
+def doctor(config: Config, *, timeout: float = 5.0) -> list[DoctorLine]:
+    """Check every configured backend once; return one line per backend, in config order.
+
+    Checks: the git repository opens and has commits; each Docker engine
+    answers ping; each Kubernetes context answers /version; each metrics
+    source answers (Prometheus /-/ready, scrape URL GET); each local target's
+    command resolves. Never raises for a backend problem (it is a failed line).
+    """
+    lines: list[DoctorLine] = []
+    seen: set[tuple[str, str]] = set()
+
+    def add(backend: str, name: str, check: Any) -> None:
+        key = (backend, name)
+        if key in seen:
+            return
+        seen.add(key)
+        started = time.monotonic()
+        try:
+            detail = check()
+            ok = True
+        except Exception as exc:
+            ok, detail = False, _one_line(exc)
+        if ok:
+            detail = f"{detail} ({(time.monotonic() - started) * 1000:.0f} ms)"
+        lines.append(DoctorLine(backend, name, ok, detail))
+
+    for model in config.models:
+        target: Any
+        add("git", f"{model.name}: {model.repo}", lambda m=model: _check_git(m.repo))
+        for target in model.targets:
+            label = f"{model.name}/{target.name}"
+            if target.kind == "kubernetes":
+                add(
+                    "kubernetes",
+                    f"{label}: context {target.context or '(current)'}",
+                    lambda t=target: _check_kubernetes(t, timeout),
+                )
+            elif target.kind == "docker":
+                add(
+                    "docker",
+                    f"{label}: {target.base_url or '$DOCKER_HOST'}",
+                    lambda t=target: _check_docker(t, timeout),
+                )
+            elif target.kind == "local":
+                add("local", f"{label}: {target.command}", lambda t=target: _check_local(t))
+        if model.metrics is not None:
+            m = model.metrics
+            add(
+                m.source,
+                f"{model.name}: {m.url}",
+                lambda m=m: _check_metrics(m, min(timeout, m.timeout or timeout)),
+            )
+    return lines
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first}"[:300]
+
+
+def _check_git(path: Path) -> str:
+    import git  # GitPython
+
+    repo = git.Repo(str(path))
+    try:
+        if not repo.head.is_valid():
+            raise NotFound(f"{path} has no commits")
+        head = repo.head.commit
+        return f"HEAD {head.hexsha[:8]}"
+    finally:
+        repo.close()
+
+
+def _check_docker(target: Any, timeout: float) -> str:
+    import docker
+
+    if target.base_url:
+        client = docker.DockerClient(base_url=target.base_url, timeout=int(timeout))
+    else:
+        client = docker.from_env(timeout=int(timeout))
+    try:
+        client.ping()
+        return f"engine {client.version().get('Version', '?')}"
+    finally:
+        client.close()
+
+
+def _check_kubernetes(target: Any, timeout: float) -> str:
+    from kubernetes import client, config
+
+    api_client = config.new_client_from_config(
+        config_file=str(target.kubeconfig) if target.kubeconfig else None,
+        context=target.context or None,
+    )
+    try:
+        info = client.VersionApi(api_client).get_code(_request_timeout=timeout)
+        return f"server {info.git_version}"
+    finally:
+        api_client.close()
+
+
+def _check_metrics(metrics: Any, timeout: float) -> str:
+    import httpx
+
+    headers = dict(metrics.headers)
+    if metrics.token is not None:
+        headers["Authorization"] = f"Bearer {metrics.token.reveal()}"
+    auth = None
+    if metrics.username:
+        password = metrics.password.reveal() if metrics.password is not None else ""
+        auth = httpx.BasicAuth(metrics.username, password)
+    url = metrics.url.rstrip("/") + "/-/ready" if metrics.source == "prometheus" else metrics.url
+    response = httpx.get(url, headers=headers, auth=auth, timeout=timeout)
+    response.raise_for_status()
+    return f"HTTP {response.status_code}"
+
+
+def _check_local(target: Any) -> str:
+    argv = shlex.split(target.command.replace("{port}", str(target.port or 0)))
+    if not argv:
+        raise ConfigError("", ["empty command"])
+    program = argv[0]
+    found = shutil.which(program)
+    if found is None:
+        raise NotFound(f"command {program!r} not found on PATH")
+    return f"{program} -> {found}"
