@@ -198,12 +198,19 @@ def _json_object(text: str | None) -> dict[str, Any]:
 class Journal:
     """The SQLite journal. Safe to share between threads and processes."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, busy_timeout: float = 30.0):
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        busy_timeout: float = 30.0,
+        close_orphans: bool = True,
+    ):
         """Open (creating it mode 0600 if needed) and migrate the journal at ``path``.
 
-        ``path`` None uses ``journal.sqlite3`` in the state directory. Raises
-        JournalError when the file cannot be opened or its schema is newer
-        than this program knows.
+        ``path`` None uses ``journal.sqlite3`` in the state directory. With
+        ``close_orphans`` the rows of dead processes are closed at once (see
+        :meth:`mark_orphans`). Raises JournalError when the file cannot be
+        opened or its schema is newer than this program knows.
         """
         self.path = Path(path) if path is not None else paths.journal_path()
         self.busy_timeout = busy_timeout
@@ -224,6 +231,8 @@ class Journal:
         except OSError as error:
             raise JournalError(f"cannot open the journal {self.path}: {error.strerror}") from None
         self._migrate()
+        if close_orphans:
+            self.mark_orphans()
 
     # ------------------------------------------------------------ plumbing
 

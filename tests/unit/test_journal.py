@@ -169,6 +169,23 @@ def test_crashed_writer_becomes_outcome_unknown(journal: Journal) -> None:
     assert journal.mark_orphans() == 0  # idempotent
 
 
+def test_opening_the_journal_closes_rows_of_dead_processes(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    code = (
+        "import os, sys\n"
+        "from core.journal import Journal\n"
+        "print(Journal(sys.argv[1]).begin('m', 't', 'rollout'), flush=True)\n"
+        "os._exit(3)\n"
+    )
+    child = run_python(code, str(path))
+    out, err = child.communicate(timeout=30)
+    assert child.returncode == 3, err
+    with Journal(path, close_orphans=False) as untouched:
+        assert untouched.entry(int(out)).outcome is Outcome.INTENT
+    with Journal(path) as journal:
+        assert journal.entry(int(out)).outcome is Outcome.UNKNOWN
+
+
 def test_reused_pid_is_not_taken_for_the_writer(journal: Journal) -> None:
     entry_id = journal.begin("m", "t", "restart")
     with sqlite3.connect(journal.path) as db:  # as if an earlier process had our pid
