@@ -1,0 +1,308 @@
+"""Child processes that die with the console.
+
+Servers, proxies and traffic generators started by the console must not
+outlive it, however it ends: a clean quit, Ctrl-C, SIGTERM, a closed terminal
+or SSH session (SIGHUP), or even SIGKILL. Each such process is started behind
+a *guard*: this very file run as a script (stdlib only, so it starts fast)::
+
+    python procs.py --fd N --tag TAG -- COMMAND...
+
+The guard is the leader of a new session and process group; COMMAND runs in
+that group. The guard holds the read end of a "lifeline" pipe whose only
+write end stays in the console. When the console dies for any reason the
+kernel closes the write end, the guard reads EOF and terminates its whole
+process group (SIGTERM, then SIGKILL after a grace period). A pipe is used
+rather than ``PR_SET_PDEATHSIG`` because the latter fires when the *thread*
+that forked the child exits, and the console starts processes from worker
+threads.
+
+The console side also offers :func:`kill_group` (terminate a group and reap
+it) and a registry of cleanup callbacks run at exit and on SIGHUP/SIGTERM
+(:func:`register_cleanup`, :func:`install_exit_handlers`) so processes are
+stopped gracefully when possible.
+
+Limitation: a process forked (not exec'd) from the console inherits the write
+end and keeps guards alive until it exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+#: Seconds a guarded group gets between SIGTERM and SIGKILL.
+GRACE = 3.0
+
+_lifeline_lock = threading.Lock()
+_lifeline: tuple[int, int] | None = None
+
+
+def _lifeline_fd() -> int:
+    """Return the read end of this process's lifeline pipe, creating the pipe once."""
+    global _lifeline
+    with _lifeline_lock:
+        if _lifeline is None:
+            _lifeline = os.pipe()  # both ends close-on-exec: only guards get the read end
+        return _lifeline[0]
+
+
+def guard_script() -> str:
+    """Return the path of the guard script (this file)."""
+    return str(Path(__file__).resolve())
+
+
+def spawn_guarded(
+    argv: Sequence[str],
+    *,
+    tag: str,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    log_path: str | os.PathLike[str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` behind a guard in a new session; return the guard's Popen.
+
+    The guard's pid is also the process group id of everything it runs.
+    ``tag`` is written on the guard's command line so that a later console can
+    recognise the process (:func:`is_guard_of`). Output goes to ``log_path``
+    (appended) or is discarded. Raises OSError when the guard cannot start.
+    """
+    fd = _lifeline_fd()
+    cmd = [sys.executable, "-I", "-S", guard_script(), "--fd", str(fd), "--tag", tag, "--"]
+    cmd += list(argv)
+    log = open(log_path, "ab") if log_path is not None else None  # noqa: SIM115
+    try:
+        return subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=log if log is not None else subprocess.DEVNULL,
+            stderr=subprocess.STDOUT if log is not None else subprocess.DEVNULL,
+            pass_fds=(fd,),
+            start_new_session=True,
+        )
+    finally:
+        if log is not None:
+            log.close()
+
+
+def group_alive(pgid: int) -> bool:
+    """Return True while some process of group ``pgid`` exists (zombies included)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill_group(
+    pgid: int, popen: subprocess.Popen[bytes] | None = None, grace: float = GRACE
+) -> bool:
+    """Terminate process group ``pgid``: SIGTERM, then SIGKILL after ``grace`` seconds.
+
+    ``popen`` (the group leader, if it is our child) is reaped on the way so
+    it does not linger as a zombie. Returns True when the group is gone,
+    False if something survived SIGKILL for a further second (it cannot in
+    practice, barring uninterruptible sleep). Never raises for a group that
+    is already gone.
+    """
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 1.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            return False
+        deadline = time.monotonic() + wait
+        while True:
+            if popen is not None:
+                popen.poll()
+            if not group_alive(pgid):
+                return True
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+    return not group_alive(pgid)
+
+
+def is_guard_of(pid: int, tag: str) -> bool:
+    """Return True when ``pid`` is alive and is a guard started with ``tag``.
+
+    Used before killing a pid recorded by an earlier console, so that a
+    recycled pid of an unrelated process is never touched.
+    """
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    args = [a.decode("utf-8", "replace") for a in raw.split(b"\0")]
+    if not any(a.endswith("procs.py") for a in args):
+        return False
+    try:
+        i = args.index("--tag")
+    except ValueError:
+        return False
+    return i + 1 < len(args) and args[i + 1] == tag
+
+
+# --------------------------------------------------------------------------
+# Cleanup at exit
+
+
+_cleanups_lock = threading.Lock()
+_cleanups: list[Callable[[], Callable[[], object] | None]] = []
+_handlers_installed = False
+
+
+def register_cleanup(callback: Callable[[], object]) -> None:
+    """Run ``callback()`` at exit and on SIGHUP/SIGTERM (see :func:`install_exit_handlers`).
+
+    Bound methods are held weakly, so registering does not keep an object
+    alive; other callables are held strongly.
+    """
+    ref: Callable[[], Callable[[], object] | None]
+    if hasattr(callback, "__self__") and hasattr(callback, "__func__"):
+        ref = weakref.WeakMethod(callback)  # type: ignore[arg-type]
+    else:
+
+        def ref() -> Callable[[], object]:
+            return callback
+
+    with _cleanups_lock:
+        _cleanups.append(ref)
+
+
+def unregister_cleanup(callback: Callable[[], object]) -> None:
+    """Forget ``callback`` (no error when it was not registered)."""
+    with _cleanups_lock:
+        _cleanups[:] = [r for r in _cleanups if r() not in (None, callback)]
+
+
+def run_cleanups() -> None:
+    """Run and forget every registered cleanup, newest first; exceptions are swallowed."""
+    with _cleanups_lock:
+        refs = list(reversed(_cleanups))
+        _cleanups.clear()
+    for ref in refs:
+        callback = ref()
+        if callback is None:
+            continue
+        with contextlib.suppress(Exception):
+            callback()
+
+
+def install_exit_handlers(signals: Sequence[int] = (signal.SIGHUP, signal.SIGTERM)) -> None:
+    """Run the cleanups at interpreter exit and when one of ``signals`` arrives.
+
+    On a signal the cleanups run, then the default action of the signal is
+    restored and the signal re-raised, so the process still ends the way the
+    signal asks. Must be called from the main thread (Python's rule for
+    signal handlers); calling it again does nothing.
+    """
+    global _handlers_installed
+    if _handlers_installed:
+        return
+    _handlers_installed = True
+    atexit.register(run_cleanups)
+
+    def handler(signum: int, frame: object) -> None:
+        run_cleanups()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    for sig in signals:
+        signal.signal(sig, handler)
+
+
+# --------------------------------------------------------------------------
+# The guard itself (runs as a separate process; stdlib only, nothing above is used)
+
+
+def _guard_main(argv: list[str]) -> int:
+    """Run the command after ``--`` and kill its group when the lifeline breaks."""
+    try:
+        split = argv.index("--")
+        opts, command = argv[:split], argv[split + 1 :]
+        fd = int(opts[opts.index("--fd") + 1])
+    except (ValueError, IndexError):
+        sys.stderr.write("usage: procs.py --fd N --tag TAG -- COMMAND...\n")
+        return 2
+    if not command:
+        sys.stderr.write("procs.py: no command\n")
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, on_signal)
+
+    def watch_lifeline() -> None:
+        while True:
+            try:
+                if not os.read(fd, 64):
+                    break
+            except InterruptedError:
+                continue
+            except OSError:
+                break
+        stop.set()
+
+    threading.Thread(target=watch_lifeline, daemon=True).start()
+    _become_subreaper()
+    try:
+        child = subprocess.Popen(command)
+    except OSError as exc:
+        sys.stderr.write(f"cannot start {command[0]}: {exc}\n")
+        return 127
+    while child.poll() is None and not stop.wait(0.1):
+        pass
+    # Stop everything left in our group but ourselves, then reap it all, so no
+    # zombie outlives the guard (orphans were re-parented to us).
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        os.killpg(os.getpgrp(), signal.SIGTERM)
+    deadline = time.monotonic() + GRACE
+    try:
+        child.wait(GRACE)
+    except subprocess.TimeoutExpired:
+        pass
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0:
+            if time.monotonic() >= deadline:
+                os.killpg(os.getpgrp(), signal.SIGKILL)
+            time.sleep(0.01)
+    code = child.returncode if child.returncode is not None else 1
+    return 128 - code if code < 0 else code
+
+
+def _become_subreaper() -> None:
+    """Make orphaned descendants children of this process (Linux), so it can reap them."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(_guard_main(sys.argv[1:]))
