@@ -147,7 +147,7 @@ class _Api:
         result: Obj = json.loads(data) if data else {}
         return result
 
-    def list(
+    def list_all(
         self,
         path: str,
         *,
@@ -176,11 +176,14 @@ class _Api:
         query: Sequence[tuple[str, Any]],
         timeout: float,
         cancel: CancelToken | None = None,
+        current: list[Any] | None = None,
     ) -> Iterator[Obj]:
         """Yield the watch events (``{"type", "object"}``) of one watch request.
 
-        The request ends after :data:`WATCH_SECONDS` on the server side (or
-        when ``cancel`` is set). Raises like :meth:`request`.
+        The request ends after :data:`WATCH_SECONDS` on the server side, or
+        when ``cancel`` is set. The open response is kept in ``current[0]`` so
+        the caller can close it from another thread (see :func:`_closer`).
+        Raises like :meth:`request`.
         """
         params = [*query, ("watch", "true"), ("timeoutSeconds", WATCH_SECONDS)]
         resp = self._send(
@@ -190,8 +193,8 @@ class _Api:
             data = resp.data
             resp.release_conn()
             raise _http_error(resp.status, data.decode("utf-8", "replace"), "", self.context)
-        if cancel is not None:
-            cancel.on_cancel(resp.close)
+        if current is not None:
+            current[:] = [resp]
         buffer = b""
         try:
             for chunk in resp.stream(amt=None, decode_content=False):
@@ -207,7 +210,22 @@ class _Api:
                 return
             raise self._unreachable("GET", exc) from exc
         finally:
+            if current is not None:
+                current.clear()
             resp.release_conn()
+
+
+def _closer(current: list[Any]) -> Any:
+    """Return a callback closing the watch response held in ``current`` (if any)."""
+
+    def close() -> None:
+        for resp in list(current):
+            try:
+                resp.close()
+            except Exception:
+                pass
+
+    return close
 
 
 _CLIENTS: dict[tuple[str, str], _Api] = {}
@@ -403,7 +421,7 @@ class KubernetesTarget:
 
     def _replicasets(self, dep: Obj) -> list[Obj]:
         selector = st.selector_string((dep.get("spec") or {}).get("selector"))
-        items, _ = self.api.list(
+        items, _ = self.api.list_all(
             _apps(self.namespace, "replicasets"),
             timeout=self.timeout,
             query=[("labelSelector", selector)] if selector else [],
@@ -447,13 +465,13 @@ class KubernetesTarget:
         """
         dep = self._read()
         selector = st.selector_string((dep.get("spec") or {}).get("selector"))
-        pods, _ = self.api.list(
+        pods, _ = self.api.list_all(
             _core(self.namespace, "pods"),
             timeout=self.timeout,
             query=[("labelSelector", selector)] if selector else [],
         )
         owned = {(rs.get("metadata") or {}).get("name") for rs in self._replicasets(dep)}
-        events, _ = self.api.list(_core(self.namespace, "events"), timeout=self.timeout)
+        events, _ = self.api.list_all(_core(self.namespace, "events"), timeout=self.timeout)
         mine = [e for e in events if self._involves(e, owned)]
         converted = [self._event(e) for e in mine]
         converted.sort(key=lambda e: e.time)
@@ -689,18 +707,21 @@ class KubernetesTarget:
         """
         generation = int(patched["metadata"].get("generation", 0))
         last = ""
+        done = False
+        current: list[Any] = []
+        cancel.on_cancel(_closer(current))
 
         def judge(dep: Obj) -> Progress | None:
-            nonlocal last
+            nonlocal last, done
             status = dep.get("status") or {}
             if int(status.get("observedGeneration", 0)) < generation:
                 message, fraction = "waiting for rollout to be observed", 0.0
-                verdict = None
             else:
                 verdict = st.evaluate(dep)
                 if verdict.phase is Phase.FAILED:
                     raise OperationFailed(verdict.message)
                 if verdict.done and verdict.phase is Phase.COMPLETE:
+                    done = True
                     revision = st.revision_of(dep)
                     return Progress(
                         step, f"{self._what} successfully rolled out (revision {revision})", 1.0
@@ -715,13 +736,10 @@ class KubernetesTarget:
             last = message
             return Progress(step, message, fraction)
 
-        def finished(progress: Progress | None) -> bool:
-            return progress is not None and progress.fraction == 1.0
-
         first = judge(patched)
         if first is not None:
             yield first
-            if finished(first):
+            if done:
                 return
         path = _apps(self.namespace, "deployments")
         query = [("fieldSelector", f"metadata.name={self.deployment}")]
@@ -735,12 +753,13 @@ class KubernetesTarget:
                     progress = judge(dep)
                     if progress is not None:
                         yield progress
-                        if finished(progress):
+                        if done:
                             return
                 params = [*query, ("resourceVersion", rv), ("allowWatchBookmarks", "true")]
-                for event in self.api.watch(
-                    path, query=params, timeout=self.timeout, cancel=cancel
-                ):
+                events = self.api.watch(
+                    path, query=params, timeout=self.timeout, cancel=cancel, current=current
+                )
+                for event in events:
                     kind, obj = event.get("type"), event.get("object") or {}
                     if kind == "ERROR":  # 410 Gone (or another watch error): re-list
                         rv = None
@@ -753,7 +772,7 @@ class KubernetesTarget:
                     progress = judge(obj)
                     if progress is not None:
                         yield progress
-                        if finished(progress):
+                        if done:
                             return
                 backoff = 0.5
             except BackendUnavailable as exc:
@@ -800,6 +819,8 @@ class KubernetesTarget:
         rv: str | None = None
         backoff = 0.5
         down = False
+        current: list[Any] = []
+        cancel.on_cancel(_closer(current))
 
         def refresh() -> None:
             nonlocal owned, refreshed
@@ -825,9 +846,10 @@ class KubernetesTarget:
                             "Reconnected", f"{self.context} API server answers again"
                         )
                 params = [("resourceVersion", rv), ("allowWatchBookmarks", "true")]
-                for event in self.api.watch(
-                    path, query=params, timeout=self.timeout, cancel=cancel
-                ):
+                events = self.api.watch(
+                    path, query=params, timeout=self.timeout, cancel=cancel, current=current
+                )
+                for event in events:
                     kind, obj = event.get("type"), event.get("object") or {}
                     if kind == "ERROR":
                         rv = None
@@ -874,7 +896,7 @@ class KubernetesTarget:
                 continue
             if who is None:
                 who = self._username()
-            result[action] = Permission(False, denied.reason.format(who=who))
+            result[action] = Permission(False, denied.reason.replace("{who}", who))
         self._permissions = (now, result)
         return dict(result)
 
@@ -901,7 +923,7 @@ class KubernetesTarget:
         if status.get("allowed"):
             return Permission(True)
         why = status.get("reason") or status.get("evaluationError") or ""
-        text = f"RBAC: {{who}} may not {verb} {resource} in namespace {self.namespace}"
+        text = "RBAC: {who} " + f"may not {verb} {resource} in namespace {self.namespace}"
         return Permission(False, f"{text} ({why})" if why else text)
 
     def _username(self) -> str:
@@ -987,7 +1009,7 @@ def list_deployments(
     BackendUnavailable, PermissionDenied, ConfigError.
     """
     api = api_for(context, kubeconfig)
-    items, _ = api.list(_apps(namespace, "deployments"), timeout=timeout)
+    items, _ = api.list_all(_apps(namespace, "deployments"), timeout=timeout)
     now = datetime.now(UTC)
     states = []
     for dep in items:
@@ -1021,7 +1043,9 @@ def status_many(targets: Sequence[KubernetesTarget]) -> list[RolloutState | MrcE
     for indexes in groups.values():
         first = targets[indexes[0]]
         try:
-            items, _ = first.api.list(_apps(first.namespace, "deployments"), timeout=first.timeout)
+            items, _ = first.api.list_all(
+                _apps(first.namespace, "deployments"), timeout=first.timeout
+            )
         except MrcError as exc:
             for index in indexes:
                 results[index] = exc
