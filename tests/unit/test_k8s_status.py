@@ -194,3 +194,18 @@ def test_event_time_prefers_the_latest_observation() -> None:
     micro = {"eventTime": "2026-01-01T00:00:01.500000Z", "metadata": {}}
     assert st.event_time(micro) == datetime(2026, 1, 1, 0, 0, 1, 500000, tzinfo=UTC)
     assert st.event_time({"metadata": {}}) is None
+
+
+def test_target_from_configuration_defaults_deployment_and_container() -> None:
+    from types import SimpleNamespace
+
+    from core.config import KubernetesTargetConfig
+    from core.targets.kubernetes import KubernetesTarget
+
+    cfg = KubernetesTargetConfig(name="prod", kind="kubernetes", context="eu", namespace="ml")
+    target = KubernetesTarget.from_config(SimpleNamespace(name="ranker"), cfg)
+    assert (target.model, target.name, target.context) == ("ranker", "prod", "eu")
+    assert (target.namespace, target.deployment, target.container) == ("ml", "ranker", "ranker")
+    assert target.timeout == 10.0
+    explicit = KubernetesTarget("m", "t", "c", "ns", "dep", "box", timeout=2)
+    assert (explicit.deployment, explicit.container, explicit.timeout) == ("dep", "box", 2.0)
