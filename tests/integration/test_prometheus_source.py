@@ -21,7 +21,7 @@ from core.domain import DriftBand, Histogram, Marker
 from core.errors import BackendUnavailable, InvalidQuery
 from core.metrics.model import DriftModel, DriftSettings
 from core.metrics.prometheus import PrometheusSource
-from tests.support.exporter import AFTER, BEFORE, BUCKETS, spread
+from tests.support.exporter import BEFORE, BUCKETS, openmetrics_history, spread
 
 pytestmark = [pytest.mark.integration, pytest.mark.prometheus]
 
@@ -33,59 +33,11 @@ PER_SCRAPE = 100  # predictions between two samples (the weights sum to 100)
 WINDOW = 600.0  # 10 min: 40 samples, 4000 predictions per window
 
 
-def _histogram_lines(name: str, labels: str, counts: list[int], ts: float) -> list[str]:
-    sep = "," if labels else ""
-    lines, running = [], 0
-    for bound, c in zip(BUCKETS, counts, strict=True):
-        running += c
-        lines.append(f'{name}_bucket{{{labels}{sep}le="{bound}"}} {running} {ts:.3f}')
-    lines.append(f'{name}_bucket{{{labels}{sep}le="+Inf"}} {running} {ts:.3f}')
-    label_part = f"{{{labels}}}" if labels else ""
-    lines.append(f"{name}_count{label_part} {running} {ts:.3f}")
-    lines.append(f"{name}_sum{label_part} {running * 0.5:.3f} {ts:.3f}")
-    return lines
-
-
-def history() -> str:
-    """OpenMetrics text: the model's histograms and counters from T0 to END."""
-    times = []
-    t = T0
-    while t <= END:
-        times.append(t)
-        t += timedelta(seconds=SCRAPE)
-
-    def cumulative(shifted_weights: tuple[int, ...] | None) -> list[tuple[float, list[int]]]:
-        out, totals = [], [0] * len(BUCKETS)
-        for i, at in enumerate(times):
-            if i:
-                weights = shifted_weights if shifted_weights and at > RELEASE else BEFORE
-                totals = [a + b for a, b in zip(totals, spread(PER_SCRAPE, weights), strict=True)]
-            out.append((at.timestamp(), list(totals)))
-        return out
-
-    lines = ["# TYPE model_prediction_score histogram", "# HELP model_prediction_score Scores."]
-    for ts, counts in cumulative(AFTER):
-        lines += _histogram_lines("model_prediction_score", "", counts, ts)
-    lines += ["# TYPE model_feature_value histogram", "# HELP model_feature_value Features."]
-    for feature, shifted in (("age", AFTER), ("income", None)):
-        for ts, counts in cumulative(shifted):
-            lines += _histogram_lines("model_feature_value", f'feature="{feature}"', counts, ts)
-    lines += ["# TYPE model_requests counter", "# HELP model_requests Requests."]
-    lines += [
-        f"model_requests_total {i * PER_SCRAPE} {at.timestamp():.3f}" for i, at in enumerate(times)
-    ]
-    lines += ["# TYPE model_errors counter", "# HELP model_errors Errors."]
-    errors = 0
-    for at in times[1:]:
-        errors += PER_SCRAPE // 10 if at > RELEASE else 0  # 10 % fail after the release
-        lines.append(f"model_errors_total {errors} {at.timestamp():.3f}")
-    lines.append("# EOF")
-    return "\n".join(lines) + "\n"
-
-
 @pytest.fixture(scope="module")
 def openmetrics() -> str:
-    return history()
+    return openmetrics_history(
+        T0.timestamp(), END.timestamp(), SCRAPE, RELEASE.timestamp(), PER_SCRAPE
+    )
 
 
 @pytest.fixture

@@ -113,3 +113,67 @@ class Exporter:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _histogram_lines(name: str, labels: str, cumulative: Sequence[int], ts: float) -> list[str]:
+    sep = "," if labels else ""
+    lines = [
+        f'{name}_bucket{{{labels}{sep}le="{bound}"}} {count} {ts:.3f}'
+        for bound, count in zip(BUCKETS, cumulative, strict=True)
+    ]
+    total = cumulative[-1]
+    label_part = f"{{{labels}}}" if labels else ""
+    lines.append(f'{name}_bucket{{{labels}{sep}le="+Inf"}} {total} {ts:.3f}')
+    lines.append(f"{name}_count{label_part} {total} {ts:.3f}")
+    lines.append(f"{name}_sum{label_part} {total * 0.5:.3f} {ts:.3f}")
+    return lines
+
+
+def openmetrics_history(
+    start: float, end: float, step: float, shift_at: float | None, per_step: int = 100
+) -> str:
+    """Return OpenMetrics text (with timestamps, ending in ``# EOF``) of a model's metrics.
+
+    One sample of every series each ``step`` seconds in [start, end]:
+    ``model_prediction_score`` and ``model_feature_value{feature="age"}`` move
+    from :data:`BEFORE` to :data:`AFTER` after ``shift_at`` (None: never),
+    ``feature="income"`` stays put; ``model_requests_total`` grows by
+    ``per_step`` per step and ``model_errors_total`` by 10 % of that after the shift.
+    """
+    times = []
+    t = start
+    while t <= end:
+        times.append(t)
+        t += step
+
+    def series(shifts: bool) -> list[tuple[float, list[int]]]:
+        out, totals = [], [0] * len(BUCKETS)
+        for i, at in enumerate(times):
+            if i:
+                weights = AFTER if shifts and shift_at is not None and at > shift_at else BEFORE
+                parts = spread(per_step, weights)
+                totals = [a + b for a, b in zip(totals, parts, strict=True)]
+            cumulative, running = [], 0
+            for c in totals:
+                running += c
+                cumulative.append(running)
+            out.append((at, cumulative))
+        return out
+
+    lines = ["# TYPE model_prediction_score histogram", "# HELP model_prediction_score Scores."]
+    for ts, cumulative in series(True):
+        lines += _histogram_lines("model_prediction_score", "", cumulative, ts)
+    lines += ["# TYPE model_feature_value histogram", "# HELP model_feature_value Features."]
+    for feature, shifts in (("age", True), ("income", False)):
+        for ts, cumulative in series(shifts):
+            lines += _histogram_lines("model_feature_value", f'feature="{feature}"', cumulative, ts)
+    lines += ["# TYPE model_requests counter", "# HELP model_requests Requests."]
+    lines += [f"model_requests_total {i * per_step} {at:.3f}" for i, at in enumerate(times)]
+    lines += ["# TYPE model_errors counter", "# HELP model_errors Errors."]
+    errors = 0
+    for at in times:
+        if shift_at is not None and at > shift_at:
+            errors += per_step // 10
+        lines.append(f"model_errors_total {errors} {at:.3f}")
+    lines.append("# EOF")
+    return "\n".join(lines) + "\n"
