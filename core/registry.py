@@ -582,10 +582,25 @@ def _check_metrics(metrics: Any, timeout: float) -> str:
 
 
 def _check_local(target: Any) -> str:
-    argv = shlex.split(target.command.replace("{port}", str(target.port or 0)))
+    import sys
+
+    # The same placeholders the local target fills in, with harmless values.
+    values = {
+        "python": sys.executable,
+        "port": str(target.port or 0),
+        "artifact": ".",
+        "commit": "0" * 40,
+        "revision": "0",
+    }
+    command = target.command
+    for key, value in values.items():
+        command = command.replace("{" + key + "}", value)
+    argv = shlex.split(command)
     if not argv:
         raise ConfigError("", ["empty command"])
     program = argv[0]
+    if "/" in program and not program.startswith("/"):
+        return f"{program} (relative to the commit's files)"
     found = shutil.which(program)
     if found is None:
         raise NotFound(f"command {program!r} not found on PATH")
