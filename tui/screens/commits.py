@@ -226,6 +226,8 @@ class CommitsScreen(MrcScreen):
 
     @on(VirtualTable.NearEnd, "#commits-table")
     def next_page(self) -> None:
+        if not self.mrc.selected_model or not self.table.rows:
+            return
         self.load_page(self.mrc.selected_model, len(self.table.rows), self.search_text)
 
     @on(VirtualTable.Selected, "#commits-table")

@@ -154,7 +154,8 @@ class VirtualTable(ScrollView, can_focus=True):
         self._scroll_cursor_into_view()
         self.refresh()
         self.post_message(self.Highlighted(self, new))
-        if not self.complete and not self._asked_more and new >= len(self.rows) - self._page():
+        near_end = bool(self.rows) and new >= len(self.rows) - self._page()
+        if near_end and not self.complete and not self._asked_more:
             self._asked_more = True
             self.post_message(self.NearEnd(self))
 
