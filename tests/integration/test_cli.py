@@ -7,11 +7,14 @@ the Kubernetes tests use the real control plane from the service fixtures.
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +28,12 @@ from core.cli_commands import (
 )
 from core.targets.local import free_port
 from tests.integration.test_release_k8s import k8s_config, live_image, rollout_to
-from tests.integration.test_release_local import ServedRepo, make_served_repo, write_config
+from tests.integration.test_release_local import (
+    ServedRepo,
+    make_served_repo,
+    served,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -219,6 +227,51 @@ def test_doctor_reports_each_backend(local: tuple[Path, Path]) -> None:
     assert all(set(c) == {"backend", "name", "ok", "detail"} for c in result["checks"])
 
 
+def test_production_release_needs_the_model_name_typed(tmp_path: Path, sample: ServedRepo) -> None:
+    """On a terminal, a production target asks for the model name; a wrong answer changes
+    nothing (exit 2), the right one releases. Rollback stays a plain y/N."""
+    from core import config as config_mod
+    from core.cli_commands import Streams, cmd_release, cmd_rollback, run_command
+    from core.registry import Workspace
+
+    path = write_config(tmp_path, sample.path, free_port(), production=True, duration="1s")
+    ws = Workspace(config_mod.load_file(path), state_dir=tmp_path / "state")
+
+    def run(body: Any, answer: str) -> tuple[int, Streams]:
+        streams = Streams(io.StringIO(), io.StringIO(), io.StringIO(answer))
+        code = run_command(body, argparse.Namespace(), streams=streams, workspace=ws)
+        return code, streams
+
+    def release(sha: str) -> Any:
+        return lambda w, s, c: cmd_release(w, s, "churn", sha, interactive=True)
+
+    def rollback(w: Any, s: Streams, c: Any) -> int:
+        return cmd_rollback(w, s, "churn", interactive=True)
+
+    try:
+        code, streams = run(release(sample.shas["v1"]), "y\n")
+        assert code == EXIT_USAGE
+        assert "Type the model name (churn) to confirm" in streams.err.getvalue()
+        assert "PRODUCTION" in streams.err.getvalue()
+        assert ws.journal.releases("churn") == []
+        code, streams = run(release(sample.shas["v1"]), "churn\n")
+        assert code == EXIT_OK, streams.err.getvalue()
+        code, streams = run(release(sample.shas["v2"]), "churn\n")
+        assert code == EXIT_OK, streams.err.getvalue()
+        assert [x.status for x in ws.journal.releases("churn")] == ["done", "done"]
+
+        code, streams = run(rollback, "n\n")
+        assert code == EXIT_USAGE
+        assert "revision 2" in streams.err.getvalue() and "[y/N]" in streams.err.getvalue()
+        assert [e.action for e in ws.journal.entries("churn")] == ["rollout", "rollout"]
+        code, streams = run(rollback, "y\n")
+        assert code == EXIT_OK, streams.err.getvalue()
+        assert ws.journal.entries("churn")[0].action == "rollback"
+        assert served(ws.target("churn").port)["version"] == "v1"  # type: ignore[attr-defined]
+    finally:
+        ws.close()
+
+
 # ---------------------------------------------------------------------- Kubernetes
 
 
@@ -262,6 +315,11 @@ def test_rollback_on_the_real_control_plane(k8s_cluster, k8s_model) -> None:
     assert revisions[0]["image"] == "registry.local/churn:v1"
     assert [(e["action"], e["outcome"], e["reason"], e["from_revision"], e["to_revision"])
             for e in hist["journal"]] == [("rollback", "done", "p95 up", "2", "3")]  # fmt: skip
+
+    doctor = mrc("doctor", "--json", config=config, state=state)
+    assert doctor.returncode == EXIT_OK, doctor.stdout + doctor.stderr
+    checks = {c["backend"]: c for c in doc(doctor)["checks"]}
+    assert checks["kubernetes"]["ok"] and "server v1." in checks["kubernetes"]["detail"]
 
     missing = mrc("rollback", "churn", "--to", "99", "--yes", config=config, state=state)
     assert missing.returncode == EXIT_NOT_FOUND

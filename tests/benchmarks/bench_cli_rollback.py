@@ -1,0 +1,132 @@
+"""``mrc rollback MODEL --yes`` end to end versus ``kubectl rollout undo`` on the same cluster.
+
+Both are measured as a user runs them: a new process each time, wall time
+from start to exit. ``mrc`` loads its configuration, opens the journal,
+reads the Deployment and its ReplicaSets, writes the intent row, patches,
+follows the rollout until the API server reports it, and records the
+outcome; ``kubectl`` reads and patches and exits. Each round rolls one
+Deployment back per tool (alternating between two revisions), then waits for
+both rollouts to complete so the next round starts from a settled state.
+
+Run: ``.venv/bin/python -m tests.benchmarks.bench_cli_rollback`` (starts the
+control plane through tests/services unless ``make services-up`` already did).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROUNDS = 7
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _manifest(ns: str, name: str, image: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "server", "image": image}]},
+            },
+        },
+    }
+
+
+def _settle(cluster: Any, ns: str, name: str) -> None:
+    cluster.kubectl("-n", ns, "rollout", "status", f"deployment/{name}", "--timeout=60s")
+
+
+def _mrc_command() -> list[str]:
+    script = Path(sys.executable).parent / "mrc"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "tui.cli"]
+
+
+def main() -> int:
+    """Measure both tools on a control plane from tests/services; print the ratio; return 0."""
+    from tests.services.fixtures import _Services
+
+    services = _Services()
+    ns = f"bench-{uuid.uuid4().hex[:8]}"
+    cluster = None
+    work = Path(tempfile.mkdtemp(prefix="mrc-bench-rollback-"))
+    try:
+        cluster = services.k8s()
+        cluster.kubectl("create", "namespace", ns)
+        for name in ("by-kubectl", "by-mrc"):
+            for image in ("reg/churn:1", "reg/churn:2"):
+                cluster.kubectl_apply(_manifest(ns, name, image))
+                _settle(cluster, ns, name)
+        repo = work / "repo"
+        subprocess.run(["git", "init", "-q", str(repo)], check=True)
+        config = work / "mrc.toml"
+        config.write_text(
+            textwrap.dedent(
+                f"""\
+                [[model]]
+                name = "churn"
+                repo = "{repo}"
+
+                  [[model.target]]
+                  name = "cluster"
+                  kind = "kubernetes"
+                  kubeconfig = "{cluster.kubeconfig}"
+                  context = "{cluster.context}"
+                  namespace = "{ns}"
+                  deployment = "by-mrc"
+                  container = "server"
+                """
+            )
+        )
+        env = {**os.environ, "MRC_STATE_DIR": str(work / "state"), "PYTHONPATH": str(ROOT)}
+        mrc = [*_mrc_command(), "--config", str(config), "rollback", "churn", "--yes"]
+        kubectl = [
+            str(cluster.kubectl_path),
+            f"--kubeconfig={cluster.kubeconfig}",
+            "-n",
+            ns,
+            "rollout",
+            "undo",
+            "deployment/by-kubectl",
+        ]
+        mrc_times, kubectl_times = [], []
+        for _ in range(ROUNDS):
+            started = time.perf_counter()
+            subprocess.run(kubectl, check=True, capture_output=True, env=env)
+            kubectl_times.append(time.perf_counter() - started)
+
+            started = time.perf_counter()
+            done = subprocess.run(mrc, capture_output=True, text=True, env=env, cwd=ROOT)
+            mrc_times.append(time.perf_counter() - started)
+            if done.returncode != 0:
+                raise RuntimeError(f"mrc rollback failed ({done.returncode}): {done.stderr}")
+            _settle(cluster, ns, "by-kubectl")
+            _settle(cluster, ns, "by-mrc")
+        mrc_ms = statistics.median(mrc_times) * 1000
+        kubectl_ms = statistics.median(kubectl_times) * 1000
+        print(
+            f"rollback end to end: `mrc rollback churn --yes` {mrc_ms:.0f} ms, "
+            f"`kubectl rollout undo` {kubectl_ms:.0f} ms (median wall time of {ROUNDS}); "
+            f"ratio {mrc_ms / kubectl_ms:.2f}x"
+        )
+    finally:
+        if cluster is not None:
+            cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+        services.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
