@@ -134,11 +134,9 @@ def _parse_decorations(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(tags), tuple(branches)
 
 
-def _commit_from_tokens(tokens: list[bytes]) -> Commit | None:
+def _commit_from_tokens(tokens: list[str]) -> Commit | None:
     """Build a Commit from the ``_FIELDS`` tokens of one record; None if malformed."""
-    sha, parents, author, email, when, decorations, subject = (
-        t.decode("utf-8", errors="replace") for t in tokens
-    )
+    sha, parents, author, email, when, decorations, subject = tokens
     sha = sha.lstrip("\n")
     if len(sha) < 40 or not _HEX.fullmatch(sha):
         return None
@@ -224,16 +222,21 @@ class Repository:
 
         Raises the matching MrcError subclass when ``check`` and git fails.
         """
-        try:
-            result = subprocess.run(
-                self._argv(args),
-                input=input,
-                capture_output=True,
-                env=self._env,
-                stdin=None if input is not None else subprocess.DEVNULL,
-            )
-        except OSError as exc:
-            raise BackendUnavailable(f"cannot run git in {self.root}: {exc}") from exc
+        # stderr goes to a file so that, with one pipe, reading needs no select loop.
+        with tempfile.TemporaryFile() as err:
+            try:
+                result = subprocess.run(
+                    self._argv(args),
+                    input=input,
+                    stdout=subprocess.PIPE,
+                    stderr=err,
+                    env=self._env,
+                    stdin=None if input is not None else subprocess.DEVNULL,
+                )
+            except OSError as exc:
+                raise BackendUnavailable(f"cannot run git in {self.root}: {exc}") from exc
+            err.seek(0)
+            result.stderr = err.read()
         if check and result.returncode != 0:
             raise self._error(args, result.stderr)
         return result
@@ -357,7 +360,7 @@ class Repository:
         args = self._log_args(start)
         args[1:1] = ["-n", str(limit), f"--skip={max(skip, 0)}"]
         out = self._run(args).stdout
-        tokens = out.split(b"\0") if out else []
+        tokens = out.decode("utf-8", errors="replace").split("\0") if out else []
         commits = []
         for i in range(0, len(tokens) - _NFIELDS + 1, _NFIELDS):
             commit = _commit_from_tokens(tokens[i : i + _NFIELDS])
@@ -394,11 +397,11 @@ class Repository:
         meta = self._run(
             ["log", "-n", "1", "-z", f"--format={_LOG_FORMAT}%x00%B", "--decorate=full", full]
         ).stdout
-        tokens = meta.split(b"\0")
+        tokens = meta.decode("utf-8", errors="replace").split("\0")
         commit = _commit_from_tokens(tokens[:_NFIELDS]) if len(tokens) > _NFIELDS else None
         if commit is None:
             raise UnreadableObject(f"cannot parse commit {full} of {self.root}")
-        message = tokens[_NFIELDS].decode("utf-8", errors="replace")
+        message = tokens[_NFIELDS]
         show = ["show", "--format=", "--no-ext-diff", "--no-textconv", "-M"]
         show += ["--diff-merges=first-parent"]
         stat_out = self._run([*show, "--numstat", full]).stdout
@@ -639,7 +642,10 @@ class LogCursor:
                         break
                     self._fill()
                     continue
-                record = [self._tokens.popleft() for _ in range(_NFIELDS)]
+                record = [
+                    self._tokens.popleft().decode("utf-8", errors="replace")
+                    for _ in range(_NFIELDS)
+                ]
                 commit = _commit_from_tokens(record)
                 if commit is None or (self._needle and not _matches(commit, self._needle)):
                     continue
