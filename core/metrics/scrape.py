@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import re
 import threading
 import time
@@ -164,6 +165,8 @@ class ScrapeSource:
         self.last_success: datetime | None = None
         self.last_error: str = ""
         self._buffer: deque[_Scrape] = deque(maxlen=capacity)
+        self._version = 0  # bumped on every change of the buffer
+        self._hist_cache: dict[tuple[str, str], tuple[int, list[tuple[float, Histogram]]]] = {}
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None  # created on the first scrape
         self._stop = threading.Event()
@@ -208,6 +211,7 @@ class ScrapeSource:
 
     def _append(self, at: float, samples: Samples) -> None:
         with self._lock:
+            self._version += 1
             if self._buffer and at <= self._buffer[-1].time:
                 # Same (or, after a clock step back, earlier) time: the newer samples win.
                 self._buffer[-1] = _Scrape(self._buffer[-1].time, samples)
@@ -250,6 +254,14 @@ class ScrapeSource:
     def _snapshot(self) -> list[_Scrape]:
         with self._lock:
             return list(self._buffer)
+
+    def _versioned(self) -> tuple[int, list[_Scrape]]:
+        with self._lock:
+            return self._version, list(self._buffer)
+
+    def _buffered_histograms(self, metric: str) -> list[tuple[float, Histogram]]:
+        version, scrapes = self._versioned()
+        return self._histograms(scrapes, metric, version=version)
 
     def __len__(self) -> int:
         return len(self._buffer)
@@ -302,11 +314,23 @@ class ScrapeSource:
             return self._select(scrapes, expr)
         raise InvalidQuery(f"unsupported query {query!r}: scrape sources understand {VOCABULARY}")
 
-    def _histograms(self, scrapes: list[_Scrape], metric: str) -> list[tuple[float, Histogram]]:
-        """Return (time, cumulative histogram summed by le) of ``metric`` at every scrape."""
+    def _histograms(
+        self, scrapes: list[_Scrape], metric: str, *, version: int | None = None
+    ) -> list[tuple[float, Histogram]]:
+        """Return (time, cumulative histogram summed by le) of ``metric`` at every scrape.
+
+        With the buffer ``version`` of ``scrapes`` (the whole buffer) the result
+        is kept until the buffer changes: one view asks for the same histogram
+        several times.
+        """
         m = _SELECTOR.fullmatch(metric.strip())
         if not m:
             raise InvalidQuery(f"invalid histogram metric {metric!r}")
+        key = (metric.strip(), self.selector)
+        if version is not None:
+            hit = self._hist_cache.get(key)
+            if hit is not None and hit[0] == version:
+                return hit[1]
         name = m.group("name")
         if name.endswith("_bucket"):
             name = name[: -len("_bucket")]
@@ -315,18 +339,23 @@ class ScrapeSource:
             *parse_selector(self.selector).items(),
             *parse_selector(m.group("labels") or "").items(),
         ]
+        matches: dict[Labels, float | None] = {}  # label set -> its le, None if not selected
         out = []
         for s in scrapes:
             by_le: dict[float, float] = {}
             for labels, value in s.samples.get(f"{name}_bucket", ()):
-                d = dict(labels)
-                if "le" not in d or any(d.get(k) != v for k, v in wanted):
-                    continue
-                le = float(d["le"])
-                by_le[le] = by_le.get(le, 0.0) + value
+                le = matches.get(labels, -math.inf)
+                if le == -math.inf:
+                    d = dict(labels)
+                    selected = "le" in d and all(d.get(k) == v for k, v in wanted)
+                    le = matches[labels] = float(d["le"]) if selected else None
+                if le is not None:
+                    by_le[le] = by_le.get(le, 0.0) + value
             if by_le:
                 bounds = tuple(sorted(by_le))
                 out.append((s.time, Histogram(bounds, tuple(by_le[b] for b in bounds))))
+        if version is not None:
+            self._hist_cache[key] = (version, out)
         return out
 
     def range_query(
@@ -366,7 +395,7 @@ class ScrapeSource:
         scrape after it); counter resets inside the window are handled. An
         empty Histogram when fewer than two scrapes are available.
         """
-        hs = self._histograms(self._snapshot(), metric)
+        hs = self._buffered_histograms(metric)
         result = _windows(hs, [end.timestamp()], (end - start).total_seconds())
         return result[0][1] if result else Histogram((), ())
 
@@ -385,7 +414,7 @@ class ScrapeSource:
         while t <= t1 + 1e-9:
             times.append(t)
             t += step
-        return _windows(self._histograms(self._snapshot(), metric), times, window)
+        return _windows(self._buffered_histograms(metric), times, window)
 
     def alerts(self) -> list[Alert]:
         """Return an Alert for every threshold whose query's latest value exceeds it."""
@@ -502,21 +531,27 @@ def _windows(
         return []
     bounds = hs[-1][1].bounds
     stamps = [t for t, _ in hs]
-    prefix: list[list[float]] = [[0.0] * len(bounds)]
-    for (_, prev), (_, cur) in itertools.pairwise(hs):
-        if cur.bounds != bounds:
-            inc = [0.0] * len(bounds)
-        elif prev.bounds != cur.bounds:
-            inc = list(cur.cumulative)
-        else:
-            inc = list(histogram_delta(cur, prev).cumulative)
-        prefix.append([a + b for a, b in zip(prefix[-1], inc, strict=True)])
-    out = []
+    spans = []
     for t in times:
         end = bisect.bisect_right(stamps, t) - 1
         base = max(bisect.bisect_right(stamps, t - window) - 1, 0)
-        if end <= base:
-            continue
-        counts = tuple(a - b for a, b in zip(prefix[end], prefix[base], strict=True))
+        if end > base:
+            spans.append((t, base, end))
+    if not spans:
+        return []
+    # Prefix sums of the increases, only over the snapshots some window needs.
+    lo, hi = min(b for _, b, _ in spans), max(e for _, _, e in spans)
+    prefix: list[list[float]] = [[0.0] * len(bounds)]
+    for (_, prev), (_, cur) in itertools.pairwise(hs[lo : hi + 1]):
+        if cur.bounds != bounds:
+            inc: tuple[float, ...] | list[float] = [0.0] * len(bounds)
+        elif prev.bounds != cur.bounds:
+            inc = cur.cumulative
+        else:
+            inc = histogram_delta(cur, prev).cumulative
+        prefix.append([a + b for a, b in zip(prefix[-1], inc, strict=True)])
+    out = []
+    for t, base, end in spans:
+        counts = tuple(a - b for a, b in zip(prefix[end - lo], prefix[base - lo], strict=True))
         out.append((t, Histogram(bounds, counts)))
     return out
