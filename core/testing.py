@@ -391,7 +391,10 @@ class TestRunner:
         QUEUED. A commit (or repository) that cannot be found gives a handle
         whose run is already recorded as ERROR with the reason, e.g.
         ``commit 'abc123' not found in /path``. ``timeout`` is in seconds
-        (None: no limit). Raises only when the journal cannot be written.
+        (None: no limit). The caller must iterate :meth:`RunHandle.events`
+        (or cancel the handle): a run does not start by itself, and later runs
+        of the same model wait for it. Raises only when the journal cannot be
+        written.
         """
         token = cancel or CancelToken()
         run = TestRun(id=None, model=model, commit=commit, status=RunStatus.QUEUED)

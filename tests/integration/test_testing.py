@@ -12,6 +12,7 @@ import pytest
 
 from core.domain import OutputLine, RunStatus, TestRun
 from core.journal import Journal
+from core.sanitize import clean_line
 from core.testing import (
     RunFinished,
     RunQueued,
@@ -191,6 +192,25 @@ def test_invalid_utf8_and_long_output_lines(runner: TestRunner, model_repo: Mode
     assert max(len(t) for t in out) <= 65536
 
 
+def test_hostile_output_is_passed_on_as_data(runner: TestRunner, model_repo: ModelRepo) -> None:
+    command = (
+        "printf '[bold]x[/bold] [@click=app.quit]q[/]\\n'; "
+        "printf 'a\\033[31mred\\033[0m \\033]0;title\\007b\\n'; "
+        "printf '\\327\\251\\327\\234\\327\\225\\327\\235\\n'"
+    )
+    events, run = collect(runner.run("iris", model_repo.path, "HEAD", command))
+    assert run.status == RunStatus.PASSED
+    out = lines(events)
+    assert out == [
+        "[bold]x[/bold] [@click=app.quit]q[/]",
+        "a\x1b[31mred\x1b[0m \x1b]0;title\x07b",
+        "שלום",
+    ]
+    assert [clean_line(t) for t in out] == [out[0], "ared b", out[2]]
+    log = Path(run.output_path or "").read_text()
+    assert "[@click=app.quit]" in log
+
+
 def test_output_log_is_bounded(journal: Journal, tmp_path: Path, model_repo: ModelRepo) -> None:
     runner = TestRunner(journal, tmp_path / "runs", max_output_bytes=50_000)
     command = "seq 1 30000"
@@ -282,7 +302,9 @@ def test_one_run_per_model_in_fifo_order(
     _, other_run = collect(other.events())
     assert other_run.status == RunStatus.PASSED
 
-    third.cancel()  # cancelled while waiting: ends at once without running
+    assert runner.cancel(third.run.id or 0)  # cancelled while waiting: ends without running
+    assert not runner.cancel(987654)
+    assert third.position is None
     assert third.run.status == RunStatus.CANCELLED
     assert journal.test_run(third.run.id or 0).status == RunStatus.CANCELLED
     assert [r.id for r in runner.queue("iris")] == [first.run.id, second.run.id]
