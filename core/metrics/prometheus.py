@@ -102,7 +102,8 @@ class PrometheusSource:
     Bearer``; ``auth`` is (user, password) for basic authentication.
     ``timeout`` (seconds) bounds every request. ``selector`` (``{job="x"}``)
     is merged into the histogram metrics of :meth:`histogram_window` and
-    filters :meth:`alerts` on its equality matchers.
+    filters :meth:`alerts` on its equality matchers. ``transport`` replaces
+    httpx's network transport (tests).
     """
 
     def __init__(
@@ -113,6 +114,7 @@ class PrometheusSource:
         timeout: float = 5.0,
         selector: str = "",
         auth: tuple[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         import httpx
 
@@ -128,6 +130,7 @@ class PrometheusSource:
             timeout=httpx.Timeout(timeout),
             auth=auth,
             follow_redirects=True,
+            transport=transport,
         )
 
     # -- HTTP ---------------------------------------------------------

@@ -1,19 +1,24 @@
 """The scrape source's parsing, ring buffer and query vocabulary, on expositions fed at fixed
-times; plus the query helpers (step, selectors) it shares with the Prometheus source."""
+times; the query helpers (step, selectors) it shares with the Prometheus source; and how the
+Prometheus source maps answers other than data to errors."""
 
 from __future__ import annotations
 
+import json
 import math
 import socket
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from core.domain import Histogram
-from core.errors import BackendUnavailable, InvalidQuery
+from core.errors import BackendUnavailable, InvalidQuery, PermissionDenied
 from core.metrics.prometheus import (
     MAX_POINTS,
+    PrometheusSource,
     bucket_metric,
     parse_selector,
     step_for,
@@ -228,3 +233,107 @@ def test_selector_helpers() -> None:
         "job": "a",
         "team": 'x "y"',
     }
+
+
+# -- Prometheus source: answers other than data ------------------------------
+
+
+def answering(
+    status: int, body: object, seen: list[httpx.Request] | None = None
+) -> PrometheusSource:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if seen is not None:
+            seen.append(request)
+        content = body if isinstance(body, str) else json.dumps(body)
+        return httpx.Response(status, text=content)
+
+    return PrometheusSource(
+        "http://prom.test", token="s3cret", transport=httpx.MockTransport(handler)
+    )
+
+
+def test_prometheus_error_text_is_kept_verbatim() -> None:
+    source = answering(
+        400,
+        {"status": "error", "errorType": "bad_data", "error": '1:5: parse error: unclosed "("'},
+    )
+    with pytest.raises(InvalidQuery) as info:
+        source.instant_query("sum(")
+    assert str(info.value) == '1:5: parse error: unclosed "("'
+
+
+def test_prometheus_refusal_overload_and_garbage() -> None:
+    with pytest.raises(PermissionDenied, match="HTTP 401"):
+        answering(401, "Unauthorized").instant_query("up")
+    overloaded = {"status": "error", "errorType": "unavailable", "error": "too many queries"}
+    with pytest.raises(BackendUnavailable, match="too many queries"):
+        answering(503, overloaded).instant_query("up")
+    with pytest.raises(BackendUnavailable, match="HTTP 502"):
+        answering(502, "<html>bad gateway</html>").instant_query("up")
+
+
+def test_prometheus_request_carries_token_and_parses_results() -> None:
+    seen: list[httpx.Request] = []
+    body = {
+        "status": "success",
+        "data": {
+            "resultType": "matrix",
+            "result": [
+                {"metric": {"__name__": "up", "job": "a"}, "values": [[10, "1"], [20, "NaN"]]}
+            ],
+        },
+    }
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    (series,) = answering(200, body, seen).range_query("up", start, start + timedelta(hours=1))
+    assert series.name == 'up{job="a"}' and series.labels == {"job": "a"}
+    assert series.points == ((10.0, 1.0),)  # NaN dropped
+    assert seen[0].headers["Authorization"] == "Bearer s3cret"
+    assert seen[0].url.params["step"] == "31.0"  # ceil(3600 / 119)
+
+
+def test_prometheus_alerts_are_filtered_by_selector() -> None:
+    body = {
+        "status": "success",
+        "data": {
+            "alerts": [
+                {
+                    "labels": {"alertname": "Drift", "job": "churn", "severity": "page"},
+                    "annotations": {"summary": "PSI high"},
+                    "state": "firing",
+                    "activeAt": "2026-01-01T10:00:00.123456789Z",
+                },
+                {"labels": {"alertname": "Other", "job": "x"}, "state": "pending"},
+            ]
+        },
+    }
+    source = answering(200, body)
+    source.selector = '{job="churn"}'
+    (alert,) = source.alerts()
+    assert (alert.name, alert.state, alert.severity, alert.summary) == (
+        "Drift",
+        "firing",
+        "page",
+        "PSI high",
+    )
+    assert alert.since == datetime(2026, 1, 1, 10, 0, 0, 123456, tzinfo=UTC)
+
+
+def test_prometheus_that_never_answers_times_out() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    accepted: list[socket.socket] = []
+    thread = threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True)
+    thread.start()
+    source = PrometheusSource(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=0.5)
+    started = time.monotonic()
+    try:
+        with pytest.raises(BackendUnavailable, match=r"did not answer within 0\.5s"):
+            source.instant_query("up")
+        assert time.monotonic() - started < 2
+    finally:
+        source.close()
+        thread.join(timeout=2)
+        for conn in accepted:
+            conn.close()
+        listener.close()
