@@ -49,7 +49,10 @@ class DriftSettings:
     metric names (optionally with a ``{k="v"}`` selector); ``error_rate``,
     ``latency_p95`` and ``throughput`` are queries in the source's language
     ("" to leave a panel out). ``window`` and the reference times are seconds
-    and UTC datetimes.
+    and UTC datetimes. ``drift_alerts`` adds a local alert while the current
+    score is in the warn/alert band; ``max_error_rate`` / ``max_latency_p95``
+    add one while the latest error-rate / latency value exceeds them (the
+    scrape source's locally evaluated thresholds; None for none).
     """
 
     prediction_histogram: str
@@ -67,6 +70,8 @@ class DriftSettings:
     throughput: str = ""
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     drift_alerts: bool = True
+    max_error_rate: float | None = None
+    max_latency_p95: float | None = None
 
     def __post_init__(self) -> None:
         if self.method not in drift.METHODS:
@@ -77,8 +82,11 @@ class DriftSettings:
             raise ValueError("a fixed drift reference needs reference_start and reference_end")
 
     @classmethod
-    def from_config(cls, metrics: Any, drift_config: Any) -> DriftSettings:
+    def from_config(cls, metrics: Any, drift_config: Any, guard: Any = None) -> DriftSettings:
         """Return the settings of a model's ``[model.metrics]`` and ``[model.drift]`` tables.
+
+        With a ``scrape`` source the ``[model.guard]`` limits (``guard``) become
+        locally evaluated alerts; Prometheus evaluates its own alerting rules.
 
         For a ``scrape`` source the panel entries may be bare metric names: a
         counter becomes ``sum(rate(name[1m]))`` and the latency histogram
@@ -110,6 +118,8 @@ class DriftSettings:
             error_rate=panel(metrics.error_rate, "rate"),
             latency_p95=panel(metrics.latency_p95, "latency"),
             throughput=panel(metrics.throughput, "rate"),
+            max_error_rate=getattr(guard, "max_error_rate", None) if scrape else None,
+            max_latency_p95=getattr(guard, "max_latency_p95", None) if scrape else None,
         )
 
 
@@ -390,6 +400,25 @@ class DriftModel:
         except InvalidQuery as exc:
             errors["alerts"] = str(exc)
             alerts = []
+        for title, group, limit in (
+            ("HighErrorRate", panels["error_rate"], s.max_error_rate),
+            ("HighLatency", panels["latency_p95"], s.max_latency_p95),
+        ):
+            if limit is None:
+                continue
+            for one in group:
+                if one.points and one.points[-1][1] > limit:
+                    t, value = one.points[-1]
+                    alerts.append(
+                        Alert(
+                            name=title,
+                            state="firing",
+                            severity="critical",
+                            summary=f"{value:.4g} > {limit:g}",
+                            since=datetime.fromtimestamp(t, UTC),
+                            labels=dict(one.labels),
+                        )
+                    )
         if s.drift_alerts and current.value is not None and current.band is not DriftBand.OK:
             critical = current.band is DriftBand.ALERT
             limit = s.alert if critical else s.warn
@@ -574,7 +603,7 @@ def build_view(
     if dm is None or dm.source is not source:
         dm = DriftModel(
             source,
-            DriftSettings.from_config(cfg.metrics, cfg.drift),
+            DriftSettings.from_config(cfg.metrics, cfg.drift, getattr(cfg, "guard", None)),
             scrape_on_refresh=False,
         )
         state.clear()

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.domain import DriftBand, Histogram, Marker
-from core.metrics.model import DriftModel, DriftSettings
+from core.metrics.model import DriftModel, DriftSettings, open_source
 from core.metrics.scrape import ScrapeSource, Threshold
 from tests.support.exporter import AFTER, BEFORE, BUCKETS, Exporter, spread
 
@@ -209,3 +209,39 @@ def test_background_scraper_fills_the_buffer(exporter: Exporter) -> None:
     end = datetime.now(UTC)
     h = source.histogram_window("model_prediction_score", end - timedelta(minutes=1), end)
     assert h.total > 0
+
+
+def test_settings_from_config_turn_names_into_queries_and_guard_limits_into_alerts(
+    exporter: Exporter,
+) -> None:
+    from core.config import DriftConfig, GuardConfig, MetricsConfig
+
+    metrics = MetricsConfig(
+        source="scrape",
+        url=exporter.url,
+        prediction_histogram="model_prediction_score",
+        error_rate="model_errors_total",
+        latency_p95="model_latency_seconds",
+        throughput="model_requests_total",
+    )
+    s = DriftSettings.from_config(
+        metrics,
+        DriftConfig(reference="before_release", window=WINDOW),
+        GuardConfig(max_error_rate=0.2, max_latency_p95=0.5),
+    )
+    assert s.error_rate == "sum(rate(model_errors_total[1m]))"
+    assert s.latency_p95 == "histogram_quantile(0.95, model_latency_seconds[1m])"
+    assert (s.max_error_rate, s.method, s.min_samples) == (0.2, "psi", 200)
+
+    source = open_source(metrics)
+    assert isinstance(source, ScrapeSource)
+    clock = SteppedClock()
+    source.clock = clock
+    run_history(exporter, source, clock)
+    model = DriftModel(source, s, markers=[Marker(ts(RELEASE), "rollout → 2", "rollout")])
+    view = model.refresh(ts(T0), ts(clock.now), width=61)
+    (errors,) = view.error_rate
+    assert errors.points[-1][1] == pytest.approx(0.5)  # 5 errors per 10 s after the shift
+    alerts = {a.name: a for a in view.alerts}
+    assert alerts["HighErrorRate"].summary == "0.5 > 0.2"
+    assert "HighLatency" not in alerts  # every request takes 0.02 s
