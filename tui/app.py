@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -15,14 +16,9 @@ from textual.screen import Screen
 
 from tui.runs import LiveOperation
 from tui.screens.base import MrcScreen
-from tui.screens.commits import CommitsScreen
-from tui.screens.drift import DriftScreen
 from tui.screens.help import HelpScreen
 from tui.screens.jump import JumpScreen
 from tui.screens.progress import OperationScreen
-from tui.screens.rollbacks import RollbacksScreen
-from tui.screens.rollouts import RolloutsScreen
-from tui.screens.tests import TestsScreen
 from tui.widgets.banner import BannerInfo
 
 if TYPE_CHECKING:
@@ -32,13 +28,26 @@ if TYPE_CHECKING:
 #: Screen names in key order: ``1`` opens the first.
 SCREENS_ORDER = ("commits", "tests", "rollouts", "rollbacks", "drift")
 
-SCREEN_CLASSES: dict[str, type[MrcScreen]] = {
-    "commits": CommitsScreen,
-    "tests": TestsScreen,
-    "rollouts": RolloutsScreen,
-    "rollbacks": RollbacksScreen,
-    "drift": DriftScreen,
+#: Where each screen is defined; modules are imported when a screen is first opened.
+SCREEN_CLASSES: dict[str, str] = {
+    "commits": "tui.screens.commits:CommitsScreen",
+    "tests": "tui.screens.tests:TestsScreen",
+    "rollouts": "tui.screens.rollouts:RolloutsScreen",
+    "rollbacks": "tui.screens.rollbacks:RollbacksScreen",
+    "drift": "tui.screens.drift:DriftScreen",
 }
+
+
+def screen_class(name: str) -> type[MrcScreen]:
+    """Import and return the class of screen ``name``."""
+    module, _, attribute = SCREEN_CLASSES[name].partition(":")
+    cls: type[MrcScreen] = getattr(importlib.import_module(module), attribute)
+    return cls
+
+
+def _screen_factory(name: str) -> Callable[[], Screen]:
+    return lambda: screen_class(name)()
+
 
 #: Actions that change a target; read-only mode removes them.
 MUTATING_ACTIONS = frozenset(
@@ -100,15 +109,40 @@ class MrcApp(App[None]):
     ENABLE_COMMAND_PALETTE = True
     COMMANDS: ClassVar = App.COMMANDS | {MrcCommands}
 
-    MODES: ClassVar = dict(SCREEN_CLASSES)
+    MODES: ClassVar = {name: _screen_factory(name) for name in SCREEN_CLASSES}
     DEFAULT_MODE = "commits"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("1", "goto('commits')", "Commits", id="screen.commits", tooltip="Commits screen"),
-        Binding("2", "goto('tests')", "Tests", id="screen.tests", tooltip="Tests screen"),
-        Binding("3", "goto('rollouts')", "Rollouts", id="screen.rollouts", tooltip="Rollouts"),
-        Binding("4", "goto('rollbacks')", "Rollbacks", id="screen.rollbacks", tooltip="Rollbacks"),
-        Binding("5", "goto('drift')", "Drift", id="screen.drift", tooltip="Drift screen"),
+        Binding(
+            "1",
+            "goto('commits')",
+            "Commits",
+            id="screen.commits",
+            tooltip="Commits screen",
+            show=False,
+        ),
+        Binding(
+            "2", "goto('tests')", "Tests", id="screen.tests", tooltip="Tests screen", show=False
+        ),
+        Binding(
+            "3",
+            "goto('rollouts')",
+            "Rollouts",
+            id="screen.rollouts",
+            tooltip="Rollouts",
+            show=False,
+        ),
+        Binding(
+            "4",
+            "goto('rollbacks')",
+            "Rollbacks",
+            id="screen.rollbacks",
+            tooltip="Rollbacks",
+            show=False,
+        ),
+        Binding(
+            "5", "goto('drift')", "Drift", id="screen.drift", tooltip="Drift screen", show=False
+        ),
         Binding(
             "u",
             "rollback_previous",
@@ -116,7 +150,9 @@ class MrcApp(App[None]):
             id="rollback.previous",
             tooltip="Roll the selected model back to its previous revision",
         ),
-        Binding("m", "next_model", "Model", id="model.next", tooltip="Select the next model"),
+        Binding(
+            "m", "next_model", "Model", id="model.next", tooltip="Select the next model", show=False
+        ),
         Binding(":", "jump", "Jump", id="jump", tooltip="Jump to a screen by name", show=False),
         Binding("question_mark", "help", "Help", id="help", tooltip="List every key"),
         Binding("q", "quit", "Quit", id="quit", tooltip="Quit the console"),
@@ -218,8 +254,9 @@ class MrcApp(App[None]):
     # -- lifecycle -----------------------------------------------------------
 
     def on_mount(self) -> None:
-        self.warm_history()
-        self.load_permissions()
+        # Opening targets imports their client libraries: do it after the first frame.
+        self.set_timer(0.5, self.warm_history)
+        self.set_timer(0.5, self.load_permissions)
         if self.live:
             self.set_interval(15, self.warm_history)
             self.set_interval(60, self.load_permissions)
@@ -248,9 +285,10 @@ class MrcApp(App[None]):
     def action_help(self) -> None:
         sections: list[tuple[str, list[BindingType]]] = [("Everywhere", list(self.BINDINGS))]
         for name in SCREENS_ORDER:
-            screen_cls = SCREEN_CLASSES[name]
+            screen_cls = screen_class(name)
             sections.append((f"{name.title()} screen", list(screen_cls.BINDINGS)))
         sections.append(("Everywhere (Textual)", [Binding("ctrl+p", "command_palette", "Palette")]))
+
         self.push_screen(HelpScreen(sections))
 
     def action_jump(self) -> None:
@@ -472,6 +510,7 @@ class MrcApp(App[None]):
 
     def start_build(self, model: str, commit: str) -> None:
         """Build the model's image at ``commit`` with a progress view."""
+
         op = self._new_operation("build", model, commit)
         self._run_build(op)
         self.push_screen(OperationScreen(op, live=self.live))

@@ -17,10 +17,16 @@ from typing import Any
 from core import __version__
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser of ``mrc`` and its subcommands."""
-    from core.cli_commands import add_script_commands
+#: Subcommands defined in core.cli_commands (imported only when one is used).
+SCRIPT_COMMANDS = frozenset({"status", "history", "test", "release", "rollback", "doctor"})
 
+
+def build_parser(*, scripting: bool = True) -> argparse.ArgumentParser:
+    """Return the argument parser of ``mrc`` and its subcommands.
+
+    With ``scripting`` False the scripting subcommands are left out, which
+    keeps their imports off the path to the console's first frame.
+    """
     parser = argparse.ArgumentParser(
         prog="mrc",
         description="Model Release Console: commits, tests, images, rollouts, rollback, drift.",
@@ -38,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--no-console", action="store_true", help="build and start the sandbox, print its config"
     )
-    add_script_commands(subparsers)
+    if scripting:
+        from core.cli_commands import add_script_commands
+
+        add_script_commands(subparsers)
     return parser
 
 
@@ -104,7 +113,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``mrc``; return the process exit code."""
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    scripting = any(word in SCRIPT_COMMANDS or word in ("-h", "--help") for word in words)
+    args = build_parser(scripting=scripting).parse_args(argv)
     if args.command is None:
         return open_console(args)
     if args.command == "demo":

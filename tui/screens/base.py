@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
@@ -78,7 +79,8 @@ class MrcScreen(Screen):
 
     def refresh_banner(self) -> None:
         """Redraw the context banner from the app's current state."""
-        self.query_one(ContextBanner).show(self.mrc.banner_info())
+        info = self.mrc.banner_info()
+        self.query_one(ContextBanner).show(replace(info, screen=self.TITLE_TEXT))
 
     def on_shown(self) -> None:
         """Called each time the screen becomes visible (load data here)."""

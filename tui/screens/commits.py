@@ -55,7 +55,7 @@ class CommitsScreen(MrcScreen):
     """``1``: what changed, does it pass, where is each version running."""
 
     AUTO_FOCUS = "#commits-table"
-    TITLE_TEXT = "Commits"
+    TITLE_TEXT = "1 Commits"
     POLL_SECONDS = 10.0
 
     BINDINGS: ClassVar[list[BindingType]] = [

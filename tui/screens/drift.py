@@ -53,7 +53,7 @@ class DriftScreen(MrcScreen):
     """``5``: is the model's input or output shifting, and did it start with a release?"""
 
     AUTO_FOCUS = "#drift-features"
-    TITLE_TEXT = "Drift"
+    TITLE_TEXT = "5 Drift"
     POLL_SECONDS = 1.0
 
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -95,7 +95,7 @@ class RollbacksScreen(MrcScreen):
     """``4``: who did what, when and why; roll back to any kept revision."""
 
     AUTO_FOCUS = "#rollbacks-history"
-    TITLE_TEXT = "Rollbacks"
+    TITLE_TEXT = "4 Rollbacks"
     POLL_SECONDS = 5.0
 
     BINDINGS: ClassVar[list[BindingType]] = [

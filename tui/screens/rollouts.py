@@ -159,7 +159,7 @@ class RolloutsScreen(MrcScreen):
     """``3``: revision, image, commit, readiness and state of every target."""
 
     AUTO_FOCUS = "#rollouts-table"
-    TITLE_TEXT = "Rollouts"
+    TITLE_TEXT = "3 Rollouts"
     POLL_SECONDS = 3.0
 
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -97,7 +97,7 @@ class TestsScreen(MrcScreen):
     """``2``: runs of the model's test suite, live output, results."""
 
     AUTO_FOCUS = "#tests-table"
-    TITLE_TEXT = "Tests"
+    TITLE_TEXT = "2 Tests"
     POLL_SECONDS = 2.0
 
     BINDINGS: ClassVar[list[BindingType]] = [

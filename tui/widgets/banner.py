@@ -20,6 +20,7 @@ class BannerInfo:
     read_only: bool = False
     model: str = ""  # the selected model
     alert: str = ""  # a guard alert waiting for the operator
+    screen: str = ""  # "1 Commits" etc.
 
 
 class ContextBanner(Static):
@@ -47,6 +48,9 @@ class ContextBanner(Static):
         """Render ``info`` and set the production/alert classes."""
         line = Text(no_wrap=True, overflow="ellipsis", end="")
         line.append("mrc ", style="bold")
+        if info.screen:
+            line.append(info.screen, style="bold reverse")
+            line.append(" ")
         if info.model:
             line.append_text(literal(info.model, style="bold"))
             line.append(" · ")

@@ -1,0 +1,74 @@
+"""Benchmark: process start to first rendered frame, ``mrc`` versus a bare Textual app.
+
+Both run in a real pseudo-terminal at 120x40; the clock stops when the frame's
+text reaches the terminal. Rounds alternate between the two programs and the
+medians are compared (goal: mrc <= 1.3x the bare app). Also prints which heavy
+backend libraries the console imported before its first frame (should be none).
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.benchmarks.terminal import time_to_text
+from tests.support.repos import make_history_repo
+
+ROUNDS = 7
+HEAVY = ("kubernetes", "docker", "plotext", "prometheus_api_client", "git")
+
+BARE_APP = """
+from textual.app import App
+from textual.widgets import Label
+
+class Bare(App):
+    def compose(self):
+        yield Label("bare-app-ready")
+
+Bare().run()
+"""
+
+
+def main() -> None:
+    """Run the benchmark and print the medians and their ratio."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        repo = make_history_repo(root / "repo", commits=50)
+        config = root / "mrc.toml"
+        config.write_text(f'[[model]]\nname = "bench"\nrepo = "{repo.path}"\n')
+        bare = root / "bare.py"
+        bare.write_text(BARE_APP)
+        env_state = {"MRC_STATE_DIR": str(root / "state")}
+        import os
+
+        env = {**os.environ, **env_state}
+        mrc = [sys.executable, "-m", "tui.cli", "--config", str(config)]
+        bare_times, mrc_times = [], []
+        for _ in range(ROUNDS):
+            bare_times.append(time_to_text([sys.executable, str(bare)], b"bare-app-ready")[0])
+            mrc_times.append(time_to_text(mrc, b"Release", env=env)[0])
+        probe = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys, tui.cli, tui.app; "
+                f"print(','.join(m for m in {HEAVY!r} if m in sys.modules) or 'none')",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    bare_median = statistics.median(bare_times)
+    mrc_median = statistics.median(mrc_times)
+    print("startup: process start -> first frame in a pty at 120x40")
+    print(f"  bare Textual app : median {bare_median * 1000:7.1f} ms over {ROUNDS} runs")
+    print(f"  mrc              : median {mrc_median * 1000:7.1f} ms over {ROUNDS} runs")
+    print(f"  ratio mrc / bare : {mrc_median / bare_median:.2f}x (goal <= 1.3x)")
+    print(f"  heavy backends imported before the first frame: {probe}")
+
+
+if __name__ == "__main__":
+    main()
