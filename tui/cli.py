@@ -16,7 +16,6 @@ from typing import Any
 
 from core import __version__
 
-
 #: Subcommands defined in core.cli_commands (imported only when one is used).
 SCRIPT_COMMANDS = frozenset({"status", "history", "test", "release", "rollback", "doctor"})
 
