@@ -7,6 +7,7 @@ ten minutes of history take a fraction of a second.
 
 from __future__ import annotations
 
+import pathlib
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -245,3 +246,63 @@ def test_settings_from_config_turn_names_into_queries_and_guard_limits_into_aler
     alerts = {a.name: a for a in view.alerts}
     assert alerts["HighErrorRate"].summary == "0.5 > 0.2"
     assert "HighLatency" not in alerts  # every request takes 0.02 s
+
+
+def test_build_view_from_a_workspace_with_journal_markers(
+    exporter: Exporter, tmp_path: pathlib.Path
+) -> None:
+    """The console's entry point: config -> scrape source (background scraper) -> view, with the
+    journal's rollout as marker and reference; real time, so windows are a few seconds."""
+    from core.config import parse
+    from core.journal import Journal
+    from core.metrics.model import build_view
+    from core.registry import Workspace
+
+    config = parse(
+        f"""
+[[model]]
+name = "churn"
+repo = "{tmp_path}"
+
+  [model.metrics]
+  source = "scrape"
+  url = "{exporter.url}"
+  refresh = "0.2s"
+  prediction_histogram = "model_prediction_score"
+  feature_histograms = ['model_feature_value{{feature="age"}}']
+
+  [model.drift]
+  reference = "before_release"
+  window = "1500ms"
+  min_samples = 50
+""",
+        source=tmp_path / "mrc.toml",
+    )
+    journal = Journal(tmp_path / "journal.sqlite")
+    workspace = Workspace(config, journal=journal, state_dir=tmp_path)
+    start = datetime.now(UTC)
+    try:
+
+        def traffic(seconds: float) -> None:
+            until = time.monotonic() + seconds
+            while time.monotonic() < until:
+                exporter.observe(20)
+                time.sleep(0.05)
+
+        first = build_view(workspace, "churn", start, datetime.now(UTC), width=40)
+        assert first.current.band is DriftBand.NOT_ENOUGH_DATA  # no release yet
+        traffic(2.0)
+        entry = journal.begin("churn", "local", "rollout", "1", "2", "test")
+        journal.finish(entry, "done")
+        exporter.shift(AFTER, features={"age": AFTER})
+        traffic(2.5)
+        view = build_view(workspace, "churn", start, datetime.now(UTC), width=40)
+    finally:
+        workspace.close()
+    (marker,) = view.markers
+    assert marker.kind == "rollout" and "2" in marker.label
+    assert "before rollout" in view.reference
+    assert view.current.band is DriftBand.ALERT, view.current
+    assert view.features[0][0] == "age"
+    assert view.drift.points and view.now == view.end
+    assert [s.name for s in view.quantile_series] == ["p10", "p50", "p90"]
