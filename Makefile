@@ -38,7 +38,7 @@ test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python -m tests.benchmarks
+	$(BIN)/python -m tests.benchmarks $(BENCH)
 
 screenshots: $(STAMP)
 	$(BIN)/python -m tui.screenshots screenshots

@@ -1,0 +1,143 @@
+"""The Drift screen: charts with release markers, stale badge, pause, time ranges."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from core.domain import Alert, DriftBand, DriftScore, Marker, Series
+from core.errors import BackendUnavailable
+from core.metrics.model import DriftView
+from tests.tui.conftest import FIXED_NOW
+from tests.tui.test_shell import screen_text, wait_for
+from tui import data
+from tui.screens.drift import DriftScreen
+
+RELEASE_AT = FIXED_NOW - timedelta(minutes=6)
+
+
+def fixed_view(workspace, model, span, now) -> DriftView:  # type: ignore[no-untyped-def]
+    """A drift that is flat before the release 6 minutes ago and high after it."""
+    start = now - span
+    minutes = int(span.total_seconds() // 60)
+    times = [start.timestamp() + 60 * i for i in range(minutes + 1)]
+    release = RELEASE_AT.timestamp()
+    drift = tuple((t, 0.04 if t < release else 0.38) for t in times)
+    p50 = tuple((t, 0.42 if t < release else 0.61) for t in times)
+    return DriftView(
+        start=start,
+        end=now,
+        step=60.0,
+        method="psi",
+        warn=0.1,
+        alert=0.25,
+        window=300.0,
+        drift=Series("psi", drift),
+        current=DriftScore("psi", 0.38, DriftBand.ALERT, samples=1800),
+        reference="training histogram at 1a2b3c4d",
+        quantiles=(
+            Series("p10", tuple((t, v - 0.2) for t, v in p50)),
+            Series("p50", p50),
+            Series("p90", tuple((t, v + 0.2) for t, v in p50)),
+        ),
+        error_rate=(Series("error rate", tuple((t, 0.01) for t in times)),),
+        throughput=(Series("throughput", tuple((t, 20.0) for t in times)),),
+        features=(
+            ("income", DriftScore("psi", 0.41, DriftBand.ALERT, 1800)),
+            ("age", DriftScore("psi", 0.02, DriftBand.OK, 1800)),
+        ),
+        alerts=(Alert("DriftHigh", "firing", "critical", "psi 0.38 > 0.25"),),
+        markers=(Marker(RELEASE_AT, "rollout r4", "rollout", "prod-eu"),),
+        fetched_at=now,
+    )
+
+
+@pytest.fixture
+def fixed_drift(monkeypatch):  # type: ignore[no-untyped-def]
+    calls = []
+
+    def view(workspace, model, span, now):  # type: ignore[no-untyped-def]
+        calls.append(span)
+        return fixed_view(workspace, model, span, now)
+
+    monkeypatch.setattr(data, "drift_view", view)
+    return calls
+
+
+def test_drift_screen_snapshot(console, snap_compare, fixed_drift) -> None:
+    """Drift screen at 120x40, range 15m: the psi chart with warn/alert lines and a
+    rollout marker 6 minutes ago where the score jumps from 0.04 to 0.38; the
+    prediction p10/p50/p90 chart shifting at the same marker; error rate and
+    throughput; "drift now: 0.380 alert"; the DriftHigh alert; income ranked first."""
+    c = console()
+
+    async def opened(pilot) -> None:  # type: ignore[no-untyped-def]
+        await pilot.press("5")
+        await wait_for(pilot, lambda: len(fixed_drift) > 0)
+        await pilot.pause(0.5)
+
+    assert snap_compare(c.make_app(), terminal_size=(120, 40), run_before=opened)
+
+
+async def test_release_marker_and_current_score_are_shown(console, fixed_drift) -> None:
+    app = console().make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: "drift now: 0.380 alert" in screen_text(app))
+        text = screen_text(app)
+        assert "rollout r4" in text
+        assert "DriftHigh" in text
+        assert text.index("income") < text.index("age")
+
+
+async def test_time_range_keys_change_the_query(console, fixed_drift) -> None:
+    app = console().make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: len(fixed_drift) > 0)
+        await pilot.press("right_square_bracket")
+        await wait_for(pilot, lambda: fixed_drift[-1] == timedelta(hours=1))
+        await pilot.press("left_square_bracket", "left_square_bracket")
+        await wait_for(pilot, lambda: fixed_drift[-1] == timedelta(minutes=5))
+        assert "range 5m" in screen_text(app)
+
+
+async def test_unreachable_source_shows_stale_badge_and_stays_responsive(
+    console, monkeypatch
+) -> None:
+    state = {"up": True}
+
+    def view(workspace, model, span, now):  # type: ignore[no-untyped-def]
+        if not state["up"]:
+            raise BackendUnavailable("cannot reach http://127.0.0.1:9/metrics: refused")
+        return fixed_view(workspace, model, span, now)
+
+    monkeypatch.setattr(data, "drift_view", view)
+    app = console().make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: "drift now" in screen_text(app))
+        state["up"] = False
+        screen = app.screen
+        assert isinstance(screen, DriftScreen)
+        screen.poll()
+        await wait_for(pilot, lambda: "STALE" in screen_text(app))
+        assert "refused" in screen_text(app)
+        assert "drift now: 0.380" in screen_text(app)  # last good data stays
+        await pilot.press("1")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "CommitsScreen"
+
+
+async def test_space_pauses_live_updates(console, fixed_drift) -> None:
+    app = console().make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: len(fixed_drift) > 0)
+        await pilot.press("space")
+        await pilot.pause(0.2)
+        before = len(fixed_drift)
+        await pilot.pause(2.5)  # more than two refresh periods
+        assert len(fixed_drift) == before
+        assert "PAUSED" in screen_text(app)
