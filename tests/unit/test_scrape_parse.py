@@ -337,3 +337,12 @@ def test_prometheus_that_never_answers_times_out() -> None:
         for conn in accepted:
             conn.close()
         listener.close()
+
+
+def test_both_sources_implement_the_protocol() -> None:
+    from core.metrics.base import MetricsSource
+
+    assert isinstance(ScrapeSource("http://127.0.0.1:1/metrics"), MetricsSource)
+    prometheus = PrometheusSource("http://127.0.0.1:1")
+    assert isinstance(prometheus, MetricsSource)
+    prometheus.close()
