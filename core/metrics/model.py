@@ -234,6 +234,14 @@ def _not_enough(method: str, reason: str) -> DriftScore:
     return DriftScore(method, None, DriftBand.NOT_ENOUGH_DATA, 0.0, reason)
 
 
+def _fmt_span(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:g} s"
+    if seconds < 3600:
+        return f"{seconds / 60:g} min"
+    return f"{seconds / 3600:g} h"
+
+
 def _fmt_time(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -308,10 +316,7 @@ class DriftModel:
         if s.reference == "fixed":
             return h, f"fixed window {_fmt_time(window[0])} – {_fmt_time(window[1])}"
         marker = [m for m in self.markers if m.time == window[1]][-1]
-        return (
-            h,
-            f"{s.window / 60:g} min before {marker.kind} {marker.label} ({_fmt_time(window[1])})",
-        )
+        return h, f"{_fmt_span(s.window)} before {marker.label} ({_fmt_time(window[1])})"
 
     def _score(self, ref: Histogram | None, reason: str, current: Histogram) -> DriftScore:
         s = self.settings
