@@ -675,16 +675,28 @@ class LocalTarget:
         *,
         reason: str = "",
         cancel: CancelToken | None = None,
+        expected: RollbackPreview | None = None,
     ) -> Iterator[Progress]:
         """Serve revision ``to_revision`` (None: the previous one) again, under a new number.
 
-        Same errors as :meth:`rollout`; NotFound when there is no such revision.
+        ``expected`` is the preview the operator confirmed: when the live or
+        the target revision changed since, nothing is done and Conflict is
+        raised. Same errors as :meth:`rollout`; NotFound when there is no
+        such revision.
         """
         self._begin()
         try:
             with self._lock:
-                entry = self._rollback_target(self._load(), to_revision)
-                current = self._current_entry(self._load())
+                data = self._load()
+                entry = self._rollback_target(data, to_revision)
+                current = self._current_entry(data)
+            if expected is not None:
+                live = current.number if current is not None else None
+                if live != expected.from_revision or entry.commit != expected.to_commit:
+                    raise Conflict(
+                        f"{self.model}/{self.name} changed since the rollback was confirmed "
+                        f"(live revision {live}, was {expected.from_revision}); review it again"
+                    )
             if current is not None and entry.number == current.number:
                 yield Progress("done", f"revision {entry.number} is already live", 1.0)
                 return

@@ -56,6 +56,7 @@ def make_handler(upstream_file: Path, timeout: float) -> type[BaseHTTPRequestHan
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are separate writes
 
         def _reply(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
             body = text.encode("utf-8")

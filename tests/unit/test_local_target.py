@@ -205,7 +205,12 @@ def test_rollback_to_previous_and_to_a_chosen_revision(target: LocalTarget, repo
     assert history[0].current and history[0].change_cause == "drift"
     assert history[0].extra["rolled_back_from"] == 2
 
+    stale = target.preview_rollback()
+    assert stale.from_revision == 4
     list(target.rollback(1))
+    with pytest.raises(Conflict):
+        list(target.rollback(expected=stale))
+    assert served(target)["version"] == "1"
     assert served(target)["version"] == "1"
     assert target.status().revision == 5
     assert target.preview_rollback(5).noop

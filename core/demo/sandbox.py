@@ -1,0 +1,619 @@
+"""The demo sandbox: a model repository with a story, its server, traffic and a config.
+
+:func:`build_sandbox` creates, in a couple of seconds and without network::
+
+    <root>/
+      churn-model/        git repository of a churn model (real commits, fixed clock)
+      mrc.toml            local target + scrape metrics pointing at the stable port
+      state/              MRC_STATE_DIR: journal, local target state, test output
+      shift               (absent) create it to shift the traffic's data
+      sandbox.json        roles of the commits, the port, for tests and re-use
+
+The repository's history, oldest first (authors and dates are fixed, so the
+commit shas are the same on every machine for the same ``fixed_time``):
+
+=========  ============  ===================================================
+role       tag           what it is
+=========  ============  ===================================================
+v1         v1.0.0        initial logistic model (tenure, charges)
+ci                       CI workflow and requirements
+v2         v1.1.0        + support calls: better
+docs                     README: serving API and metrics
+v3         v1.2.0        + data usage, retuned: best; the live release
+shift      v1.3.0        new scaler: tests pass, predictions shift in serving
+failing                  experiment without tenure: quality tests fail
+=========  ============  ===================================================
+
+The *shift* release refits the input scaler on a different cohort but keeps
+the weights (and the training reference histograms) of v1.2.0, the classic
+training/serving skew: offline accuracy even looks fine, while the live
+prediction distribution moves far from the training reference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from core import procs
+from core.demo import churn
+from core.errors import MrcError
+
+FILES = Path(__file__).resolve().parent / "files"
+MODEL = "churn"
+TARGET = "local"
+#: Commit dates end here unless ``fixed_time`` is given (keeps shas reproducible).
+DEFAULT_END = datetime(2026, 11, 20, 16, 0, tzinfo=UTC)
+
+AUTHORS = {
+    "maya": ("Maya Chen", "maya.chen@example.com"),
+    "tom": ("Tom Okafor", "tom.okafor@example.com"),
+    "priya": ("Priya Nair", "priya.nair@example.com"),
+}
+
+#: Scaler of the shifting release: refitted on a cheaper-plan cohort.
+Q2_SCALER_SHIFT = {"monthly_charges": 38.0}
+
+CI_WORKFLOW = """\
+name: tests
+on: [push, pull_request]
+jobs:
+  quality:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/setup-python@v5
+        with:
+          python-version: "3.11"
+      - run: pip install -r requirements.txt pytest
+      - run: python -m pytest -q
+"""
+
+PYPROJECT = """\
+[project]
+name = "churn-model"
+requires-python = ">=3.11"
+dependencies = ["prometheus-client>=0.20"]
+
+[tool.pytest.ini_options]
+pythonpath = ["."]
+testpaths = ["tests"]
+"""
+
+README = """\
+# churn-model
+
+Predicts whether a customer will cancel their contract in the next 30 days.
+
+* `model/`: logistic regression (`weights.json`) on standardised inputs (`scaler.json`)
+* `tests/`: quality gate on the held-out customers in `data/holdout.csv`
+* `reference/histograms.json`: prediction and input distributions on the training set,
+  the reference for drift monitoring
+* `server.py`: HTTP model server (`python server.py --port 8080`)
+"""
+
+README_API = """
+## Serving API
+
+| route | what |
+|---|---|
+| `POST /predict` | JSON features -> `{"score": p, "churn": bool}` |
+| `GET /healthz` | 200 once the model is loaded |
+| `GET /version` | model version and commit |
+| `GET /metrics` | Prometheus metrics |
+
+Metrics: `model_prediction_score` and `model_feature_value{feature=...}` histograms
+(drift), `model_latency_seconds`, `model_requests_total`, `model_errors_total`.
+"""
+
+
+class SandboxError(MrcError):
+    """The sandbox cannot be built where asked (e.g. a non-empty foreign directory)."""
+
+
+@dataclass
+class Background:
+    """What :meth:`Sandbox.start_background` started; :meth:`stop` ends it (idempotent)."""
+
+    target: Any
+    traffic: subprocess.Popen[bytes] | None
+    owns_target: bool = False
+    _stopped: bool = field(default=False, repr=False)
+
+    def stop(self) -> None:
+        """Stop the traffic generator and the model server processes."""
+        if self._stopped:
+            return
+        self._stopped = True
+        procs.unregister_cleanup(self.stop)
+        if self.traffic is not None:
+            procs.kill_group(self.traffic.pid, self.traffic, grace=1.0)
+        with contextlib.suppress(Exception):
+            if self.owns_target:
+                self.target.close()
+            else:
+                self.target.stop_all()
+
+
+@dataclass
+class Sandbox:
+    """A built demo sandbox: its paths and the commit of every role in the story."""
+
+    root: Path
+    repo: Path
+    config: Path
+    state_dir: Path
+    shift_file: Path
+    port: int
+    python: str
+    commits: dict[str, str]
+    tags: dict[str, str]
+    seed: int = 7
+
+    @property
+    def good(self) -> tuple[str, ...]:
+        """The releases that improve the model, oldest first."""
+        return (self.commits["v1"], self.commits["v2"], self.commits["v3"])
+
+    @property
+    def shifting(self) -> str:
+        """The release that passes its tests but shifts the predictions in production."""
+        return self.commits["shift"]
+
+    @property
+    def failing(self) -> str:
+        """The experiment whose quality tests fail."""
+        return self.commits["failing"]
+
+    @property
+    def url(self) -> str:
+        """The stable base URL of the model server."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def set_data_shift(self, on: bool) -> None:
+        """Switch the traffic's data shift on or off (takes effect within a second)."""
+        if on:
+            self.shift_file.touch()
+        else:
+            self.shift_file.unlink(missing_ok=True)
+
+    def start_background(
+        self,
+        workspace: Any = None,
+        *,
+        rate: float = 20.0,
+        history: tuple[str, ...] = ("v2", "v3"),
+        traffic: bool = True,
+    ) -> Background:
+        """Serve the live release on the local target and start the traffic generator.
+
+        With a ``workspace`` (:class:`core.registry.Workspace` of this
+        sandbox's config) its target is used and the rollouts are journalled,
+        so the console sees them; otherwise a target is opened here. On a
+        fresh state dir the releases of ``history`` are rolled out in order
+        (the last one stays live); on a re-used sandbox the recorded live
+        revision is started again. Returns the handle that stops both.
+        Raises the target's errors (OperationFailed, Conflict...).
+        """
+        from core.domain import Artifact
+
+        owns = workspace is None
+        if workspace is not None:
+            target = workspace.target(MODEL, TARGET)
+        else:
+            from core.config import load_file
+            from core.targets.local import LocalTarget
+
+            config = load_file(self.config)
+            model = config.models[0]
+            target = LocalTarget.from_config(model, model.target(TARGET), self.state_dir)  # type: ignore[arg-type]
+        background = Background(target, None, owns)
+        procs.register_cleanup(background.stop)
+        try:
+            if target.history():
+                for _ in target.start():
+                    pass
+            else:
+                for role in history:
+                    artifact = Artifact(commit=self.commits[role])
+                    reason = f"release {self.tags.get(role, role)}"
+                    steps: Iterator[Any]
+                    if workspace is not None:
+                        steps = workspace.run_rollout(target, artifact, reason=reason)
+                    else:
+                        steps = target.rollout(artifact, reason=reason)
+                    for _ in steps:
+                        pass
+            if traffic:
+                background.traffic = self._start_traffic(rate)
+        except BaseException:
+            background.stop()
+            raise
+        return background
+
+    def _start_traffic(self, rate: float) -> subprocess.Popen[bytes]:
+        root = str(Path(churn.__file__).resolve().parents[2])
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+        }
+        argv = [self.python, "-m", "core.demo.traffic", "--url", self.url, "--rate", f"{rate:g}"]
+        argv += ["--shift-file", str(self.shift_file), "--seed", str(self.seed)]
+        return procs.spawn_guarded(
+            argv, tag=str(self.state_dir), env=env, log_path=self.root / "traffic.log"
+        )
+
+
+# --------------------------------------------------------------------------
+# Building
+
+
+def build_sandbox(
+    path: Path | str | None = None, *, seed: int = 7, fixed_time: datetime | None = None
+) -> Sandbox:
+    """Create the demo sandbox in ``path`` (a new temporary dir when None); return it.
+
+    A directory that already holds a sandbox is re-used (its repository and
+    state are kept; the config is rewritten, with a new port if the old one
+    is taken). ``fixed_time`` anchors the commit dates (the last commit one
+    hour before it); without it a constant date is used, so the shas are
+    always the same. Raises SandboxError for a non-empty directory that is
+    not a sandbox, or when git fails.
+    """
+    root = Path(path) if path is not None else Path(tempfile.mkdtemp(prefix="mrc-demo-"))
+    root = root.expanduser().resolve()
+    marker = root / "sandbox.json"
+    if marker.is_file():
+        return _reuse(root, marker)
+    if root.exists() and any(root.iterdir()):
+        raise SandboxError(f"{root} is not empty and holds no demo sandbox")
+    root.mkdir(parents=True, exist_ok=True)
+    repo = root / "churn-model"
+    end = fixed_time or DEFAULT_END
+    try:
+        commits, tags = _make_repo(repo, seed, end)
+    except subprocess.CalledProcessError as exc:
+        shutil.rmtree(repo, ignore_errors=True)
+        raise SandboxError(f"git failed: {exc.stderr or exc}") from exc
+    sandbox = Sandbox(
+        root=root,
+        repo=repo,
+        config=root / "mrc.toml",
+        state_dir=root / "state",
+        shift_file=root / "shift",
+        port=churn_port(),
+        python=sys.executable,
+        commits=commits,
+        tags=tags,
+        seed=seed,
+    )
+    sandbox.state_dir.mkdir(mode=0o700, exist_ok=True)
+    _write_config(sandbox)
+    return sandbox
+
+
+def churn_port() -> int:
+    """Return a free port for the model server's stable address."""
+    from core.targets.local import free_port
+
+    return free_port()
+
+
+def _reuse(root: Path, marker: Path) -> Sandbox:
+    try:
+        data = json.loads(marker.read_text(encoding="utf-8"))
+        sandbox = Sandbox(
+            root=root,
+            repo=root / "churn-model",
+            config=root / "mrc.toml",
+            state_dir=root / "state",
+            shift_file=root / "shift",
+            port=int(data["port"]),
+            python=sys.executable,
+            commits=dict(data["commits"]),
+            tags=dict(data["tags"]),
+            seed=int(data.get("seed", 7)),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SandboxError(f"{marker} is unreadable: {exc}") from exc
+    if not _port_free(sandbox.port):
+        sandbox.port = churn_port()
+    sandbox.state_dir.mkdir(mode=0o700, exist_ok=True)
+    _write_config(sandbox)
+    return sandbox
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _toml(value: str) -> str:
+    return json.dumps(value)  # JSON string escapes are valid TOML basic-string escapes
+
+
+def _write_config(s: Sandbox) -> None:
+    python = shlex.quote(s.python)
+    features = ", ".join(
+        _toml(f'model_feature_value{{feature="{name}"}}') for name in churn.FEATURES
+    )
+    text = f"""\
+# The built-in demo of the Model Release Console (written by `mrc demo`).
+# A churn model served by processes on this machine, metrics scraped from it.
+
+[[model]]
+name = "{MODEL}"
+repo = "churn-model"
+test_command = {_toml(f"{python} -m pytest -q -p no:cacheprovider")}
+test_timeout = "2m"
+quality = {{ accuracy = 0.72, auc = 0.75 }}
+
+  [[model.target]]
+  name = "{TARGET}"
+  kind = "local"
+  command = {_toml(f"{python} server.py --port {{port}}")}
+  port = {s.port}
+  health_path = "/healthz"
+  keep = 5
+  ready_timeout = "20s"
+
+  [model.metrics]
+  source = "scrape"
+  url = {_toml(s.url + "/metrics")}
+  refresh = "1s"
+  prediction_histogram = "model_prediction_score"
+  feature_histograms = [{features}]
+  error_rate = "sum(rate(model_errors_total[1m])) / sum(rate(model_requests_total[1m]))"
+  latency_p95 = "model_latency_seconds"
+  throughput = "model_requests_total"
+
+  [model.drift]
+  method = "psi"
+  warn = 0.1
+  alert = 0.25
+  reference = "training"
+  reference_path = "reference/histograms.json"
+  window = "30s"
+  min_samples = 100
+
+  [model.guard]
+  duration = "1m"
+  auto_rollback = false
+  max_error_rate = 0.05
+  max_drift = 0.25
+"""
+    tmp = s.config.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, s.config)
+    marker = {
+        "port": s.port,
+        "commits": s.commits,
+        "tags": s.tags,
+        "seed": s.seed,
+        "python": s.python,
+    }
+    (s.root / "sandbox.json").write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+
+
+class _Git:
+    """Runs git in the sample repository with a fixed identity, clock and no user config."""
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+        self.env.update(
+            GIT_CONFIG_NOSYSTEM="1",
+            GIT_CONFIG_GLOBAL=os.devnull,
+            GIT_TERMINAL_PROMPT="0",
+            LC_ALL="C",
+            TZ="UTC",
+        )
+
+    def __call__(self, *args: str, when: datetime | None = None, who: str = "maya") -> str:
+        env = dict(self.env)
+        if when is not None:
+            name, email = AUTHORS[who]
+            stamp = f"@{int(when.timestamp())} +0000"
+            env.update(
+                GIT_AUTHOR_NAME=name,
+                GIT_AUTHOR_EMAIL=email,
+                GIT_COMMITTER_NAME=name,
+                GIT_COMMITTER_EMAIL=email,
+                GIT_AUTHOR_DATE=stamp,
+                GIT_COMMITTER_DATE=stamp,
+            )
+        result = subprocess.run(
+            ["git", "-C", str(self.repo), *args],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return result.stdout.strip()
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, indent=2) + "\n"
+
+
+def _holdout_csv(rows: list[tuple[churn.Customer, int]]) -> str:
+    lines = [",".join([*churn.FEATURES, "churned"])]
+    for c, y in rows:
+        lines.append(",".join([*(f"{c[f]:g}" for f in churn.FEATURES), str(y)]))
+    return "\n".join(lines) + "\n"
+
+
+def _make_repo(repo: Path, seed: int, end: datetime) -> tuple[dict[str, str], dict[str, str]]:
+    """Create the sample repository; return (role -> sha, role -> tag)."""
+    rng = random.Random(seed)
+    train_rows = churn.dataset(rng, 1500)
+    holdout = churn.dataset(rng, 500)
+    customers = [c for c, _ in train_rows]
+    scaler = churn.fit_scaler(customers)
+    q2 = churn.Scaler({**scaler.mean, **Q2_SCALER_SHIFT}, dict(scaler.std))
+    w1 = churn.train(train_rows, churn.FEATURES[:2], scaler)
+    w2 = churn.train(train_rows, churn.FEATURES[:3], scaler)
+    w3 = churn.train(train_rows, churn.FEATURES, scaler, l2=0.5)
+    w5 = churn.train(train_rows, churn.FEATURES[1:], scaler, l2=0.5)
+
+    def model_files(w: churn.Weights, version: str) -> dict[str, str]:
+        return {
+            "VERSION": version + "\n",
+            "model/weights.json": _json(w.to_json()),
+            "reference/histograms.json": _json(churn.reference_histograms(customers, w, scaler)),
+        }
+
+    base = FILES / "churn_model"
+    initial = {
+        str(p.relative_to(base)): p.read_text(encoding="utf-8")
+        for p in sorted(base.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    initial.update(
+        {
+            "README.md": README,
+            "pyproject.toml": PYPROJECT,
+            ".gitignore": "__pycache__/\n.pytest_cache/\n",
+            "model/scaler.json": _json(scaler.to_json()),
+            "data/holdout.csv": _holdout_csv(holdout),
+            **model_files(w1, "1.0.0"),
+        }
+    )
+    shifted_preprocess = (FILES / "changes" / "preprocess_new_scaler.py").read_text()
+    # (role, author, days before the end, subject, body, files, tag)
+    story: list[tuple[str, str, float, str, str, dict[str, str], str]] = [
+        (
+            "v1",
+            "maya",
+            24,
+            "Initial churn model: logistic regression on tenure and charges",
+            "Trained on 1,500 customers; held-out set of 500 in data/holdout.csv.",
+            initial,
+            "v1.0.0",
+        ),
+        (
+            "ci",
+            "tom",
+            21,
+            "ci: run the quality tests on every push",
+            "",
+            {".github/workflows/tests.yml": CI_WORKFLOW, "requirements.txt": "prometheus-client\n"},
+            "",
+        ),
+        (
+            "v2",
+            "maya",
+            16,
+            "Add support-call count as a feature",
+            "Customers who call support often are much more likely to leave.",
+            model_files(w2, "1.1.0"),
+            "v1.1.0",
+        ),
+        (
+            "docs",
+            "priya",
+            12,
+            "docs: describe the serving API and metrics",
+            "",
+            {"README.md": README + README_API},
+            "",
+        ),
+        (
+            "v3",
+            "maya",
+            7,
+            "Add data usage and retune regularisation",
+            "Lower L2 penalty after a sweep; accuracy and AUC up on the held-out set.",
+            model_files(w3, "1.2.0"),
+            "v1.2.0",
+        ),
+        (
+            "shift",
+            "priya",
+            2,
+            "Normalize inputs with new scaler fitted on Q2 customers",
+            "Q2 customers are on the new price plans; refit the scaler on them and\n"
+            "clip outliers at 5 standard deviations. Weights unchanged.",
+            {
+                "VERSION": "1.3.0\n",
+                "model/preprocess.py": shifted_preprocess,
+                "model/scaler_2026q2.json": _json(q2.to_json()),
+            },
+            "v1.3.0",
+        ),
+        (
+            "failing",
+            "maya",
+            0,
+            "Experiment: drop tenure feature for the privacy review",
+            "Tenure is derived from the signup date, which legal asked us to drop.",
+            {
+                "VERSION": "1.4.0.dev0\n",
+                "model/weights.json": _json(w5.to_json()),
+                "reference/histograms.json": _json(
+                    churn.reference_histograms(customers, w5, scaler)
+                ),
+            },
+            "",
+        ),
+    ]
+    repo.mkdir(parents=True)
+    git = _Git(repo)
+    git("init", "-q", "-b", "main")
+    commits: dict[str, str] = {}
+    tags: dict[str, str] = {}
+    last = end - timedelta(hours=1)
+    for role, who, days, subject, body, files, tag in story:
+        for name, content in files.items():
+            target = repo / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content, encoding="utf-8")
+        git("add", "-A")
+        when = last - timedelta(days=days)
+        message = subject + ("\n\n" + body if body else "")
+        git("commit", "-q", "--no-gpg-sign", "-m", message, when=when, who=who)
+        commits[role] = git("rev-parse", "HEAD")
+        if tag:
+            git("tag", tag)
+            tags[role] = tag
+    return commits, tags
+
+
+def _main() -> None:  # pragma: no cover - manual debugging aid
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Build the demo sandbox and serve it.")
+    parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--serve", action="store_true", help="start server and traffic")
+    args = parser.parse_args()
+    sandbox = build_sandbox(args.dir)
+    print(sandbox.config)
+    if args.serve:
+        procs.install_exit_handlers()
+        background = sandbox.start_background()
+        print(f"serving {sandbox.url}; Ctrl-C stops", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            background.stop()
