@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -382,3 +383,30 @@ def test_servers_die_with_their_console(repo, tmp_path: Path, sig: int, handlers
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_watch_reports_the_switch_and_the_new_state(target: LocalTarget, repo) -> None:
+    _, shas = repo
+    token = CancelToken()
+    seen: list = []
+
+    def consume() -> None:
+        for event in target.watch(token):
+            seen.append(event)
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    try:
+        deploy(target, shas["1"])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if any(e.kind == "state" and e.reason == "complete" for e in seen):
+                break
+            time.sleep(0.05)
+    finally:
+        token.cancel()
+        thread.join(5)
+    assert not thread.is_alive()
+    reasons = [e.reason for e in seen]
+    assert "stopped" in reasons  # the state before the rollout
+    assert "Switched" in reasons and "complete" in reasons
