@@ -136,6 +136,7 @@ class Workspace:
         self._metrics: dict[str, MetricsSource | None] = {}
         self._repos: dict[str, Any] = {}
         self._runner: Any = None
+        self._guard_states: dict[tuple[str, str], Any] = {}
 
     @classmethod
     def open(
@@ -307,6 +308,20 @@ class Workspace:
             journal=self.journal,
             rollback=self.rollback_action,
         )
+
+    def note_guard(self, event: Any) -> None:
+        """Remember the latest :class:`core.guard.GuardEvent` of its model and target."""
+        with self._lock:
+            self._guard_states[(event.model, event.target)] = event
+
+    def guard_state(self, model: str, target: str) -> Any:
+        """Return the latest GuardEvent of ``model`` on ``target`` (None: never guarded here).
+
+        The Rollouts and Drift screens show it: watching (STARTED/CHECK), passed,
+        breach, alert (rollback ready) or rolled back.
+        """
+        with self._lock:
+            return self._guard_states.get((model, target))
 
     def drift_probe(self, model: str) -> Any:
         """Return an object scoring drift for ``model`` (see :class:`core.guard.DriftProbe`).

@@ -305,8 +305,11 @@ class ReleasePipeline:
         if guard is None or not guard.settings.limits():
             return "no guard checks configured"
         last: GuardEvent | None = None
+        note = getattr(self.workspace, "note_guard", None)
         for item in guard.watch(model, tgt, since, cancel):
             last = item
+            if note is not None:
+                note(item)
             yield ev(STEP_PROGRESS, "verify", guard=item, message=item.message)
         if last is None or last.kind == guard_mod.CANCELLED:
             raise Cancelled("cancelled during the verify window")

@@ -246,6 +246,7 @@ def test_passing_release_is_served_and_a_guard_breach_rolls_back(
     assert audit[2].reason.startswith("guard: error_rate breached: ")
     assert audit[2].reason.endswith(" > 0.05")
     assert audit[1].reason == "ship erroring"
+    assert ws.guard_state("churn", "local").kind == g.ROLLED_BACK  # what the screens show
     history = ws.target("churn").history()
     assert history[0].current and history[0].commit == sample.shas["v2"]
     guard_events = [e.guard for e in bad if e.guard is not None]
