@@ -68,6 +68,8 @@ JSON documents
     {"ok", "checks": [{"backend", "name", "ok", "detail"}]}
 
 Times are ISO 8601 UTC strings (or null); revisions are integers (or null).
+When a command ends with an error before it has a result (exit 2-6, 130),
+stdout is empty and stderr ends with ``mrc: <what went wrong>``.
 """
 
 from __future__ import annotations
