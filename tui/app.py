@@ -489,8 +489,7 @@ class MrcApp(App[None]):
     @work(thread=True, group="tests", exit_on_error=False)
     def _run_tests(self, op: LiveOperation) -> None:
         try:
-            runner = self.workspace.test_runner(op.model)
-            for item in runner.run(op.commit, cancel=op.cancel):
+            for item in self.workspace.run_tests(op.model, op.commit, cancel=op.cancel):
                 run = getattr(item, "run", None)
                 if run is not None:
                     op.run = run

@@ -143,3 +143,34 @@ def test_help_screen(console, snap_compare) -> None:
         await pilot.pause(0.3)
 
     assert snap_compare(c.make_app(), terminal_size=(80, 24), run_before=pressed)
+
+
+def test_build_progress_view(console, snap_compare) -> None:
+    """Build progress view of churn at the newest commit: finished steps (context,
+    build steps), the layer being pushed with its percentage, the progress bar and
+    the tail of the build log; the daemon's text is shown literally."""
+    from core.domain import Progress
+    from tui.runs import LiveOperation
+    from tui.screens.progress import OperationScreen
+
+    c = console()
+    op = LiveOperation(kind="build", model="churn", commit=c.repo_shas[-1])
+    for progress in (
+        Progress("context", "git archive of d0974be7: 12 files, 40 KiB"),
+        Progress("build", "Step 1/4 : FROM mrc-python-base:bookworm"),
+        Progress("build", 'Step 4/4 : CMD ["python3", "server.py"]'),
+        Progress("tag", "registry.local/churn:d0974be7"),
+        Progress("push", "Pushing", 0.62, detail="layer 3f2a9c1e"),
+    ):
+        op.add_step(progress)
+    for line in (
+        "Step 1/4 : FROM mrc-python-base:bookworm",
+        "[bold]Successfully[/] built 3f2a9c1e",
+    ):
+        op.append(line)
+
+    async def opened(pilot) -> None:  # type: ignore[no-untyped-def]
+        pilot.app.push_screen(OperationScreen(op, live=False))
+        await pilot.pause(0.3)
+
+    assert snap_compare(c.make_app(), terminal_size=(80, 24), run_before=opened)

@@ -1,0 +1,139 @@
+"""Text from outside is shown literally and stays inert, one test per kind of hostility.
+
+Commit subjects come from a real repository (tests/support/repos.py writes the
+bytes with git); test output goes through the same path as a live test run.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from core.config import parse
+from core.journal import Journal
+from core.registry import Workspace
+from tests.support.repos import make_hostile_repo
+from tests.tui.test_shell import screen_text, wait_for
+from tui.app import MrcApp
+from tui.runs import LiveOperation
+from tui.widgets.vtable import VirtualTable
+
+
+@pytest.fixture
+def hostile(tmp_path: Path):  # type: ignore[no-untyped-def]
+    repo = make_hostile_repo(tmp_path / "repo")
+    config = parse(
+        f'[[model]]\nname = "m"\nrepo = "{repo.path}"\ntest_command = "true"\n',
+        source=Path("/etc/mrc/hostile.toml"),
+    )
+    workspace = Workspace(config, journal=Journal(tmp_path / "j.sqlite3"), state_dir=tmp_path)
+    return MrcApp(workspace, animate=False)
+
+
+async def _commits(pilot, app) -> str:  # type: ignore[no-untyped-def]
+    table = app.screen.query_one(VirtualTable)
+    await wait_for(pilot, lambda: len(table.rows) == 5)
+    await pilot.pause(0.1)
+    return screen_text(app)
+
+
+async def _still_running(pilot, app) -> None:  # type: ignore[no-untyped-def]
+    await pilot.press("2")
+    await pilot.pause()
+    assert type(app.screen).__name__ == "TestsScreen"
+    assert app.is_running
+
+
+async def test_markup_in_a_subject_is_literal_and_not_clickable(hostile) -> None:
+    async with hostile.run_test(size=(200, 24)) as pilot:
+        text = await _commits(pilot, hostile)
+        assert "[bold]markup[/bold] and [@click=app.quit]click me[/]" in text
+        await pilot.click(VirtualTable, offset=(120, 5))
+        await _still_running(pilot, hostile)
+
+
+async def test_ansi_and_osc_sequences_are_stripped(hostile) -> None:
+    async with hostile.run_test(size=(200, 24)) as pilot:
+        text = await _commits(pilot, hostile)
+        assert "ansi red and osc  done" in text or "ansi red and osc done" in text
+        assert "\x1b" not in text and "pwned title" not in text
+
+
+async def test_very_long_subject_is_cut_to_the_column(hostile) -> None:
+    async with hostile.run_test(size=(120, 24)) as pilot:
+        text = await _commits(pilot, hostile)
+        line = next(row for row in text.splitlines() if "long xxxx" in row)
+        assert len(line) <= 120
+        assert "…" in line
+
+
+async def test_invalid_utf8_is_replaced_not_fatal(hostile) -> None:
+    async with hostile.run_test(size=(200, 24)) as pilot:
+        text = await _commits(pilot, hostile)
+        assert "invalid utf-8" in text
+        assert "\ufffd" in text or "bytes" in text
+        await _still_running(pilot, hostile)
+
+
+async def test_right_to_left_text_is_kept(hostile) -> None:
+    async with hostile.run_test(size=(200, 24)) as pilot:
+        text = await _commits(pilot, hostile)
+        assert "\u05e9\u05dc\u05d5\u05dd" in text
+        assert "\u0645\u0631\u062d\u0628\u0627" in text
+
+
+def _feed(app: MrcApp, lines: list[str]) -> LiveOperation:
+    """Register a running test operation whose output is ``lines``."""
+    from core.domain import RunStatus, TestRun
+
+    op = LiveOperation(kind="test", model="m", commit="0" * 40)
+    op.run = TestRun(id=1, model="m", commit="0" * 40, status=RunStatus.RUNNING)
+    for line in lines:
+        op.append(line)
+    app._operations.append(op)
+    return op
+
+
+async def test_test_output_markup_and_escapes_are_inert(hostile) -> None:
+    async with hostile.run_test(size=(120, 24)) as pilot:
+        _feed(
+            hostile,
+            [
+                "[@click=app.quit]quit[/] [bold]not bold[/bold]",
+                "\x1b[2J\x1b]0;owned\x07cleared?",
+                "x" * 10_000,
+                "bad \udcff bytes",
+                "\u05e9\u05dc\u05d5\u05dd",
+            ],
+        )
+        await pilot.press("2")
+        screen = hostile.screen
+        screen.flush_live_output()  # type: ignore[attr-defined]
+        await pilot.pause(0.2)
+        text = screen_text(hostile)
+        assert "[@click=app.quit]quit[/] [bold]not bold[/bold]" in text
+        assert "cleared?" in text and "owned" not in text
+        assert "\u05e9\u05dc\u05d5\u05dd" in text
+        await pilot.press("1")
+        await pilot.pause()
+        assert hostile.is_running
+
+
+async def test_log_view_stays_responsive_with_100k_lines(hostile) -> None:
+    async with hostile.run_test(size=(120, 24)) as pilot:
+        op = _feed(hostile, [f"line {i} of a long test log" for i in range(100_000)])
+        await pilot.press("2")
+        screen = hostile.screen
+        screen.flush_live_output()  # type: ignore[attr-defined]
+        await pilot.pause()
+        assert "line 99999 of a long test log" in screen_text(hostile)
+        op.append("one more line")
+        screen.flush_live_output()  # type: ignore[attr-defined]
+        started = time.perf_counter()
+        await pilot.press("1")
+        await pilot.pause()
+        switched = time.perf_counter() - started
+        assert type(hostile.screen).__name__ == "CommitsScreen"
+        print(f"screen switch with a 100k-line log mounted: {switched * 1000:.0f} ms")
