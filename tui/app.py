@@ -526,7 +526,7 @@ class MrcApp(App[None]):
                 repo, op.commit, config.image, op.model, config.dockerfile, cancel=op.cancel
             ):
                 op.add_step(progress)
-                if progress.step == "log" or (progress.detail == "" and progress.message):
+                if progress.step == "build" and progress.message:
                     op.append(progress.message)
         except Exception as error:
             op.error = str(error)

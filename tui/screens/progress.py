@@ -35,7 +35,7 @@ def steps_text(op: LiveOperation) -> Text:
         elif last and not op.finished:
             mark = "▶"
         text.append(f" {mark} ", style=LEVEL_STYLE.get(step.level, "") or "green")
-        text.append_text(literal(step.step, style="bold"))
+        text.append_text(literal(f"{step.step:<9}", style="bold"))
         if step.fraction is not None:
             text.append(f" {step.fraction * 100:5.1f}%")
         if step.message:
