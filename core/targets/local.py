@@ -628,8 +628,12 @@ class LocalTarget:
         root = self.state_dir / "artifacts"
         if not root.is_dir():
             return
+        mine = f"-{os.getpid()}-"
         for child in root.iterdir():
-            if child.name not in keep and not child.name.startswith(".tmp-"):
+            if child.name.startswith(".tmp-"):
+                if mine not in child.name:  # left by a console that died while exporting
+                    shutil.rmtree(child, ignore_errors=True)
+            elif child.name not in keep:
                 shutil.rmtree(child, ignore_errors=True)
 
     def _begin(self) -> None:
@@ -767,9 +771,9 @@ class LocalTarget:
                 procs.kill_group(proc.pid, proc.popen, grace=2.0)
         if targets:
             self._event("Normal", "Stopped", "all processes stopped")
-        with contextlib.suppress(Exception):
-            self.upstream_file.unlink(missing_ok=True)
-        if self._lockfile is not None:
+        if self._lockfile is not None:  # only the owning console touches the shared files
+            with contextlib.suppress(Exception):
+                self.upstream_file.unlink(missing_ok=True)
             with self._lock, contextlib.suppress(Exception):
                 self._save(self._load())
 
@@ -871,6 +875,11 @@ class LocalTarget:
             if busy:
                 phase, message = Phase.PROGRESSING, busy
             return RolloutState(phase=phase, message=message, **base)
+        if proc is None and self._lockfile is None and not busy:
+            served = self._served_elsewhere(current.number)
+            if served is not None:
+                base.update(ready=1, updated=1, available=1)
+                return RolloutState(phase=Phase.COMPLETE, message=served, **base)
         if proc is None:
             phase = Phase.PROGRESSING if busy else Phase.STOPPED
             message = busy or (
@@ -899,6 +908,20 @@ class LocalTarget:
         where = f"127.0.0.1:{self.port}" if self.port is not None else f"port {proc.port}"
         message = f"revision {current.number} serving on {where}"
         return RolloutState(phase=Phase.COMPLETE, message=message, **base)
+
+    def _served_elsewhere(self, number: int) -> str | None:
+        """Return a status message when another console serves revision ``number``, else None."""
+        try:
+            upstream = json.loads(self.upstream_file.read_text(encoding="utf-8"))
+            port, revision = int(upstream["port"]), int(upstream["revision"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if revision != number or not self._healthy(port)[0]:
+            return None
+        owner = ""
+        with contextlib.suppress(OSError, ValueError):
+            owner = f" (pid {int((self.state_dir / 'lock').read_text().split()[0])})"
+        return f"revision {number} served by another console{owner}"
 
     def detail(self) -> TargetDetail:
         """Return status, the processes (as pods), conditions and recent events."""

@@ -283,6 +283,10 @@ def test_a_second_console_on_the_same_state_dir_is_refused(repo, tmp_path: Path)
         with pytest.raises(Conflict):
             deploy(second, shas["2"])
         assert second.history()[0].commit == shas["1"]  # reading is fine
+        state = second.status()
+        assert state.phase is Phase.COMPLETE and "another console" in state.message
+        second.close()
+        assert served(first)["version"] == "1"  # closing the reader leaves the owner alone
         assert served(first)["version"] == "1"
     finally:
         second.close()
