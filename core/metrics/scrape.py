@@ -37,7 +37,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -97,6 +97,8 @@ class Threshold:
 class _Scrape:
     time: float
     samples: Samples
+    # Values derived from this scrape alone (aggregated histograms), computed once.
+    derived: dict[tuple[str, str], Histogram | None] = field(default_factory=dict, compare=False)
 
 
 def parse_exposition(text: str) -> Samples:
@@ -165,8 +167,6 @@ class ScrapeSource:
         self.last_success: datetime | None = None
         self.last_error: str = ""
         self._buffer: deque[_Scrape] = deque(maxlen=capacity)
-        self._version = 0  # bumped on every change of the buffer
-        self._hist_cache: dict[tuple[str, str], tuple[int, list[tuple[float, Histogram]]]] = {}
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None  # created on the first scrape
         self._stop = threading.Event()
@@ -211,7 +211,6 @@ class ScrapeSource:
 
     def _append(self, at: float, samples: Samples) -> None:
         with self._lock:
-            self._version += 1
             if self._buffer and at <= self._buffer[-1].time:
                 # Same (or, after a clock step back, earlier) time: the newer samples win.
                 self._buffer[-1] = _Scrape(self._buffer[-1].time, samples)
@@ -255,13 +254,10 @@ class ScrapeSource:
         with self._lock:
             return list(self._buffer)
 
-    def _versioned(self) -> tuple[int, list[_Scrape]]:
-        with self._lock:
-            return self._version, list(self._buffer)
-
-    def _buffered_histograms(self, metric: str) -> list[tuple[float, Histogram]]:
-        version, scrapes = self._versioned()
-        return self._histograms(scrapes, metric, version=version)
+    def clear_cache(self) -> None:
+        """Forget the histograms aggregated per scrape (they are recomputed on demand)."""
+        for scrape in self._snapshot():
+            scrape.derived.clear()
 
     def __len__(self) -> int:
         return len(self._buffer)
@@ -314,23 +310,16 @@ class ScrapeSource:
             return self._select(scrapes, expr)
         raise InvalidQuery(f"unsupported query {query!r}: scrape sources understand {VOCABULARY}")
 
-    def _histograms(
-        self, scrapes: list[_Scrape], metric: str, *, version: int | None = None
-    ) -> list[tuple[float, Histogram]]:
+    def _histograms(self, scrapes: list[_Scrape], metric: str) -> list[tuple[float, Histogram]]:
         """Return (time, cumulative histogram summed by le) of ``metric`` at every scrape.
 
-        With the buffer ``version`` of ``scrapes`` (the whole buffer) the result
-        is kept until the buffer changes: one view asks for the same histogram
-        several times.
+        Each scrape's aggregate is kept with the scrape: a refresh after a new
+        scrape only aggregates that one.
         """
         m = _SELECTOR.fullmatch(metric.strip())
         if not m:
             raise InvalidQuery(f"invalid histogram metric {metric!r}")
         key = (metric.strip(), self.selector)
-        if version is not None:
-            hit = self._hist_cache.get(key)
-            if hit is not None and hit[0] == version:
-                return hit[1]
         name = m.group("name")
         if name.endswith("_bucket"):
             name = name[: -len("_bucket")]
@@ -342,20 +331,25 @@ class ScrapeSource:
         matches: dict[Labels, float | None] = {}  # label set -> its le, None if not selected
         out = []
         for s in scrapes:
-            by_le: dict[float, float] = {}
-            for labels, value in s.samples.get(f"{name}_bucket", ()):
-                le = matches.get(labels, -math.inf)
-                if le == -math.inf:
-                    d = dict(labels)
-                    selected = "le" in d and all(d.get(k) == v for k, v in wanted)
-                    le = matches[labels] = float(d["le"]) if selected else None
-                if le is not None:
-                    by_le[le] = by_le.get(le, 0.0) + value
-            if by_le:
-                bounds = tuple(sorted(by_le))
-                out.append((s.time, Histogram(bounds, tuple(by_le[b] for b in bounds))))
-        if version is not None:
-            self._hist_cache[key] = (version, out)
+            if key in s.derived:
+                h = s.derived[key]
+            else:
+                by_le: dict[float, float] = {}
+                for labels, value in s.samples.get(f"{name}_bucket", ()):
+                    le = matches.get(labels, -math.inf)
+                    if le == -math.inf:
+                        d = dict(labels)
+                        selected = "le" in d and all(d.get(k) == v for k, v in wanted)
+                        le = matches[labels] = float(d["le"]) if selected else None
+                    if le is not None:
+                        by_le[le] = by_le.get(le, 0.0) + value
+                h = None
+                if by_le:
+                    bounds = tuple(sorted(by_le))
+                    h = Histogram(bounds, tuple(by_le[b] for b in bounds))
+                s.derived[key] = h
+            if h is not None:
+                out.append((s.time, h))
         return out
 
     def range_query(
@@ -395,7 +389,7 @@ class ScrapeSource:
         scrape after it); counter resets inside the window are handled. An
         empty Histogram when fewer than two scrapes are available.
         """
-        hs = self._buffered_histograms(metric)
+        hs = self._histograms(self._snapshot(), metric)
         result = _windows(hs, [end.timestamp()], (end - start).total_seconds())
         return result[0][1] if result else Histogram((), ())
 
@@ -414,7 +408,7 @@ class ScrapeSource:
         while t <= t1 + 1e-9:
             times.append(t)
             t += step
-        return _windows(self._buffered_histograms(metric), times, window)
+        return _windows(self._histograms(self._snapshot(), metric), times, window)
 
     def alerts(self) -> list[Alert]:
         """Return an Alert for every threshold whose query's latest value exceeds it."""
