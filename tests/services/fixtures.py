@@ -36,7 +36,7 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-def _unavailable(error: ServiceError) -> NoReturn:
+def service_unavailable(error: ServiceError) -> NoReturn:
     """Skips (outside CI) or fails (in CI) the requesting test because of `error`."""
     if _in_ci():
         tail = error.log_tail()
@@ -180,7 +180,7 @@ def docker_service(mrc_services: _Services) -> DockerService:
     try:
         return DockerService(mrc_services.docker())
     except ServiceError as e:
-        _unavailable(e)
+        service_unavailable(e)
 
 
 @pytest.fixture(scope="session")
@@ -189,7 +189,7 @@ def python_base_image(mrc_services: _Services, docker_service: DockerService) ->
     try:
         return mrc_services.python_base_image()
     except ServiceError as e:
-        _unavailable(e)
+        service_unavailable(e)
 
 
 @pytest.fixture(scope="session")
@@ -198,7 +198,7 @@ def registry(mrc_services: _Services) -> str:
     try:
         return mrc_services.registry()
     except ServiceError as e:
-        _unavailable(e)
+        service_unavailable(e)
 
 
 @pytest.fixture()
@@ -219,7 +219,7 @@ def prometheus_factory(mrc_services: _Services) -> Iterator[Callable[..., Promet
         except ServiceError as e:
             if "promtool rejected" in str(e):
                 raise
-            _unavailable(e)
+            service_unavailable(e)
         started.append(prom)
         return prom
 
@@ -234,7 +234,7 @@ def k8s_cluster(mrc_services: _Services) -> K8sCluster:
     try:
         return mrc_services.k8s()
     except ServiceError as e:
-        _unavailable(e)
+        service_unavailable(e)
 
 
 @pytest.fixture()
