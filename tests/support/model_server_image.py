@@ -68,14 +68,15 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["--check"]:
         sys.exit(check())
     print(f"model server {{VERSION}} listening on :{{PORT}} (healthy={{HEALTHY}})", flush=True)
-    ThreadingHTTPServer(("0.0.0.0", PORT), Handler).serve_forever()
+    ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
 """
 
+# The server file is copied last so that the instructions before it are shared (cached)
+# by every version of the server.
 DOCKERFILE = """\
 FROM {base}
-COPY server.py /app/server.py
-ENV PORT=8080
 {healthcheck}CMD ["python3", "-u", "/app/server.py"]
+COPY server.py /app/server.py
 """
 
 HEALTHCHECK = (
