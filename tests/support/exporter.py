@@ -64,7 +64,7 @@ class Exporter:
         )
         self.features = tuple(features)
         self.weights: tuple[float, ...] = BEFORE
-        self.feature_weights = {name: BEFORE for name in self.features}
+        self.feature_weights: dict[str, tuple[float, ...]] = {n: BEFORE for n in self.features}
         self.error_ratio = 0.0
         self._lock = threading.Lock()
         self._server, self._thread = start_http_server(0, "127.0.0.1", registry=self.registry)
