@@ -154,6 +154,10 @@ def test_invalid_promql_gives_prometheus_error_text(prometheus: Any) -> None:
     view = DriftModel(source, bad, training=training_histogram()).refresh(T0, END)
     assert "parse error" in view.panel_errors["error_rate"]
     assert view.drift.points and not view.stale
+    broken = replace(bad, prediction_histogram='model_prediction_score{le="', error_rate="")
+    view = DriftModel(source, broken, training=training_histogram()).refresh(T0, END)
+    assert "parse error" in view.panel_errors["drift"]
+    assert view.current.band is DriftBand.NOT_ENOUGH_DATA and "parse error" in view.current.reason
 
 
 def test_stopped_server_is_unavailable_quickly_and_view_goes_stale(prometheus: Any) -> None:

@@ -306,3 +306,28 @@ repo = "{tmp_path}"
     assert view.features[0][0] == "age"
     assert view.drift.points and view.now == view.end
     assert [s.name for s in view.quantile_series] == ["p10", "p50", "p90"]
+
+
+class WithoutHistogramRange:
+    """The scrape source seen through the bare MetricsSource protocol (no histogram_range)."""
+
+    def __init__(self, inner: ScrapeSource) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        if name in ("histogram_range", "scrape_once"):
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def test_sources_without_histogram_range_give_the_same_view(exporter: Exporter) -> None:
+    clock = SteppedClock()
+    source = ScrapeSource(exporter.url, clock=clock)
+    run_history(exporter, source, clock)
+    markers = [Marker(ts(RELEASE), "rollout → 2", "rollout")]
+    fast = DriftModel(source, settings("before_release"), markers=markers)
+    slow = DriftModel(WithoutHistogramRange(source), settings("before_release"), markers=markers)  # type: ignore[arg-type]
+    a = fast.compute(ts(T0), ts(clock.now), width=61)
+    b = slow.compute(ts(T0), ts(clock.now), width=61)
+    assert a.drift.points and a.drift == b.drift
+    assert a.quantiles == b.quantiles
