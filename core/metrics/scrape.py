@@ -62,6 +62,7 @@ _QUANTILE = re.compile(
 )
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DEFAULT_QUANTILE_WINDOW = 60.0
 
 Labels = tuple[tuple[str, str], ...]
 #: One scrape: sample name -> [(sorted labels, value)].
@@ -298,7 +299,7 @@ class ScrapeSource:
         m = _QUANTILE.fullmatch(expr)
         if m:
             q = float(m.group("q"))
-            window = parse_duration(m.group("d")) if m.group("d") else 60.0
+            window = parse_duration(m.group("d")) if m.group("d") else _DEFAULT_QUANTILE_WINDOW
             hs = self._histograms(scrapes, m.group("sel"))
             points = []
             for t, h in _windows(hs, [t for t, _ in hs], window):
@@ -361,8 +362,13 @@ class ScrapeSource:
         column's time slot). Raises InvalidQuery for a query outside the vocabulary.
         """
         t0, t1 = start.timestamp(), end.timestamp()
-        # Scrapes before the range feed trailing windows (rate, quantile).
-        result = self._evaluate(query, self._snapshot())
+        # Scrapes up to the longest trailing window before the range feed rate and quantile;
+        # older ones cannot change a point inside the range.
+        lookback = max((parse_duration(d) for d in re.findall(r"\[([^\]]+)\]", query)), default=0.0)
+        lookback = max(lookback, _DEFAULT_QUANTILE_WINDOW)
+        scrapes = self._snapshot()
+        first = max(bisect.bisect_right([x.time for x in scrapes], t0 - lookback) - 1, 0)
+        result = self._evaluate(query, [x for x in scrapes[first:] if x.time <= t1])
         out = []
         for labels, points in result.items():
             inside = [(t, v) for t, v in points if t0 <= t <= t1]

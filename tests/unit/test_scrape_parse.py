@@ -90,6 +90,9 @@ def test_rate_handles_counter_reset(source: ScrapeSource) -> None:
     # value). rate[15s] at t spans the scrapes in [t-15, t]: 10/10, 10/10, 4/10
     (s,) = source.range_query("rate(model_errors_total[15s])", at(0), at(30))
     assert s.points == ((T0 + 10, 1.0), (T0 + 20, 1.0), (T0 + 30, 0.4))
+    # a later range start keeps the scrapes its trailing windows need
+    (later,) = source.range_query("rate(model_errors_total[15s])", at(20), at(30))
+    assert later.points == ((T0 + 20, 1.0), (T0 + 30, 0.4))
     # rate[30s] at t=30 spans t=0..30: (10 + 10 + 4) / 30 = 0.8
     (latest,) = source.instant_query("rate(model_errors_total[30s])")
     assert latest.points == ((T0 + 30, pytest.approx(0.8)),)
