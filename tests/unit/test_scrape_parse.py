@@ -349,3 +349,14 @@ def test_both_sources_implement_the_protocol() -> None:
     prometheus = PrometheusSource("http://127.0.0.1:1")
     assert isinstance(prometheus, MetricsSource)
     prometheus.close()
+
+
+def test_range_query_ignores_history_older_than_its_windows_need() -> None:
+    s = ScrapeSource("http://127.0.0.1:1/metrics", capacity=1000)
+    for i in range(600):
+        # a counter growing by 2/s, reset at t=100 (long before the range)
+        s.ingest(f"# TYPE c counter\nc_total {2 * (i if i < 100 else i - 100)}\n", T0 + i)
+    full = s.range_query("rate(c_total[10s])", at(0), at(599), width=1000)[0].points
+    (late,) = s.range_query("rate(c_total[10s])", at(500), at(599), width=1000)
+    assert late.points == tuple(p for p in full if p[0] >= T0 + 500)
+    assert {v for _, v in late.points} == {2.0}
