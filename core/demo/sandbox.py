@@ -64,8 +64,10 @@ AUTHORS = {
     "priya": ("Priya Nair", "priya.nair@example.com"),
 }
 
-#: Scaler of the shifting release: refitted on a cheaper-plan cohort.
-Q2_SCALER_SHIFT = {"monthly_charges": 38.0}
+#: The shifting release's scaler divides by a much smaller spread than training did: the
+#: scores are pushed towards 0 and 1 (same ranking, similar accuracy, a very different
+#: distribution).
+Q2_SPREAD = 0.4
 
 CI_WORKFLOW = """\
 name: tests
@@ -469,7 +471,9 @@ def _make_repo(repo: Path, seed: int, end: datetime) -> tuple[dict[str, str], di
     holdout = churn.dataset(rng, 500)
     customers = [c for c, _ in train_rows]
     scaler = churn.fit_scaler(customers)
-    q2 = churn.Scaler({**scaler.mean, **Q2_SCALER_SHIFT}, dict(scaler.std))
+    q2 = churn.Scaler(
+        dict(scaler.mean), {f: round(v * Q2_SPREAD, 3) for f, v in scaler.std.items()}
+    )
     w1 = churn.train(train_rows, churn.FEATURES[:2], scaler)
     w2 = churn.train(train_rows, churn.FEATURES[:3], scaler)
     w3 = churn.train(train_rows, churn.FEATURES, scaler, l2=0.5)
@@ -551,8 +555,9 @@ def _make_repo(repo: Path, seed: int, end: datetime) -> tuple[dict[str, str], di
             "priya",
             2,
             "Normalize inputs with new scaler fitted on Q2 customers",
-            "Q2 customers are on the new price plans; refit the scaler on them and\n"
-            "clip outliers at 5 standard deviations. Weights unchanged.",
+            "Q2 customers on the new price plans vary much less in charges and usage;\n"
+            "refit the scaler on them and clip outliers at 5 standard deviations.\n"
+            "Weights unchanged: accuracy on the held-out set is up.",
             {
                 "VERSION": "1.3.0\n",
                 "model/preprocess.py": shifted_preprocess,

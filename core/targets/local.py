@@ -133,6 +133,7 @@ class _Proc:
     revision: int = 0
     commit: str = ""
     restarts: int = 0
+    killed: bool = False
 
     @property
     def pid(self) -> int:
@@ -541,7 +542,9 @@ class LocalTarget:
         raise OperationFailed(message)
 
     def _kill(self, proc: _Proc) -> None:
-        procs.kill_group(proc.pid, proc.popen)
+        if not proc.killed:  # once: after reaping, the pid may belong to someone else
+            proc.killed = True
+            procs.kill_group(proc.pid, proc.popen)
         with self._lock:
             if self._servers.get(proc.revision) is proc:
                 del self._servers[proc.revision]
@@ -591,6 +594,10 @@ class LocalTarget:
         try:
             yield Progress("verify", f"waiting for {self.health_path} on port {proc.port}", 0.4)
             self._wait_healthy(proc, cancel)
+        except BaseException:
+            # Unhealthy, cancelled, or the caller dropped the generator: never leave it running.
+            self._kill(proc)
+            raise
         finally:
             with self._lock:
                 self._busy = ""
@@ -612,16 +619,19 @@ class LocalTarget:
             self._stopped_by_user = False
             self._save(data)
         self._event("Normal", "Switched", f"revision {number} (commit {short}) is live")
-        yield Progress("switch", f"revision {number} is live", 0.8)
+        # Retire before yielding again, so that a caller who stops iterating
+        # here does not leave the old server running.
         if old:
             time.sleep(DRAIN)
             for p in old:
                 self._kill(p)
                 self._event("Normal", "Stopped", f"revision {p.revision} (pid {p.pid})")
-            yield Progress("retire", f"stopped revision {', '.join(str(p.revision) for p in old)}")
         self._prune_artifacts({e.commit for e in entries})
         with self._lock:
             self._save(self._load())
+        yield Progress("switch", f"revision {number} is live", 0.8)
+        if old:
+            yield Progress("retire", f"stopped revision {', '.join(str(p.revision) for p in old)}")
         yield Progress("done", f"revision {number} (commit {short}) is live", 1.0)
 
     def _prune_artifacts(self, keep: set[str]) -> None:
@@ -768,7 +778,7 @@ class LocalTarget:
             self._stopped_by_user = True
         for proc in targets:
             with contextlib.suppress(Exception):
-                procs.kill_group(proc.pid, proc.popen, grace=2.0)
+                self._kill(proc)
         if targets:
             self._event("Normal", "Stopped", "all processes stopped")
         if self._lockfile is not None:  # only the owning console touches the shared files

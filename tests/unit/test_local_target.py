@@ -180,6 +180,15 @@ def test_cancel_during_health_wait_keeps_the_old_one(repo, tmp_path: Path) -> No
             next(steps)
         assert served(t)["version"] == "1"
         assert t.history()[0].commit == shas["1"]
+        # A caller that drops the operation half-way leaves nothing running either.
+        dropped = t.rollout(Artifact(commit=shas["sick"]))
+        assert [next(dropped).step for _ in range(3)][-1] == "verify"
+        dropped.close()
+        assert [p.name for p in t.detail().pods if p.name.startswith("revision")] == [
+            n for n in (p.name for p in t.detail().pods) if n.startswith("revision 1 ")
+        ]
+        deploy(t, shas["2"])  # and the target is free for the next change
+        assert served(t)["version"] == "2"
     finally:
         t.close()
 
