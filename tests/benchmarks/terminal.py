@@ -74,3 +74,74 @@ def time_to_text(
             pass
         proc.wait()
         os.close(master)
+
+
+class PtySession:
+    """A program running on a pty that a benchmark can type into and measure."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        size: tuple[int, int] = (120, 40),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.master, slave = pty.openpty()
+        cols, rows = size
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        environment = dict(os.environ if env is None else env)
+        environment.setdefault("TERM", "xterm-256color")
+        self.proc = subprocess.Popen(
+            list(argv),
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=environment,
+            start_new_session=True,
+            close_fds=True,
+        )
+        os.close(slave)
+        self.output = b""
+
+    def read_for(self, seconds: float) -> int:
+        """Read (and keep the tail of) everything written for ``seconds``; return the byte count."""
+        deadline = time.perf_counter() + seconds
+        count = 0
+        while (remaining := deadline - time.perf_counter()) > 0:
+            ready, _, _ = select.select([self.master], [], [], min(remaining, 0.2))
+            if ready:
+                try:
+                    chunk = os.read(self.master, 65536)
+                except OSError:
+                    break
+                count += len(chunk)
+                self.output = (self.output + chunk)[-200_000:]
+        return count
+
+    def wait_for(self, marker: bytes, timeout: float = 60.0) -> None:
+        """Read until ``marker`` appears; raise TimeoutError after ``timeout``."""
+        deadline = time.perf_counter() + timeout
+        while marker not in self.output:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"{marker!r} did not appear: {self.output[-400:]!r}")
+            self.read_for(0.2)
+
+    def type(self, keys: str) -> None:
+        """Send ``keys`` as if typed."""
+        os.write(self.master, keys.encode())
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the program (all its threads) has used so far."""
+        with open(f"/proc/{self.proc.pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    def close(self) -> None:
+        """Kill the program's whole session and release the pty."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        os.close(self.master)

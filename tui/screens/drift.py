@@ -79,6 +79,8 @@ class DriftScreen(MrcScreen):
         self.last_success: datetime | None = None
         self.last_error = ""
         self._charts_ready = False
+        self._features: tuple[Any, ...] = ()
+        self._shown: dict[str, Text] = {}
 
     def compose_body(self) -> ComposeResult:
         yield EmptyState(id="drift-empty")
@@ -175,7 +177,7 @@ class DriftScreen(MrcScreen):
             when = self.last_success.strftime("%H:%M:%S") if self.last_success else "never"
             text.append(f" last success {when}: ", style="red")
             text.append_text(literal(self.last_error, style="red", max_len=160))
-        self.query_one("#drift-status", Static).update(text)
+        self._update_static("#drift-status", text)
 
     def render_view(self, view: Any) -> None:
         """Draw one DriftView: charts, current score, alerts, features."""
@@ -214,7 +216,7 @@ class DriftScreen(MrcScreen):
         if guard:
             text.append("\nguard: ", style="bold")
             text.append_text(literal(guard))
-        self.query_one("#drift-score", Static).update(text)
+        self._update_static("#drift-score", text)
         alerts = Text()
         for alert in view.alerts:
             alerts.append_text(literal(f"{alert.state} {alert.name}", style="bold red"))
@@ -224,16 +226,27 @@ class DriftScreen(MrcScreen):
             alerts.append("\n")
         if not view.alerts:
             alerts.append("none", style="dim")
-        self.query_one("#drift-alerts", Static).update(alerts)
+        self._update_static("#drift-alerts", alerts)
+        features = tuple(view.features[:10])
+        if features == self._features:
+            return
+        self._features = features
         table = self.query_one("#drift-features", DataTable)
         table.clear()
-        for name, feature_score in view.features[:10]:
+        for name, feature_score in features:
             value = "-" if feature_score.value is None else f"{feature_score.value:.3f}"
             table.add_row(
                 literal(name, max_len=30),
                 Text(value),
                 Text(feature_score.band.value, style=BAND_STYLE[feature_score.band]),
             )
+
+    def _update_static(self, selector: str, text: Text) -> None:
+        """Update a Static only when its text changed (no needless repaint)."""
+        widget = self.query_one(selector, Static)
+        if self._shown.get(selector) != text:
+            self._shown[selector] = text
+            widget.update(text)
 
     def action_range(self, delta: int) -> None:
         self.range_index = max(0, min(len(RANGES) - 1, self.range_index + delta))

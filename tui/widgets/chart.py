@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from rich.text import Text
+from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 from core.domain import Marker, Series
@@ -33,6 +35,8 @@ class TimeChart(PlotextPlot):
     The x axis is minutes relative to ``now`` (negative to the left) so the
     chart reads the same at any time of day and over SSH without a locale.
     """
+
+    _last_built: str = ""
 
     DEFAULT_CSS = """
     TimeChart {
@@ -83,4 +87,30 @@ class TimeChart(PlotextPlot):
         plt.xlabel("minutes ago")
         if y_label:
             plt.ylabel(y_label)
-        self.refresh()
+        self._refresh_if_changed()
+
+    def _refresh_if_changed(self) -> None:
+        """Repaint only when the built chart differs from what is on screen.
+
+        At one point per column most one-second refreshes draw the same
+        picture; skipping them keeps an idle screen from rewriting the terminal.
+        """
+        if not self.size.area:
+            self.refresh()
+            return
+        built = self._build()
+        if built != self._last_built:
+            self._last_built = built
+            self.refresh()
+
+    def _build(self) -> str:
+        width, height = self.size.width, self.size.height
+        self._plot.plotsize(width, height)
+        self._plot._set_size(width, height)
+        self._plot.theme(self._get_plotext_theme_name(self.app.theme))
+        return str(self._plot.build())
+
+    def render(self) -> RenderResult:
+        built = self._build()
+        self._last_built = built
+        return Text.from_ansi(built)
