@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -110,10 +111,12 @@ def test_history_tells_the_story_with_reproducible_commits(
     # The shifting release keeps the training reference of the release before it.
     changed = git(sandbox.repo, "show", "--name-only", "--format=", sandbox.shifting).split()
     assert "reference/histograms.json" not in changed and "model/preprocess.py" in changed
-    # Same seed and clock, same shas, anywhere.
+    # Same seed and clock, same shas, anywhere; the clock can be pinned for screenshots.
     again = build_sandbox(tmp_path / "again")
     assert again.commits == sandbox.commits
-    assert again.port != 0
+    pinned = build_sandbox(tmp_path / "pinned", fixed_time=datetime(2027, 3, 1, 12, tzinfo=UTC))
+    assert git(pinned.repo, "log", "-1", "--format=%cI") == "2027-03-01T11:00:00+00:00"
+    assert pinned.commits["v1"] != sandbox.commits["v1"]
 
 
 def test_config_uses_the_local_target_and_scrapes_its_stable_port(sandbox: Sandbox) -> None:
