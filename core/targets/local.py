@@ -526,7 +526,10 @@ class LocalTarget:
                 return
             reason = why or reason
             if time.monotonic() >= deadline:
-                reason = f"not healthy after {self.health_timeout:g}s ({reason})"
+                if proc.popen.poll() is not None:
+                    reason = f"the process exited with code {proc.popen.returncode}"
+                else:
+                    reason = f"not healthy after {self.health_timeout:g}s ({reason})"
                 break
             if cancel is not None and cancel.wait(0.05):
                 self._kill(proc)

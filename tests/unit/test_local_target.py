@@ -68,7 +68,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
 
 
 def make_target(repo_path: Path, state: Path, **kw: object) -> LocalTarget:
-    options: dict = {"port": free_port(), "health_timeout": 3.0, "keep": 3}
+    options: dict = {"port": free_port(), "health_timeout": 15.0, "keep": 3}
     options.update(kw)
     return LocalTarget(
         "churn",
@@ -156,6 +156,7 @@ def test_unhealthy_revision_is_killed_and_the_old_one_keeps_serving(repo, tmp_pa
         assert [r.commit for r in t.history()] == [shas["1"]]
         assert [p for p in t.detail().pods if "revision" in p.name and "Running" in p.phase]
         assert len([p for p in t.detail().pods if p.name.startswith("revision")]) == 1
+        t.health_timeout = 30.0  # a crash is reported as soon as the process exits
         with pytest.raises(OperationFailed) as crashed:
             deploy(t, shas["crash"])
         assert "exited with code 1" in str(crashed.value)
