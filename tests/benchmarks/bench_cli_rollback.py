@@ -5,8 +5,8 @@ from start to exit. ``mrc`` loads its configuration, opens the journal,
 reads the Deployment and its ReplicaSets, writes the intent row, patches,
 follows the rollout until the API server reports it, and records the
 outcome; ``kubectl`` reads and patches and exits. Each round rolls one
-Deployment back per tool (alternating between two revisions), then waits for
-both rollouts to complete so the next round starts from a settled state.
+Deployment back per tool (alternating between two revisions), waiting after
+each for its rollout to complete so every measurement starts on a settled cluster.
 
 Run: ``.venv/bin/python -m tests.benchmarks.bench_cli_rollback`` (starts the
 control plane through tests/services unless ``make services-up`` already did).
@@ -106,20 +106,35 @@ def main() -> int:
             started = time.perf_counter()
             subprocess.run(kubectl, check=True, capture_output=True, env=env)
             kubectl_times.append(time.perf_counter() - started)
+            _settle(cluster, ns, "by-kubectl")  # measure each on a quiet cluster
 
             started = time.perf_counter()
             done = subprocess.run(mrc, capture_output=True, text=True, env=env, cwd=ROOT)
             mrc_times.append(time.perf_counter() - started)
             if done.returncode != 0:
                 raise RuntimeError(f"mrc rollback failed ({done.returncode}): {done.stderr}")
-            _settle(cluster, ns, "by-kubectl")
             _settle(cluster, ns, "by-mrc")
+        startup = []
+        for _ in range(3):
+            started = time.perf_counter()
+            subprocess.run([*_mrc_command(), "--version"], check=True, capture_output=True, env=env)
+            startup.append(time.perf_counter() - started)
+        imports = []
+        for _ in range(3):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "import kubernetes.client"], check=True)
+            imports.append(time.perf_counter() - started)
         mrc_ms = statistics.median(mrc_times) * 1000
         kubectl_ms = statistics.median(kubectl_times) * 1000
         print(
             f"rollback end to end: `mrc rollback churn --yes` {mrc_ms:.0f} ms, "
             f"`kubectl rollout undo` {kubectl_ms:.0f} ms (median wall time of {ROUNDS}); "
             f"ratio {mrc_ms / kubectl_ms:.2f}x"
+        )
+        print(
+            f"  of which process start (`mrc --version`) {min(startup) * 1000:.0f} ms and "
+            f"importing the kubernetes client {min(imports) * 1000:.0f} ms; mrc also waits "
+            "for the rollout to complete and journals intent and outcome, kubectl does neither"
         )
     finally:
         if cluster is not None:
