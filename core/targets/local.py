@@ -83,7 +83,7 @@ if TYPE_CHECKING:
     from core.config import LocalTargetConfig, ModelConfig
 
 #: Seconds the old server keeps running after the switch, for requests in flight.
-DRAIN = 0.2
+DRAIN = 0.5
 #: Lines of a server's log quoted when it fails.
 LOG_TAIL = 15
 _STATE_VERSION = 1

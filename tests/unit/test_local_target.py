@@ -424,3 +424,36 @@ def test_watch_reports_the_switch_and_the_new_state(target: LocalTarget, repo) -
     reasons = [e.reason for e in seen]
     assert "stopped" in reasons  # the state before the rollout
     assert "Switched" in reasons and "complete" in reasons
+
+
+def test_clients_of_the_stable_port_see_no_error_across_switches(target: LocalTarget, repo) -> None:
+    _, shas = repo
+    deploy(target, shas["1"])
+    stop = threading.Event()
+    answers: list[str] = []
+    failures: list[str] = []
+
+    def client() -> None:
+        with httpx.Client(timeout=10) as http:
+            while not stop.is_set():
+                try:
+                    response = http.get(f"http://127.0.0.1:{target.port}/version")
+                    response.raise_for_status()
+                    answers.append(response.json()["version"])
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+                time.sleep(0.005)
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    try:
+        deploy(target, shas["2"])
+        list(target.rollback())
+        deploy(target, shas["4"])
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert failures == []
+    versions = [v for i, v in enumerate(answers) if i == 0 or answers[i - 1] != v]
+    assert versions == ["1", "2", "1", "4"]
