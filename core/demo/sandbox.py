@@ -128,21 +128,45 @@ class SandboxError(MrcError):
 
 @dataclass
 class Background:
-    """What :meth:`Sandbox.start_background` started; :meth:`stop` ends it (idempotent)."""
+    """What :meth:`Sandbox.start_background` started; :meth:`stop` ends it (idempotent).
+
+    ``ready`` is set once the server is live and the traffic runs (or the
+    start failed: ``error`` then holds the exception).
+    """
 
     target: Any
-    traffic: subprocess.Popen[bytes] | None
+    traffic: subprocess.Popen[bytes] | None = None
     owns_target: bool = False
+    ready: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+    _cancel: Any = field(default=None, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _stopped: bool = field(default=False, repr=False)
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until started; return False on timeout, raise the start's error if it failed."""
+        if not self.ready.wait(timeout):
+            return False
+        if self.error is not None:
+            raise self.error
+        return True
+
     def stop(self) -> None:
-        """Stop the traffic generator and the model server processes."""
-        if self._stopped:
-            return
-        self._stopped = True
+        """Cancel a start still running, stop the traffic generator and the model servers."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
         procs.unregister_cleanup(self.stop)
-        if self.traffic is not None:
-            procs.kill_group(self.traffic.pid, self.traffic, grace=1.0)
+        if self._cancel is not None:
+            self._cancel.cancel()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(30)
+        with self._lock:
+            traffic = self.traffic
+        if traffic is not None:
+            procs.kill_group(traffic.pid, traffic, grace=1.0)
         with contextlib.suppress(Exception):
             if self.owns_target:
                 self.target.close()
@@ -199,6 +223,7 @@ class Sandbox:
         rate: float = 20.0,
         history: tuple[str, ...] = ("v2", "v3"),
         traffic: bool = True,
+        wait: bool = True,
     ) -> Background:
         """Serve the live release on the local target and start the traffic generator.
 
@@ -208,7 +233,10 @@ class Sandbox:
         fresh state dir the releases of ``history`` are rolled out in order
         (the last one stays live); on a re-used sandbox the recorded live
         revision is started again. Returns the handle that stops both.
-        Raises the target's errors (OperationFailed, Conflict...).
+        With ``wait`` False this happens in a thread and the handle returns at
+        once (``Background.wait``/``ready``/``error`` tell how it went), so a
+        console can draw its first frame meanwhile. Raises (with ``wait``) the
+        target's errors: OperationFailed, Conflict...
         """
         from core.domain import Artifact
 
@@ -222,28 +250,47 @@ class Sandbox:
             config = load_file(self.config)
             model = config.models[0]
             target = LocalTarget.from_config(model, model.target(TARGET), self.state_dir)  # type: ignore[arg-type]
-        background = Background(target, None, owns)
+        from core.cancel import CancelToken
+
+        background = Background(target, owns_target=owns, _cancel=CancelToken())
         procs.register_cleanup(background.stop)
-        try:
-            if target.history():
-                for _ in target.start():
-                    pass
-            else:
-                for role in history:
-                    artifact = Artifact(commit=self.commits[role])
-                    reason = f"release {self.tags.get(role, role)}"
-                    steps: Iterator[Any]
-                    if workspace is not None:
-                        steps = workspace.run_rollout(target, artifact, reason=reason)
-                    else:
-                        steps = target.rollout(artifact, reason=reason)
-                    for _ in steps:
+
+        def run() -> None:
+            cancel = background._cancel
+            try:
+                if target.history():
+                    for _ in target.start(cancel=cancel):
                         pass
-            if traffic:
-                background.traffic = self._start_traffic(rate)
-        except BaseException:
-            background.stop()
-            raise
+                else:
+                    for role in history:
+                        artifact = Artifact(commit=self.commits[role])
+                        reason = f"release {self.tags.get(role, role)}"
+                        steps: Iterator[Any]
+                        if workspace is not None:
+                            steps = workspace.run_rollout(
+                                target, artifact, reason=reason, cancel=cancel
+                            )
+                        else:
+                            steps = target.rollout(artifact, reason=reason, cancel=cancel)
+                        for _ in steps:
+                            pass
+                if traffic:
+                    with background._lock:
+                        if not background._stopped:
+                            background.traffic = self._start_traffic(rate)
+            except BaseException as exc:
+                background.error = exc
+            finally:
+                background.ready.set()
+
+        if wait:
+            run()
+            if background.error is not None:
+                background.stop()
+                raise background.error
+        else:
+            background._thread = threading.Thread(target=run, name="demo-start", daemon=True)
+            background._thread.start()
         return background
 
     def _start_traffic(self, rate: float) -> subprocess.Popen[bytes]:

@@ -238,10 +238,29 @@ def test_data_shift_moves_the_features_it_should(sandbox: Sandbox, served) -> No
     assert prediction.band is not DriftBand.OK
 
 
+def processes_mentioning(text: str) -> list[str]:
+    """Return the command lines of live processes whose command line or cwd contain ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        cmdline = raw.replace(b"\0", b" ").decode("utf-8", "replace")
+        if (text in cmdline or text in cwd) and state != "Z":
+            found.append(cmdline)
+    return found
+
+
 def test_background_starts_traffic_and_stop_leaves_no_process(tmp_path: Path) -> None:
     sandbox = build_sandbox(tmp_path / "bg")
-    background = sandbox.start_background(rate=50)
+    background = sandbox.start_background(rate=50, wait=False)
     try:
+        assert background.wait(60)
         assert background.traffic is not None
         history = background.target.history()
         assert [r.commit for r in history] == [sandbox.commits["v3"], sandbox.commits["v2"]]
@@ -254,8 +273,23 @@ def test_background_starts_traffic_and_stop_leaves_no_process(tmp_path: Path) ->
                 break
             time.sleep(0.1)
         assert total >= 20
+        # Guards, forwarder, shell and server, traffic generator.
+        assert len(processes_mentioning(str(sandbox.root))) >= 7
     finally:
         background.stop()
     assert all(not procs.group_alive(pid) for pid in groups)
+    assert processes_mentioning(str(sandbox.root)) == []
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(sandbox.url + "/healthz", timeout=2)
+
+
+def test_stopping_while_the_start_runs_leaves_no_process(tmp_path: Path) -> None:
+    sandbox = build_sandbox(tmp_path / "early")
+    background = sandbox.start_background(wait=False)
+    time.sleep(0.3)
+    background.stop()
+    assert background.ready.is_set()
+    assert background.traffic is None or not procs.group_alive(background.traffic.pid)
+    assert processes_mentioning(str(sandbox.root)) == []
     with pytest.raises(httpx.ConnectError):
         httpx.get(sandbox.url + "/healthz", timeout=2)
