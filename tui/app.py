@@ -270,8 +270,10 @@ class MrcApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in MUTATING_ACTIONS and self.read_only:
             return False
-        if action == "rollback_previous" and not self.current_target_name():
-            return None
+        if action == "rollback_previous":
+            target = self.current_target_name()
+            if not target or self.permission_reason(self.selected_model, target, "rollback"):
+                return None
         return True
 
     def goto(self, name: str) -> None:
@@ -434,6 +436,7 @@ class MrcApp(App[None]):
                 if not permission.allowed:
                     reasons[(model, target, action)] = permission.reason or "not allowed"
         self._permissions = reasons
+        self.call_from_thread(self.refresh_bindings)
 
     @work(thread=True, group="simple", exit_on_error=False)
     def run_simple(self, model: str, target: str, action: str) -> None:

@@ -11,6 +11,7 @@ import argparse
 import os
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +55,27 @@ def _install_hangup_handler(app: Any) -> None:
     """Quit cleanly (stopping local model servers) when the terminal or SSH session closes."""
 
     def hangup(signum: int, frame: object) -> None:
-        app.exit()
-        raise SystemExit(128 + signum)
+        # The terminal is gone: Textual's shutdown would write to it and can block for
+        # good (its input thread is not a daemon, so raising SystemExit hangs at exit
+        # too). Stop the processes this console started, then die of the signal.
+        from core import procs
 
-    for sig in (signal.SIGHUP, signal.SIGTERM):
-        signal.signal(sig, hangup)
+        procs.run_cleanups()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    def terminate(signum: int, frame: object) -> None:
+        import asyncio  # already loaded by Textual when the console runs
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # the console is not running (yet or any more)
+            raise SystemExit(128 + signum) from None
+        # The terminal is still there: let the app shut down (and restore it) from its loop.
+        loop.call_soon_threadsafe(partial(app.exit, None, 128 + signum))
+
+    signal.signal(signal.SIGHUP, hangup)
+    signal.signal(signal.SIGTERM, terminate)
 
 
 def run_console(workspace: Any) -> int:

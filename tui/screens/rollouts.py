@@ -33,6 +33,9 @@ PHASE_STYLE = {
 
 COLUMNS = ("model", "target", "kind", "rev", "image", "commit", "ready", "state", "age")
 
+#: Fixed widths keep the table steady while states change (None: fit the content).
+COLUMN_WIDTHS = {"kind": 10, "rev": 4, "image": 24, "commit": 8, "ready": 5, "state": 12}
+
 
 @dataclass(frozen=True)
 class Row:
@@ -59,7 +62,7 @@ def row_cells(row: Row, now) -> list[Text]:  # type: ignore[no-untyped-def]
             literal(row.target),
             Text(row.kind),
             Text("-"),
-            literal(row.error, style="red", max_len=200),
+            literal(row.error, style="red", max_len=24),
             Text("-"),
             Text("-"),
             Text(phase.value, style=PHASE_STYLE[phase]),
@@ -184,7 +187,7 @@ class RolloutsScreen(MrcScreen):
         yield EmptyState(id="rollouts-empty")
         table: DataTable = DataTable(id="rollouts-table", cursor_type="row")
         for column in COLUMNS:
-            table.add_column(column, key=column)
+            table.add_column(column, key=column, width=COLUMN_WIDTHS.get(column))
         yield table
         yield Input(placeholder="image (or commit) to roll out; enter", id="rollouts-image")
         yield Static("", id="rollouts-status", markup=False)
@@ -245,7 +248,7 @@ class RolloutsScreen(MrcScreen):
                     previous = row_cells(old, now)
                     for column, cell, before in zip(COLUMNS, cells, previous, strict=True):
                         if cell != before:
-                            table.update_cell(row.key, column, cell)
+                            table.update_cell(row.key, column, cell, update_width=True)
                 self.rows[row.key] = row
         self._sync_selection()
 
