@@ -599,8 +599,24 @@ class MrcApp(App[None]):
         self.call_from_thread(self.after_change)
         self.call_from_thread(self.refresh_banners)
 
+    def request_rollout(self, model: str, target: str, value: str) -> None:
+        """Roll out ``value`` after confirmation; production targets need the model's name typed."""
+        from rich.text import Text
+
+        from tui.screens.confirm import TypedConfirm
+
+        def go(decision) -> None:  # type: ignore[no-untyped-def]
+            if decision is not None:
+                self.start_rollout(model, target, value, decision.reason)
+
+        if self.workspace.target_config(model, target).production:
+            summary = Text(f"Roll out {value} to {model}/{target} (production).")
+            self.push_screen(TypedConfirm("Production rollout", summary, model), go)
+        else:
+            self.start_rollout(model, target, value, "set from the console")
+
     @work(thread=True, group="rollout", exit_on_error=False)
-    def start_rollout(self, model: str, target: str, value: str) -> None:
+    def start_rollout(self, model: str, target: str, value: str, reason: str = "") -> None:
         """Roll out an image (or, for local targets, a commit) typed on the Rollouts screen."""
         from core.domain import Artifact
 
@@ -610,7 +626,7 @@ class MrcApp(App[None]):
                 artifact = Artifact(commit=self.workspace.resolve_commit(model, value))
             else:
                 artifact = Artifact(image=value)
-            for _ in self.workspace.run_rollout(handle, artifact, reason="set from the console"):
+            for _ in self.workspace.run_rollout(handle, artifact, reason=reason):
                 pass
         except Exception as error:
             self._notify_error(f"rollout of {model}/{target} failed: {error}")

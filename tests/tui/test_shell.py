@@ -187,3 +187,34 @@ async def test_failed_rollback_is_journalled_as_failed(console) -> None:
     [entry] = c.workspace.journal.entries(model="churn")
     assert entry.outcome is Outcome.FAILED
     assert "changed meanwhile" in entry.error
+
+
+async def test_set_image_on_production_needs_the_model_name(console) -> None:
+    from tui.screens.confirm import TypedConfirm
+
+    c = console(production=True)
+    target = c.targets[("churn", "prod-eu")]
+    app = c.make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("3")
+        await wait_for(pilot, lambda: app.screen.query_one("#rollouts-table").row_count == 2)
+        await pilot.press("s")
+        await pilot.pause()
+        field = app.screen.query_one("#rollouts-image")
+        field.value = "registry.local/churn:new"  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, TypedConfirm)
+        await pilot.press(*"fraud", "enter")  # the wrong name does nothing
+        await pilot.pause()
+        assert isinstance(app.screen, TypedConfirm)
+        assert target.calls == []
+        typed = app.screen.query_one("#typed")
+        typed.value = ""  # type: ignore[attr-defined]
+        await pilot.press(*"churn", "enter")
+        await wait_for(pilot, lambda: bool(target.calls))
+        await app.workers.wait_for_complete()
+    [(action, artifact)] = target.calls
+    assert action == "rollout" and artifact.image == "registry.local/churn:new"  # type: ignore[attr-defined]
+    [entry] = c.workspace.journal.entries(model="churn")
+    assert entry.action == "rollout"

@@ -322,4 +322,4 @@ class RolloutsScreen(MrcScreen):
         value = event.value.strip()
         self.table.focus()
         if row is not None and value:
-            self.mrc.start_rollout(row.model, row.target, value)
+            self.mrc.request_rollout(row.model, row.target, value)
