@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tests.services.common import STATE_ROOT, listening_ports, pid_alive
+from tests.services.common import STATE_ROOT, listening_ports, pid_alive, scratch_dir
 from tests.services.harness import ServiceSet, leftovers
 
 pytestmark = [
@@ -59,3 +59,4 @@ def test_stop_leaves_nothing_behind(service_set):
     assert not ports & listening_ports()
     assert leftovers(service_set.root) == {"processes": [], "mounts": [], "sockets": []}
     assert not service_set.root.exists()
+    assert not scratch_dir(service_set.root).exists()

@@ -21,6 +21,7 @@ from tests.services.common import (
     kill_pids,
     mounts_under,
     processes_mentioning,
+    scratch_dir,
     unmount_under,
 )
 
@@ -69,7 +70,7 @@ class DockerDaemon:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
         self.socket_path = state_dir / "docker.sock"
-        self.data_root = state_dir / "data"
+        self.data_root = scratch_dir(state_dir) / "data"
         self.exec_root = state_dir / "exec"
         self.log_path = state_dir / "dockerd.log"
         self.service: Service | None = None
@@ -145,8 +146,9 @@ class DockerDaemon:
         leftovers = processes_mentioning(str(self.exec_root))
         if leftovers:
             kill_pids(leftovers)
-        if mounts_under(self.state_dir):
-            unmount_under(self.state_dir)
+        for d in (self.state_dir, self.data_root):
+            if mounts_under(d):
+                unmount_under(d)
 
     def image_present(self, ref: str) -> bool:
         """Returns whether the daemon has an image called `ref`."""

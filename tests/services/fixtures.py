@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from tests.services.common import ProcessRecord, ServiceError, write_json
+from tests.services.common import ProcessRecord, ServiceError, scratch_dir, write_json
 from tests.services.docker_engine import DockerDaemon, import_base_image
 from tests.services.harness import (
     SHARED_ROOT,
@@ -28,7 +28,7 @@ from tests.services.harness import (
     read_shared_state,
     session_root,
 )
-from tests.services.k8s import K8sCluster
+from tests.services.k8s import APISERVER_GRACE, K8sCluster
 from tests.services.prometheus import Prometheus
 
 
@@ -88,7 +88,10 @@ class SharedCluster(K8sCluster):
         from tests.services.common import kill_pids
 
         records = [ProcessRecord(**r) for r in self._state["processes"]]
-        kill_pids([r.pid for r in records if r.name == "kube-apiserver" and r.alive()])
+        kill_pids(
+            [r.pid for r in records if r.name == "kube-apiserver" and r.alive()],
+            second_term_after=APISERVER_GRACE,
+        )
 
     def start_apiserver(self, timeout: float = 120.0) -> None:
         """Starts the shared kube-apiserver again and waits for /readyz."""
@@ -159,8 +162,7 @@ class _Services:
 
         left = leftovers(root)
         cleanup_dir(root)
-        if root.exists():
-            left["files"] = [str(root)]
+        left["files"] = [str(d) for d in (root, scratch_dir(root)) if d.exists()]
         return left
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.services.common import (
+    SCRATCH_ROOT,
     SHARED_DIR_NAME,
     STATE_ROOT,
     ProcessRecord,
@@ -28,6 +29,7 @@ from tests.services.common import (
     mounts_under,
     pid_alive,
     processes_mentioning,
+    scratch_dir,
     unmount_under,
     write_json,
 )
@@ -180,8 +182,9 @@ def _socket_listening(path: Path) -> bool:
 
 
 def leftovers(root: Path) -> dict[str, list[Any]]:
-    """Returns the processes naming `root`, mounts below it and unix sockets in it that
-    something still listens on (containerd leaves dead socket files, removed with the dir)."""
+    """Returns the processes naming `root` (or its scratch mirror), mounts below either and
+    unix sockets in `root` that something still listens on (containerd leaves dead socket
+    files, removed with the directory)."""
     sockets: list[str] = []
     if root.exists():
         for dirpath, _dirs, files in os.walk(root):
@@ -190,32 +193,35 @@ def leftovers(root: Path) -> dict[str, list[Any]]:
                 with contextlib.suppress(OSError):
                     if p.is_socket() and _socket_listening(p):
                         sockets.append(str(p))
+    dirs = {root, scratch_dir(root)}
     return {
-        "processes": processes_mentioning(str(root)),
-        "mounts": mounts_under(root) if root.exists() else [],
+        "processes": sorted({p for d in dirs for p in processes_mentioning(str(d))}),
+        "mounts": [m for d in dirs if d.exists() for m in mounts_under(d)],
         "sockets": sockets,
     }
 
 
 def cleanup_dir(root: Path, remove: bool = True) -> None:
-    """Kills processes naming `root`, unmounts below it and optionally deletes it."""
-    stray = processes_mentioning(str(root))
-    if stray:
-        kill_pids(stray)
-    if root.exists():
-        unmount_under(root)
-        if remove:
-            shutil.rmtree(root, ignore_errors=True)
+    """Kills processes naming `root` or its scratch mirror, unmounts below both and
+    optionally deletes both."""
+    for d in dict.fromkeys([root, scratch_dir(root)]):
+        stray = processes_mentioning(str(d))
+        if stray:
+            kill_pids(stray)
+        if d.exists():
+            unmount_under(d)
+            if remove:
+                shutil.rmtree(d, ignore_errors=True)
 
 
 def session_root() -> Path:
     """Returns a fresh state directory for this process, removing ones of dead sessions."""
     STATE_ROOT.mkdir(parents=True, exist_ok=True)
     with file_lock(STATE_ROOT / ".sessions.lock"):
-        for d in STATE_ROOT.glob("session-*"):
+        for d in [*STATE_ROOT.glob("session-*"), *SCRATCH_ROOT.glob("session-*")]:
             with contextlib.suppress(ValueError):
                 if not pid_alive(int(d.name.split("-", 1)[1])):
-                    cleanup_dir(d)
+                    cleanup_dir(STATE_ROOT / d.name)
         root = STATE_ROOT / f"session-{os.getpid()}"
         if root.exists():
             cleanup_dir(root)
@@ -278,6 +284,9 @@ def shared_down_locked() -> None:
     if docker_sock.exists():
         daemon = DockerDaemon(SHARED_ROOT / "docker")
         daemon.remove_all_containers()
-    # Reverse start order: kwok and the controllers before the apiserver, etcd, dockerd.
-    kill_pids([r.pid for r in reversed(records) if r.alive()], timeout=30)
+    # Kubernetes components first (the apiserver exits at once on a second SIGTERM), then
+    # etcd, the registry and dockerd.
+    k8s = {"kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver"}
+    kill_pids([r.pid for r in records if r.name in k8s and r.alive()], second_term_after=1.0)
+    kill_pids([r.pid for r in records if r.name not in k8s and r.alive()], timeout=30)
     cleanup_dir(SHARED_ROOT)

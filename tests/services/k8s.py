@@ -19,6 +19,9 @@ NODE_NAME = "kwok-node-0"
 ADMIN_CONTEXT = "mrc-admin"
 RESTRICTED_CONTEXT = "mrc-viewer"
 RESTRICTED_USER = "mrc-viewer"
+# kube-apiserver stops listening at once on SIGTERM but then lingers for ~10 s finishing
+# background work; a second SIGTERM makes it exit immediately.
+APISERVER_GRACE = 1.0
 
 
 @dataclass(frozen=True)
@@ -376,7 +379,7 @@ class K8sCluster:
         """Stops kube-apiserver only (the rest keeps running), for disconnection tests."""
         svc = self.services.pop("kube-apiserver", None)
         if svc is not None:
-            svc.stop()
+            svc.stop(second_term_after=APISERVER_GRACE)
 
     def _start_controllers(self, timeout: float) -> None:
         common = [
@@ -424,7 +427,7 @@ class K8sCluster:
         for name in order + [n for n in self.services if n not in order]:
             svc = self.services.pop(name, None)
             if svc is not None:
-                svc.stop()
+                svc.stop(second_term_after=APISERVER_GRACE if name == "kube-apiserver" else None)
 
     def rss_bytes(self) -> dict[str, int]:
         """Returns the current resident set size of each running component."""

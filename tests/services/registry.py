@@ -7,7 +7,7 @@ import shutil
 import urllib.request
 from pathlib import Path
 
-from tests.services.common import Service, ServiceError, free_port
+from tests.services.common import Service, ServiceError, free_port, scratch_dir
 
 
 class Registry:
@@ -39,8 +39,9 @@ class Registry:
         binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
         if not os.path.exists(binary):
             raise ServiceError(self.name, "not installed (apt-get install docker-registry)")
-        storage = self.state_dir / "storage"
+        storage = scratch_dir(self.state_dir) / "storage"
         storage.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
         debug_port = free_port()
         config = self.state_dir / "config.yml"
         config.write_text(
