@@ -41,7 +41,14 @@ JSON documents
                                           "change_cause", "current"}]}],
      "journal": [{"id", "time", "user", "ssh_client", "host", "model", "target",
                   "action", "from_revision", "to_revision", "reason", "outcome",
-                  "outcome_unknown", "error", "finished_at"}]}
+                  "outcome_unknown", "error", "finished_at"}],
+     "releases": [{"id", "commit", "target", "status", "reason", "user", "message",
+                   "started_at", "finished_at",
+                   "steps": [{"step", "status", "message", "started_at", "finished_at"}]}]}
+
+Journal entries and releases are newest first. A release's ``status`` is
+running, done, failed, cancelled, rolled_back, alerted or unknown (its
+process died); a step's is running, done, failed, skipped, cancelled or unknown.
 
 ``mrc test MODEL [COMMIT] --json``::
 
@@ -326,6 +333,30 @@ def _entry_dict(entry: Any) -> dict[str, Any]:
     }
 
 
+def _release_dict(release: Any) -> dict[str, Any]:
+    return {
+        "id": release.id,
+        "commit": release.commit,
+        "target": release.target,
+        "status": release.status,
+        "reason": release.reason,
+        "user": release.user,
+        "message": release.message,
+        "started_at": _iso(release.started_at),
+        "finished_at": _iso(release.finished_at),
+        "steps": [
+            {
+                "step": st.step,
+                "status": st.status,
+                "message": st.message,
+                "started_at": _iso(st.started_at),
+                "finished_at": _iso(st.finished_at),
+            }
+            for st in release.steps
+        ],
+    }
+
+
 def cmd_history(
     ws: Any, streams: Streams, model: str, *, target: str | None = None, as_json: bool = False
 ) -> int:
@@ -363,8 +394,9 @@ def cmd_history(
         ]
         targets.append(item)
     entries = [_entry_dict(e) for e in ws.journal.entries(model=model, target=target)]
+    releases = [_release_dict(x) for x in ws.journal.releases(model=model, target=target)]
     if as_json:
-        streams.json({"model": model, "targets": targets, "journal": entries})
+        streams.json({"model": model, "targets": targets, "journal": entries, "releases": releases})
         return code
     for item in targets:
         streams.result(f"{model} on {item['target']} ({item['kind']}):")
@@ -374,6 +406,13 @@ def cmd_history(
             mark = "*" if r["current"] else " "
             what = r["image"] or (r["commit"][:8] if r["commit"] else "")
             streams.result(f" {mark}{r['revision']:>4}  {what}  {r['change_cause']}")
+    streams.result("releases:")
+    for x in releases:
+        steps = " ".join(f"{st['step']}:{st['status']}" for st in x["steps"])
+        streams.result(
+            f"  #{x['id']} {x['started_at']}  {x['target']:<12} {x['commit'][:8]} "
+            f"{x['status']:<11} {x['user']}  {steps}  {x['message']}"
+        )
     streams.result("journal:")
     for e in entries:
         outcome = "outcome unknown — verify" if e["outcome_unknown"] else e["outcome"]
@@ -422,11 +461,14 @@ def cmd_test(
     cancel = cancel or CancelToken()
     sha = ws.resolve_commit(model, commit)
     run: TestRun | None = None
+    streams.say(f"testing {model} at {sha[:8]}: {ws.model(model).test_command}")
     for item in ws.run_tests(model, sha, cancel=cancel):
         if hasattr(item, "text"):
             streams.say(item.text)
         elif getattr(item, "run", None) is not None:
             run = item.run
+            if run is not None and run.status is RunStatus.RUNNING:
+                streams.say(f"test run {run.id} started")
     if run is None:
         raise OperationFailed("the test runner ended without a result")
     if as_json:

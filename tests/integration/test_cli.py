@@ -11,14 +11,17 @@ import argparse
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from core.cli_commands import (
+    EXIT_CANCELLED,
     EXIT_FAILED,
     EXIT_NOT_FOUND,
     EXIT_OK,
@@ -155,6 +158,10 @@ def test_release_rollback_and_history(local: tuple[Path, Path], sample: ServedRe
     assert revisions[0]["current"] and revisions[0]["commit"] == sample.shas["v1"]
     entries = h["journal"]
     assert all(set(e) == ENTRY_KEYS for e in entries)
+    assert [(x["commit"], x["status"]) for x in reversed(h["releases"])] == [
+        (sample.shas["v1"], "done"),
+        (sample.shas["v2"], "done"),
+    ]
     assert [(e["action"], e["outcome"], e["reason"]) for e in reversed(entries)] == [
         ("rollout", "done", f"release {sample.shas['v1'][:8]}"),
         ("rollout", "done", "ship v2"),
@@ -210,6 +217,61 @@ def test_confirmation_usage_and_lookup_errors(local: tuple[Path, Path], sample: 
     # nothing reached the journal
     hist = doc(mrc("history", "churn", "--json", config=config, state=state))
     assert hist["journal"] == []
+
+
+def start_mrc(*args: str, config: Path, state: Path) -> subprocess.Popen[str]:
+    """Start ``python -m tui.cli`` in the background (stdout/stderr piped)."""
+    env = {**os.environ, "MRC_STATE_DIR": str(state), "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "--config", str(config), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+
+
+def interrupt_after(proc: subprocess.Popen[str], marker: str) -> tuple[str, str]:
+    """Read stderr until ``marker``, send SIGINT (Ctrl-C), return (stdout, rest of stderr)."""
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if marker in line:
+            break
+    else:
+        raise AssertionError("".join(seen))
+    time.sleep(1.0)  # let the test command get going
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    return out, "".join(seen) + err
+
+
+def test_ctrl_c_cancels_a_release_and_a_test_run(
+    local: tuple[Path, Path], sample: ServedRepo
+) -> None:
+    config, state = local
+    started = time.monotonic()
+    proc = start_mrc("release", "churn", sample.shas["slow"], "--yes", "--json",
+                     config=config, state=state)  # fmt: skip
+    out, err = interrupt_after(proc, "==> tests")
+    assert proc.returncode == EXIT_CANCELLED, err
+    result = doc(subprocess.CompletedProcess([], 0, out, err))
+    assert result["outcome"] == "cancelled"
+    assert result["steps"] == [{"step": "tests", "result": "cancelled", "message": ""}]
+    hist = doc(mrc("history", "churn", "--json", config=config, state=state))
+    release = hist["releases"][0]
+    assert release["status"] == "cancelled"
+    assert [(st["step"], st["status"]) for st in release["steps"]] == [("tests", "cancelled")]
+    assert hist["journal"] == []  # nothing reached the target
+
+    proc = start_mrc("test", "churn", sample.shas["slow"], config=config, state=state)
+    out, err = interrupt_after(proc, "started")
+    assert proc.returncode == EXIT_CANCELLED, err
+    assert ": cancelled: " in out
+    assert time.monotonic() - started < 60  # the two-minute tests were stopped
 
 
 def test_doctor_reports_each_backend(local: tuple[Path, Path]) -> None:

@@ -6,7 +6,8 @@ guard reads real scraped numbers. Commits:
 
 * ``v1``, ``v2``: healthy, tests pass;
 * ``broken``: the tests fail;
-* ``erroring``: tests pass but half the requests fail, which the guard catches.
+* ``erroring``: tests pass but half the requests fail, which the guard catches;
+* ``slow``: the tests take two minutes (for cancelling).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ SERVER = textwrap.dedent(
 
 TESTS = textwrap.dedent(
     """\
-    import json, os, pathlib
+    import json, os, pathlib, time
 
     ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -95,6 +96,8 @@ TESTS = textwrap.dedent(
             with open(path, "w") as out:
                 json.dump({"accuracy": 0.5 if version == "broken" else 0.93}, out)
         assert version != "broken", "the model file is broken"
+        if version == "slow":
+            time.sleep(120)
     """
 )
 
@@ -108,7 +111,7 @@ class ServedRepo:
 
 
 def make_served_repo(path: Path) -> ServedRepo:
-    """Create the sample repository at ``path`` (commits v1, v2, broken, erroring)."""
+    """Create the sample repository at ``path`` (commits v1, v2, broken, erroring, slow)."""
     init_repo(path)
     shas = {}
     steps = [
@@ -116,6 +119,7 @@ def make_served_repo(path: Path) -> ServedRepo:
         ("v2", "0"),
         ("broken", "0"),
         ("erroring", "0.5"),
+        ("slow", "0"),
     ]
     for i, (version, error_rate) in enumerate(steps):
         files = {"VERSION": version + "\n", "ERROR_RATE": error_rate + "\n"}
@@ -221,7 +225,7 @@ def test_passing_release_is_served_and_a_guard_breach_rolls_back(
     assert ok[-1].outcome == r.DONE, ok[-1].message
     assert served(port) == {"version": "v2", "commit": sample.shas["v2"]}
 
-    bad = release(ws, "HEAD", reason="ship erroring")
+    bad = release(ws, sample.shas["erroring"], reason="ship erroring")
     final = bad[-1]
     assert final.outcome == r.ROLLED_BACK, final.message
     assert final.message.startswith("guard: error_rate breached: ")
