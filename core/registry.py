@@ -309,6 +309,16 @@ class Workspace:
             rollback=self.rollback_action,
         )
 
+    def live_state_for(self, entry: Any) -> Any:
+        """Return the live :class:`~core.domain.RolloutState` of a journal entry's target.
+
+        Shown beside an entry whose outcome is unknown, so the operator can
+        verify what the interrupted action left behind. Raises NotFound when the
+        model or target is no longer configured, BackendUnavailable when it
+        cannot be reached.
+        """
+        return self.target(entry.model, entry.target).status()
+
     def note_guard(self, event: Any) -> None:
         """Remember the latest :class:`core.guard.GuardEvent` of its model and target."""
         with self._lock:

@@ -9,6 +9,10 @@ registry fixtures.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
@@ -232,6 +236,63 @@ def test_two_consoles_conflict_on_resource_version(
     finally:
         first.close()
         second.close()
+
+
+KILLER = textwrap.dedent(
+    """\
+    import sys
+    from core import config as config_mod
+    from core.domain import Artifact
+    from core.registry import Workspace
+
+    ws = Workspace(config_mod.load_file(sys.argv[1]), state_dir=sys.argv[2])
+    target = ws.target("churn")
+    for progress in ws.run_rollout(target, Artifact(image=sys.argv[3]), reason="killed"):
+        print("progress", progress.message, flush=True)
+        input()  # hold here until killed
+    """
+)
+
+
+def test_console_killed_mid_rollout_shows_outcome_unknown_and_the_live_state(
+    k8s_cluster: Any, k8s_namespace: str, tmp_path: Path, repo: Path
+) -> None:
+    ns = k8s_namespace
+    rollout_to(k8s_cluster, ns, V1, "ship v1")
+    path = k8s_config(tmp_path, repo, k8s_cluster, ns)
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLER, str(path), str(tmp_path / "state"), V2],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        lines = []
+        for line in proc.stdout:  # step until the API server has acknowledged the patch
+            lines.append(line)
+            if " updated to " in line:
+                break
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+        assert " updated to " in lines[-1], lines
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    ws = Workspace(config_mod.load_file(path), state_dir=tmp_path / "state")  # the next start
+    try:
+        entry = ws.journal.entries("churn")[0]
+        assert (entry.action, entry.reason, entry.from_revision) == ("rollout", "killed", "1")
+        assert entry.outcome_unknown and entry.outcome.value == "unknown"
+        assert f"pid {proc.pid}" in entry.error
+        live = ws.live_state_for(entry)  # shown beside it: the patch did land
+        assert (live.revision, live.image) == (2, V2)
+        assert live_image(k8s_cluster, ns) == V2
+    finally:
+        ws.close()
 
 
 TESTS = textwrap.dedent(
