@@ -3,7 +3,8 @@
 Each pytest session starts what its tests ask for in a private state directory
 ($MRC_SERVICES_DIR/session-<pid>, default /tmp/mrc-services) and stops it at session end,
 asserting that no process, mount or socket is left. Services started by `make services-up`
-are reused instead while they run. Outside CI a service that cannot start skips the test
+are reused instead while they run. Service logs are copied to $MRC_SERVICES_DIR/logs/ at
+session end (the newest ten sets are kept). Outside CI a service that cannot start skips the test
 with a reason saying how to start it; with CI=true it fails with the service's log tail.
 """
 

@@ -61,8 +61,12 @@ class ServiceSet:
             started = time.monotonic()
             self.root.mkdir(parents=True, exist_ok=True)
             daemon = DockerDaemon(self.root / "docker")
+            try:
+                daemon.start()
+            except BaseException:
+                daemon.stop()
+                raise
             self.docker = daemon
-            daemon.start()
             self._timed("dockerd", started)
         return self.docker
 
@@ -78,8 +82,13 @@ class ServiceSet:
         """Returns the running registry, starting it first. Raises ServiceError on failure."""
         if self.registry is None:
             started = time.monotonic()
-            self.registry = Registry(self.root / "registry")
-            self.registry.start()
+            registry = Registry(self.root / "registry")
+            try:
+                registry.start()
+            except BaseException:
+                registry.stop()
+                raise
+            self.registry = registry
             self._timed("registry", started)
         return self.registry
 
@@ -87,8 +96,13 @@ class ServiceSet:
         """Returns the running control plane, starting it first. Raises ServiceError."""
         if self.k8s is None:
             started = time.monotonic()
-            self.k8s = K8sCluster(self.root / "k8s")
-            self.k8s.start()
+            cluster = K8sCluster(self.root / "k8s")
+            try:
+                cluster.start()
+            except BaseException:
+                cluster.stop()
+                raise
+            self.k8s = cluster
             self._timed("kubernetes", started)
         return self.k8s
 
@@ -106,16 +120,21 @@ class ServiceSet:
             scrape_targets=scrape_targets,
             scrape_interval=scrape_interval,
         )
+        try:
+            prom.start()
+        except BaseException:
+            prom.stop()
+            raise
         self.prometheis.append(prom)
-        prom.start()
         return prom
 
     def stop_prometheus(self, prom: Prometheus) -> None:
-        """Stops one Prometheus instance and removes its files."""
+        """Stops one Prometheus instance and removes its data (its log stays until the set
+        is stopped)."""
         prom.stop()
         if prom in self.prometheis:
             self.prometheis.remove(prom)
-        shutil.rmtree(prom.state_dir, ignore_errors=True)
+        shutil.rmtree(prom.data_dir, ignore_errors=True)
 
     def services(self) -> list[Service]:
         """Returns every process-backed service currently started by this set."""
@@ -144,6 +163,7 @@ class ServiceSet:
             self.docker.stop()
             self.docker = None
         self.base_image = None
+        keep_logs(self.root)
         cleanup_dir(self.root, remove=remove)
 
     def leftovers(self) -> dict[str, list[Any]]:
@@ -199,6 +219,29 @@ def leftovers(root: Path) -> dict[str, list[Any]]:
         "mounts": [m for d in dirs if d.exists() for m in mounts_under(d)],
         "sockets": sockets,
     }
+
+
+LOGS_ROOT = STATE_ROOT / "logs"
+KEEP_LOG_SETS = 10
+
+
+def keep_logs(root: Path) -> Path | None:
+    """Copies the *.log files below `root` to LOGS_ROOT/<root name>, keeping the newest
+    KEEP_LOG_SETS such copies; returns the copy's directory (None when there were no logs)."""
+    logs = list(root.rglob("*.log")) if root.exists() else []
+    if not logs:
+        return None
+    target = LOGS_ROOT / root.name
+    shutil.rmtree(target, ignore_errors=True)
+    for log in logs:
+        dest = target / log.relative_to(root)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            shutil.copyfile(log, dest)
+    sets = sorted(LOGS_ROOT.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in sets[KEEP_LOG_SETS:]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
 
 
 def cleanup_dir(root: Path, remove: bool = True) -> None:
