@@ -192,23 +192,25 @@ class ReleasePipeline:
                 gen = body()
                 if gen is None:
                     record.step_finished(step, "skipped", _skip_reason(step, tgt.kind))
+                    current = ""
                     yield ev(STEP_SKIPPED, step, message=_skip_reason(step, tgt.kind))
                     continue
                 summary = yield from gen
                 record.step_finished(step, "done", summary or "")
+                current = ""
                 yield ev(STEP_FINISHED, step, message=summary or "")
-            current = ""
             message = f"{model} {sha[:8]} is live on {tgt.name}"
         except _StepFailed as exc:
             outcome, message, error = exc.outcome, str(exc), exc.error
         except Cancelled as exc:
-            outcome, message, error = CANCELLED, f"cancelled during {current or 'start'}", exc
+            where = current or "between steps"
+            outcome, message, error = CANCELLED, f"cancelled during {where}", exc
         except MrcError as exc:
             outcome, message, error = FAILED, str(exc), exc
         except Exception as exc:  # a bug or an unexpected library error: still close the rows
             outcome, message, error = FAILED, f"{type(exc).__name__}: {exc}", exc
         except BaseException:  # the consumer closed the generator, or Ctrl-C
-            outcome, message = CANCELLED, f"interrupted during {current or 'start'}"
+            outcome, message = CANCELLED, f"interrupted during {current or 'a pause between steps'}"
             raise
         finally:
             if current:

@@ -307,3 +307,18 @@ def test_guard_settings_from_model_config() -> None:
     )  # fmt: skip
     s = g.GuardSettings.from_config(model.guard)
     assert s.auto_rollback and s.duration == 60 and s.limits() == {}
+
+
+def test_cancel_between_steps_keeps_finished_steps_done(journal: Journal) -> None:
+    ws = FakeWorkspace(journal, passed_run())
+    token = CancelToken()
+    gen = r.ReleasePipeline(ws).run("churn", "HEAD", cancel=token)
+    events = []
+    for event in gen:
+        events.append(event)
+        if event.kind == r.STEP_FINISHED and event.step == "build":
+            token.cancel()
+    assert events[-1].outcome == r.CANCELLED
+    assert steps_of(journal) == [("tests", "done"), ("build", "done")]
+    assert journal.releases("churn")[0].status == "cancelled"
+    assert not any(line.startswith("push") for line in ws.log)
