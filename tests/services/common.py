@@ -152,7 +152,10 @@ def process_start_time(pid: int) -> int | None:
 
 
 def processes_mentioning(text: str) -> list[int]:
-    """Returns the pids (other than this one) whose command line contains `text`."""
+    """Returns the pids (other than this one) whose command line contains `text`.
+
+    Pass a directory with a trailing "/" so that /x/session-1 does not match /x/session-12.
+    """
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():

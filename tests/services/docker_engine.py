@@ -143,7 +143,7 @@ class DockerDaemon:
             self.service.stop(timeout=30)
             self.service = None
         # containerd shims detach from dockerd's process group; they name the exec root.
-        leftovers = processes_mentioning(str(self.exec_root))
+        leftovers = processes_mentioning(f"{self.exec_root}/")
         if leftovers:
             kill_pids(leftovers)
         for d in (self.state_dir, self.data_root):

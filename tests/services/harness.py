@@ -215,7 +215,7 @@ def leftovers(root: Path) -> dict[str, list[Any]]:
                         sockets.append(str(p))
     dirs = {root, scratch_dir(root)}
     return {
-        "processes": sorted({p for d in dirs for p in processes_mentioning(str(d))}),
+        "processes": sorted({p for d in dirs for p in processes_mentioning(f"{d}/")}),
         "mounts": [m for d in dirs if d.exists() for m in mounts_under(d)],
         "sockets": sockets,
     }
@@ -248,7 +248,7 @@ def cleanup_dir(root: Path, remove: bool = True) -> None:
     """Kills processes naming `root` or its scratch mirror, unmounts below both and
     optionally deletes both."""
     for d in dict.fromkeys([root, scratch_dir(root)]):
-        stray = processes_mentioning(str(d))
+        stray = processes_mentioning(f"{d}/")
         if stray:
             kill_pids(stray)
         if d.exists():
@@ -261,7 +261,12 @@ def session_root() -> Path:
     """Returns a fresh state directory for this process, removing ones of dead sessions."""
     STATE_ROOT.mkdir(parents=True, exist_ok=True)
     with file_lock(STATE_ROOT / ".sessions.lock"):
-        for d in [*STATE_ROOT.glob("session-*"), *SCRATCH_ROOT.glob("session-*")]:
+        for d in [
+            *STATE_ROOT.glob("session-*"),
+            *STATE_ROOT.glob("teardown-*"),
+            *SCRATCH_ROOT.glob("session-*"),
+            *SCRATCH_ROOT.glob("teardown-*"),
+        ]:
             with contextlib.suppress(ValueError):
                 if not pid_alive(int(d.name.split("-", 1)[1])):
                     cleanup_dir(STATE_ROOT / d.name)
