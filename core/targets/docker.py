@@ -197,8 +197,10 @@ class DockerTarget:
 
     ``container`` is the name prefix of the model's containers (default: the
     model name); ``env`` is passed to every new revision; ``timeout`` bounds
-    every API call, ``health_timeout`` the wait for a new revision to become
-    healthy. ``probe_host`` overrides where health probes connect (default:
+    every query, ``op_timeout`` the container create/start/stop/remove calls
+    (on a slow storage driver creating a container copies its whole file
+    system), ``health_timeout`` the wait for a new revision to become healthy.
+    ``probe_host`` overrides where health probes connect (default:
     127.0.0.1 for a local socket, else the host of ``base_url``).
     """
 
@@ -217,6 +219,7 @@ class DockerTarget:
         timeout: float = 10.0,
         health_timeout: float = 60.0,
         probe_host: str | None = None,
+        op_timeout: float = 300.0,
     ) -> None:
         if keep < 2:
             raise ValueError("keep must be at least 2 (the live revision and one to roll back to)")
@@ -231,7 +234,9 @@ class DockerTarget:
         self.timeout = timeout
         self.health_timeout = health_timeout
         self.probe_host = probe_host or probe_host_for(base_url)
+        self.op_timeout = op_timeout
         self._client: Any = None
+        self._ops_client: Any = None
         self._images: ImageBuilder | None = None
         self._lock = threading.Lock()
 
@@ -242,6 +247,14 @@ class DockerTarget:
             if self._client is None:
                 self._client = connect(self.base_url, self.timeout)
             return self._client
+
+    def _ops(self) -> Any:
+        """The client for container create/start/stop/remove, which may take long."""
+        version = self._api().api_version
+        with self._lock:
+            if self._ops_client is None:
+                self._ops_client = connect(self.base_url, self.op_timeout, version)
+            return self._ops_client
 
     def _errors(self, what: str = "") -> contextlib.AbstractContextManager[None]:
         return docker_errors(self.base_url, what)
@@ -660,7 +673,7 @@ class DockerTarget:
         cancel: CancelToken,
     ) -> Iterator[Progress]:
         """Start-verify-retire ``image_id`` as a new revision (see the module docstring)."""
-        api = self._api()
+        api = self._ops()
         cancel.raise_if_cancelled()
         boxes = self._boxes()
         current = self._current(boxes)
@@ -813,7 +826,7 @@ class DockerTarget:
 
     def _fail(self, container_id: str, name: str) -> None:
         """Stop a revision that did not verify and mark it failed (best effort)."""
-        api = self._api()
+        api = self._ops()
         with contextlib.suppress(Exception), self._errors():
             api.stop(container_id, timeout=5)
         with contextlib.suppress(Exception), self._errors():
@@ -821,7 +834,7 @@ class DockerTarget:
 
     def _prune(self) -> None:
         """Remove stopped containers beyond the newest ``keep`` good ones and the newest failed."""
-        api = self._api()
+        api = self._ops()
         boxes = self._boxes()
         good = [b for b in boxes if b.kind == "good"]
         other = [b for b in boxes if b.kind != "good"]
@@ -846,7 +859,7 @@ class DockerTarget:
         if current is None:
             raise NotFound(f"no running container of {self.model!r} on {self.name!r}")
         with self._errors(f"restart {current.name}"):
-            self._api().restart(current.id, timeout=10)
+            self._ops().restart(current.id, timeout=10)
 
     def watch(self, cancel: CancelToken) -> Iterator[TargetEvent]:
         """Yield Docker events of the model's containers until ``cancel`` is set.
@@ -894,10 +907,12 @@ class DockerTarget:
     def close(self) -> None:
         """Close the connection pools (a later call reconnects)."""
         with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            with contextlib.suppress(Exception):
-                client.close()
+            clients = (self._client, self._ops_client)
+            self._client = self._ops_client = None
+        for client in clients:
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    client.close()
         if self._images is not None:
             self._images.close()
 

@@ -25,6 +25,7 @@ from tests.support.repos import BASE_TIME, commit_files, init_repo
 SERVER = """\
 import json
 import os
+import signal
 import sys
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -67,6 +68,8 @@ def check():
 if __name__ == "__main__":
     if sys.argv[1:] == ["--check"]:
         sys.exit(check())
+    # As PID 1 of a container the default SIGTERM action does not apply: exit explicitly.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"model server {{VERSION}} listening on :{{PORT}} (healthy={{HEALTHY}})", flush=True)
     ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
 """
