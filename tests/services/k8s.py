@@ -401,9 +401,11 @@ class K8sCluster:
                 f"--root-ca-file={self.pki / 'ca.crt'}",
                 f"--service-account-private-key-file={self.pki / 'sa.key'}",
                 "--use-service-account-credentials=false",
-                # Only what Deployments, namespaces and garbage collection need.
-                "--controllers=deployment,replicaset,namespace,garbagecollector,"
-                "serviceaccount,serviceaccount-token,nodelifecycle,podgc,ttl,endpointslice",
+                # The workload controllers plus what namespaces, garbage collection and nodes
+                # need; volume, certificate and cloud controllers have nothing to do here.
+                "--controllers=deployment,replicaset,statefulset,daemonset,job,cronjob,"
+                "disruption,namespace,garbagecollector,serviceaccount,serviceaccount-token,"
+                "nodelifecycle,podgc,ttl,endpoint,endpointslice",
             ],
         )
         sched = self._service(
