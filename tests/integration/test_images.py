@@ -6,6 +6,8 @@ import base64
 import contextlib
 import io
 import json
+import shutil
+import socket
 import tarfile
 import threading
 import time
@@ -244,8 +246,6 @@ def test_push_remove_pull_roundtrip(
 def test_push_to_a_closed_port_surfaces_the_daemon_error(
     tmp_path: Path, builder: ImageBuilder, cleanup: list[str]
 ) -> None:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -338,3 +338,15 @@ def test_unreachable_daemon_is_backend_unavailable_quickly(tmp_path: Path) -> No
     with pytest.raises(BackendUnavailable, match=r"no-such/docker\.sock"):
         _run(builder.push("anything:latest"))
     assert time.monotonic() - start < 3
+
+
+@pytest.mark.skipif(shutil.which("ssh") is None, reason="needs the OpenSSH client")
+def test_unreachable_ssh_host_is_backend_unavailable() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"ssh://nobody@127.0.0.1:{port}"
+    start = time.monotonic()
+    with pytest.raises(BackendUnavailable, match=f"cannot reach Docker at {url}"):
+        ImageBuilder(url, timeout=5).ping()
+    assert time.monotonic() - start < 5
