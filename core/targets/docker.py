@@ -13,6 +13,11 @@ Rollout and rollback follow the same start-verify-retire sequence:
    200, for at most ``health_timeout`` seconds;
 3. rename it ``<container>-r<N>`` and stop the previous container.
 
+A rollback is a new revision too (the next number, label ``mrc.rollback-of``)
+started from the kept revision's exact image and environment, as ``kubectl
+rollout undo`` makes the old template the newest revision; "previous" is then
+the revision that was live before the rollback.
+
 If the new container never becomes healthy it is stopped and renamed
 ``<container>-r<N>-failed`` (kept for its logs); the old container was never
 touched and keeps serving. Stopped containers of the newest ``keep`` good
