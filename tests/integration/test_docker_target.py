@@ -276,3 +276,14 @@ def test_unreachable_daemon_is_a_clear_error(tmp_path: Path) -> None:
     assert not any(p.allowed for p in permissions.values())
     assert "cannot reach Docker" in permissions["rollback"].reason
     assert time.monotonic() - start < 3
+
+    # watch() reports the disconnection, keeps retrying, and ends when cancelled.
+    cancel = CancelToken()
+    events = target.watch(cancel)
+    first = next(events)
+    assert (first.kind, first.reason) == ("Warning", "Disconnected")
+    assert "cannot reach Docker" in first.message
+    threading.Timer(0.3, cancel.cancel).start()
+    start = time.monotonic()
+    assert list(events) == []
+    assert time.monotonic() - start < 2
