@@ -16,7 +16,7 @@ import pytest
 
 from core.cancel import CancelToken
 from core.domain import Artifact, Phase, Progress, TargetEvent
-from core.errors import BackendUnavailable, NotFound, OperationFailed
+from core.errors import BackendUnavailable, Conflict, NotFound, OperationFailed
 from core.images import ImageBuilder
 from core.targets.base import ACTIONS, Target
 from core.targets.docker import DockerTarget
@@ -263,6 +263,23 @@ def test_status_detail_restart_watch_and_permissions(
     assert not permissions["pause"].allowed
     with pytest.raises(OperationFailed, match="cannot be paused"):
         target.pause()
+
+
+def test_racing_rollout_is_a_conflict(
+    make_target: Any, server_images: ServerImages, docker_service: Any
+) -> None:
+    target = make_target()
+    api = docker_service.api()
+    # What another console creates for the same revision while this one prepares.
+    squatter = api.create_container(
+        server_images.v1, name=f"{target.container}-r1-verifying", command=["true"]
+    )
+    try:
+        with pytest.raises(Conflict, match="created by another rollout"):
+            _run(target.rollout(Artifact(image=server_images.v1)))
+    finally:
+        api.remove_container(squatter["Id"], force=True)
+        api.close()
 
 
 def test_unreachable_daemon_is_a_clear_error(tmp_path: Path) -> None:
