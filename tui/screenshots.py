@@ -1,0 +1,397 @@
+"""``python -m tui.screenshots DIR``: one SVG per screen of the demo, reproducibly.
+
+The pictures show the demo's story at a fixed moment: the shifting release
+(v1.3.0) went live six minutes ago, the drift score rose at its marker, and
+``u`` offers to go back to v1.2.0. To make reruns give identical files:
+
+* the sandbox (model repository) is built with a fixed clock, so its commits
+  and dates are always the same; the config path shown is a fixed display path;
+* test runs are real (the repository's pytest suite runs at the failing
+  experiment and at v1.3.0) but are stored with fixed start/finish times, and
+  their logs lose the durations and temporary paths pytest prints;
+* the journal rows (rollouts of v1.1.0, v1.2.0, v1.3.0) are written with fixed
+  times and user;
+* the target replays the local target's revision history in memory: a real
+  local target would show the free ports and paths of this machine;
+* the metrics are the demo model's own: seeded customers are scored by the
+  v1.2.0 and then the v1.3.0 model, recorded with prometheus-client and fed to
+  the scrape source at fixed timestamps (every 5 s over the last 15 minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+#: The console's clock in the pictures (the demo repository's last commit is an hour older).
+NOW = datetime(2026, 11, 20, 16, 0, tzinfo=UTC)
+#: When v1.3.0 went live.
+RELEASE_AT = NOW - timedelta(minutes=6)
+SIZE = (120, 36)
+DISPLAY_CONFIG = Path("~/mrc-demo/mrc.toml")
+USER = "maya"
+SCRAPE_EVERY = 5.0
+REQUESTS_PER_SECOND = 20
+
+#: (file name, screen key, text that shows the screen has its data).
+SCREENS = (
+    ("commits", "1", "v1.3.0"),
+    ("tests", "2", "failed"),
+    ("rollouts", "3", "complete"),
+    ("rollbacks", "4", "release v1.3.0"),
+    ("drift", "5", "drift now: "),
+)
+
+
+# --------------------------------------------------------------------------
+# A target that replays the demo's local revision history
+
+
+@dataclass
+class ReplayTarget:
+    """The demo's ``local`` target as it stands in the story, held in memory."""
+
+    model: str
+    name: str
+    revisions: list[Any]
+    kind: str = "local"
+    port: int = 8080
+    calls: list[tuple[str, object]] = field(default_factory=list)
+
+    def _live(self) -> Any:
+        return next(r for r in self.revisions if r.current)
+
+    def status(self) -> Any:
+        from core.domain import Phase, RolloutState
+
+        live = self._live()
+        return RolloutState(
+            model=self.model,
+            target=self.name,
+            kind=self.kind,
+            phase=Phase.COMPLETE,
+            revision=live.number,
+            commit=live.commit,
+            desired=1,
+            ready=1,
+            updated=1,
+            available=1,
+            message=f"revision {live.number} serving on 127.0.0.1:{self.port}",
+            since=live.created,
+        )
+
+    def detail(self) -> Any:
+        from core.domain import PodInfo, TargetDetail
+
+        state = self.status()
+        pod = PodInfo(f"server r{state.revision}", "Running", True, 0)
+        return TargetDetail(state=state, pods=(pod,), events=())
+
+    def history(self) -> list[Any]:
+        return sorted(self.revisions, key=lambda r: -r.number)
+
+    def preview_rollback(self, to_revision: int | None = None) -> Any:
+        from core.domain import RollbackPreview
+
+        live = self._live()
+        older = [r for r in self.history() if r.number != live.number]
+        if to_revision is None:
+            target = older[0]
+        else:
+            target = next(r for r in self.revisions if r.number == to_revision)
+        diff = (
+            f"--- revision {live.number}\n+++ revision {target.number}\n"
+            f"-commit: {live.commit}\n+commit: {target.commit}\n"
+            f"-change-cause: {live.change_cause}\n+change-cause: {target.change_cause}\n"
+        )
+        return RollbackPreview(
+            model=self.model,
+            target=self.name,
+            from_revision=live.number,
+            to_revision=target.number,
+            from_commit=live.commit,
+            to_commit=target.commit,
+            diff=diff,
+        )
+
+    def rollback(self, to_revision: int | None = None, **_: Any) -> Iterator[Any]:
+        self.calls.append(("rollback", to_revision))
+        return iter(())
+
+    def rollout(self, artifact: Any, **_: Any) -> Iterator[Any]:
+        self.calls.append(("rollout", artifact))
+        return iter(())
+
+    def pause(self) -> None:
+        self.calls.append(("pause", None))
+
+    def resume(self) -> None:
+        self.calls.append(("resume", None))
+
+    def restart(self) -> None:
+        self.calls.append(("restart", None))
+
+    def watch(self, cancel: Any) -> Iterator[Any]:
+        return iter(())
+
+    def permissions(self) -> dict[str, Any]:
+        from core.domain import Permission
+
+        return {a: Permission(True, "") for a in ("rollout", "rollback", "pause", "restart")}
+
+    def close(self) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------
+# Seeding the workspace
+
+
+class _Clock:
+    """A settable clock patched into the journal while rows are written."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _git_json(repo: Path, commit: str, path: str) -> Any:
+    import json
+
+    text = subprocess.run(
+        ["git", "-C", str(repo), "show", f"{commit}:{path}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(text)
+
+
+def _model_at(repo: Path, commit: str) -> Callable[[dict[str, float]], float]:
+    """Return the scoring function of the model committed at ``commit``."""
+    from core.demo import churn
+
+    weights = _git_json(repo, commit, "model/weights.json")
+    w = churn.Weights(float(weights["bias"]), dict(weights["weights"]))
+    try:
+        raw = _git_json(repo, commit, "model/scaler_2026q2.json")
+    except subprocess.CalledProcessError:
+        raw = _git_json(repo, commit, "model/scaler.json")
+    scaler = churn.Scaler(dict(raw["mean"]), dict(raw["std"]))
+    return lambda customer: churn.predict(customer, w, scaler)
+
+
+def _normalise_log(text: str) -> str:
+    """Drop what differs between runs from a pytest log: durations and temporary paths."""
+    text = re.sub(r"(?m)^-+ generated xml file: .*$\n?", "", text)
+    text = re.sub(r" in [0-9.]+s\b", "", text)
+    return re.sub(r"/tmp/[^\s:'\"]+", "<tmp>", text)
+
+
+def _record_tests(workspace: Any, sandbox: Any, clock: _Clock) -> None:
+    """Run the real tests at the failing experiment and at v1.3.0; store them at fixed times."""
+    journal = workspace.journal
+    plan = [(sandbox.failing, NOW - timedelta(minutes=41)), (sandbox.shifting, RELEASE_AT)]
+    for commit, finished in plan:
+        run = None
+        for event in workspace.run_tests("churn", commit):
+            run = getattr(event, "run", run)
+        if run is None or run.id is None:
+            raise RuntimeError(f"the test run at {commit[:8]} did not finish")
+        took = timedelta(seconds=4 if run.failed else 5)
+        if run.output_path and Path(run.output_path).is_file():
+            log = Path(run.output_path)
+            log.write_text(_normalise_log(log.read_text(encoding="utf-8")), encoding="utf-8")
+        journal.update_test_run(replace(run, started_at=finished - took, finished_at=finished))
+
+
+def _record_rollouts(workspace: Any, sandbox: Any, clock: _Clock) -> ReplayTarget:
+    """Journal the rollouts of the story at fixed times; return the target in that state."""
+    from core import audit
+    from core.domain import Outcome, Revision
+
+    actor = audit.Actor(user=USER, ssh_client="", host="demo", pid=0)
+    story = [
+        ("v2", NOW - timedelta(days=5, hours=3)),
+        ("v3", NOW - timedelta(days=2, hours=5)),
+        ("shift", RELEASE_AT - timedelta(minutes=1)),
+    ]
+    revisions = []
+    previous = ""
+    for number, (role, when) in enumerate(story, start=1):
+        commit = sandbox.commits[role]
+        reason = f"release {sandbox.tags[role]}"
+        clock.now = when
+        entry = workspace.journal.begin(
+            "churn",
+            "local",
+            "rollout",
+            previous,
+            str(number),
+            reason,
+            {"artifact": f"commit {commit[:8]}", "commit": commit},
+            actor=actor,
+        )
+        clock.now = when + timedelta(seconds=2)
+        workspace.journal.finish(entry, Outcome.DONE)
+        revisions.append(
+            Revision(number, commit=commit, created=when, change_cause=reason, current=False)
+        )
+        previous = str(number)
+    revisions[-1] = replace(revisions[-1], current=True)
+    return ReplayTarget("churn", "local", revisions)
+
+
+def _feed_metrics(source: Any, sandbox: Any) -> None:
+    """Score seeded customers with v1.2.0, then v1.3.0 from its release; ingest the metrics."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from core.demo import churn
+
+    registry = CollectorRegistry()
+    prediction = Histogram(
+        "model_prediction_score", "score", buckets=churn.PREDICTION_BOUNDS, registry=registry
+    )
+    feature = Histogram(
+        "model_feature_value",
+        "features",
+        ["feature"],
+        buckets=churn.FEATURE_BOUNDS,
+        registry=registry,
+    )
+    latency = Histogram(
+        "model_latency_seconds",
+        "latency",
+        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+        registry=registry,
+    )
+    requests = Counter("model_requests", "requests", registry=registry)
+    Counter("model_errors", "errors", registry=registry)
+    before = _model_at(sandbox.repo, sandbox.commits["v3"])
+    after = _model_at(sandbox.repo, sandbox.shifting)
+    rng = random.Random(sandbox.seed)
+    start = NOW - timedelta(minutes=15)
+    steps = int((NOW - start).total_seconds() // SCRAPE_EVERY)
+    per_scrape = int(SCRAPE_EVERY * REQUESTS_PER_SECOND)
+    for step in range(steps + 1):
+        at = start + timedelta(seconds=step * SCRAPE_EVERY)
+        score = after if at >= RELEASE_AT else before
+        for _ in range(per_scrape):
+            customer = churn.customer(rng)
+            for name in churn.FEATURES:
+                feature.labels(feature=name).observe(customer[name])
+            prediction.observe(score(customer))
+            latency.observe(rng.uniform(0.0008, 0.004))
+            requests.inc()
+        source.ingest(generate_latest(registry).decode(), at.timestamp())
+
+
+def seeded_workspace(root: Path) -> tuple[Any, Any]:
+    """Build the demo sandbox in ``root`` and a workspace in the story's state.
+
+    Returns (workspace, sandbox). Runs the demo repository's tests twice
+    (a few seconds). Raises SandboxError or the test runner's errors.
+    """
+    import core.journal
+    from core.config import load_file
+    from core.demo import build_sandbox
+    from core.registry import Workspace
+
+    sandbox = build_sandbox(root / "demo", fixed_time=NOW)
+    config = replace(load_file(sandbox.config), source=DISPLAY_CONFIG)
+    workspace = Workspace(config, state_dir=sandbox.state_dir)
+    clock = _Clock(NOW)
+    with mock.patch.object(core.journal, "_now", clock):
+        _record_tests(workspace, sandbox, clock)
+        target = _record_rollouts(workspace, sandbox, clock)
+    workspace._targets[("churn", "local")] = target
+    source = workspace.metrics("churn")
+    if source is None:
+        raise RuntimeError("the demo config has no metrics source")
+    source.start = lambda: None  # type: ignore[attr-defined]  # seeded: never scrape
+    _feed_metrics(source, sandbox)
+    return workspace, sandbox
+
+
+# --------------------------------------------------------------------------
+# Taking the pictures
+
+
+def _screen_text(app: Any) -> str:
+    return "\n".join(
+        "".join(segment.text for segment in line) for line in app.screen._compositor.render_strips()
+    )
+
+
+async def _wait_text(pilot: Any, app: Any, text: str, timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while text not in _screen_text(app):
+        if loop.time() > deadline:
+            raise RuntimeError(f"{text!r} did not appear:\n{_screen_text(app)}")
+        await pilot.pause(0.05)
+
+
+async def _take(workspace: Any) -> dict[str, str]:
+    """Open every screen and the rollback dialog; return {name: svg}."""
+    from tui.app import MrcApp
+
+    app = MrcApp(workspace, clock=lambda: NOW, animate=False)
+    pictures: dict[str, str] = {}
+    async with app.run_test(size=SIZE) as pilot:
+        for name, key, ready in SCREENS:
+            await pilot.press(key)
+            await _wait_text(pilot, app, ready)
+            await pilot.pause(0.5)
+            pictures[name] = app.export_screenshot(title=f"mrc · {name}")
+        await pilot.press("u")
+        await _wait_text(pilot, app, "Roll back?")
+        await pilot.pause(0.5)
+        pictures["rollback-confirm"] = app.export_screenshot(title="mrc · roll back?")
+        await pilot.press("n")
+        await pilot.pause()
+    return pictures
+
+
+def write_screenshots(directory: Path) -> list[Path]:
+    """Write ``<screen>.svg`` for every screen and ``rollback-confirm.svg``; return the paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="mrc-screens-") as tmp:
+        workspace, _ = seeded_workspace(Path(tmp))
+        try:
+            pictures = asyncio.run(_take(workspace))
+        finally:
+            workspace.close()
+    written = []
+    for name, svg in pictures.items():
+        path = directory / f"{name}.svg"
+        path.write_text(svg, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the screenshots into the directory given on the command line; return 0."""
+    parser = argparse.ArgumentParser(description="Write one SVG per console screen.")
+    parser.add_argument("directory", type=Path)
+    args = parser.parse_args(argv)
+    for path in write_screenshots(args.directory):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
