@@ -19,6 +19,7 @@ from tui.text import literal
 from tui.widgets.vtable import Column, VirtualTable
 
 PAGE_SIZE = 200
+MAX_PAGE_SIZE = 5000
 
 _STATUS_BADGE = {
     RunStatus.PASSED: ("✓", "green"),
@@ -163,20 +164,28 @@ class CommitsScreen(MrcScreen):
     def load_page(self, model: str, skip: int, search: str) -> None:
         """Fetch one page of the log in a worker and post it as :class:`Page`.
 
-        ``skip`` 0 starts a new streaming cursor (a new model or search);
-        later pages continue it, so scrolling never re-walks the history.
+        The first page is one bounded ``git log`` (as fast as git itself);
+        scrolling further opens a streaming cursor after it whose pages grow,
+        so reaching the end of a long history never re-walks it.
         """
         try:
-            if skip == 0 or self._cursor is None:
+            if skip == 0:
                 if self._cursor is not None:
                     self._cursor.close()
+                    self._cursor = None
                 repo = self.mrc.workspace.repository(model)
-                self._cursor = repo.cursor(search=search or None)
-            commits = self._cursor.next_page(PAGE_SIZE)
+                commits = repo.page(limit=PAGE_SIZE, search=search or None)
+                size = PAGE_SIZE
+            else:
+                if self._cursor is None:
+                    repo = self.mrc.workspace.repository(model)
+                    self._cursor = repo.cursor(search=search or None, skip=skip)
+                size = min(MAX_PAGE_SIZE, max(PAGE_SIZE, skip))
+                commits = self._cursor.next_page(size)
         except Exception as error:
             self.post_message(self.Failed(str(error)))
             return
-        self.post_message(self.Page(commits, append=skip > 0, complete=len(commits) < PAGE_SIZE))
+        self.post_message(self.Page(commits, append=skip > 0, complete=len(commits) < size))
 
     def poll(self) -> None:
         self.load_badges(self.mrc.selected_model)
