@@ -1,0 +1,116 @@
+"""Benchmark: ``mrc demo`` start to the first frame listing commits, and to the first drift score.
+
+Each round runs the real ``mrc demo --dir <fresh dir>`` in a pseudo-terminal at
+120x40: the clock starts at spawn (which includes building the sandbox, its
+git history, and starting the model server and traffic) and stops when the
+first commit subject reaches the terminal; then ``5`` opens the Drift screen
+and the clock stops again when a drift score (not "not enough data") is drawn.
+A bare Textual app's time to its first frame, measured in the same run, is the
+baseline. Prints medians; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.benchmarks.terminal import PtySession, time_to_text
+
+ROUNDS = 3
+BARE_ROUNDS = 5
+SIZE = (120, 40)
+COMMITS_MARKER = re.compile(rb"Initial churn")
+DRIFT_MARKER = re.compile(rb"drift now: (?:\x1b\[[0-9;]*m)*[0-9]+\.[0-9]")
+
+BARE_APP = """
+from textual.app import App
+from textual.widgets import Label
+
+class Bare(App):
+    def compose(self):
+        yield Label("bare-app-ready")
+
+Bare().run()
+"""
+
+
+def _wait(session: PtySession, marker: re.Pattern[bytes], timeout: float) -> float:
+    """Read the pty until ``marker`` matches its output; return the perf_counter time then.
+
+    Raises TimeoutError (with the output's tail) after ``timeout`` seconds.
+    """
+    deadline = time.perf_counter() + timeout
+    while not marker.search(session.output):
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            raise TimeoutError(f"{marker.pattern!r} did not appear: {session.output[-400:]!r}")
+        ready, _, _ = select.select([session.master], [], [], min(remaining, 0.05))
+        if ready:
+            try:
+                chunk = os.read(session.master, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                raise RuntimeError(f"mrc closed the terminal: {session.output[-800:]!r}")
+            session.output = (session.output + chunk)[-400_000:]
+    return time.perf_counter()
+
+
+def demo_round(root: Path) -> tuple[float, float]:
+    """Run ``mrc demo`` once in ``root``; return seconds to commits and to the first drift score."""
+    mrc = str(Path(sys.executable).with_name("mrc"))
+    env = {k: v for k, v in os.environ.items() if k not in ("MRC_STATE_DIR", "COLORTERM")}
+    start = time.perf_counter()
+    session = PtySession([mrc, "demo", "--dir", str(root / "demo")], size=SIZE, env=env)
+    try:
+        commits = _wait(session, COMMITS_MARKER, 120) - start
+        session.type("5")
+        drift = _wait(session, DRIFT_MARKER, 120) - start
+        session.type("q")
+        session.proc.wait(timeout=15)
+    finally:
+        session.close()
+    return commits, drift
+
+
+def main() -> None:
+    """Run the rounds and print the medians next to the bare Textual baseline."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        bare = root / "bare.py"
+        bare.write_text(BARE_APP)
+        bare_times = [
+            time_to_text([sys.executable, str(bare)], b"bare-app-ready", size=SIZE)[0]
+            for _ in range(BARE_ROUNDS)
+        ]
+        commits_times, drift_times = [], []
+        for n in range(ROUNDS):
+            commits, drift = demo_round(root / f"round-{n}")
+            commits_times.append(commits)
+            drift_times.append(drift)
+    bare_median = statistics.median(bare_times)
+    commits_median = statistics.median(commits_times)
+    drift_median = statistics.median(drift_times)
+    print(f"demo: process start -> on screen, pty at {SIZE[0]}x{SIZE[1]}, fresh sandbox each run")
+    print(f"  bare Textual app, first frame : median {bare_median * 1000:7.0f} ms ({BARE_ROUNDS})")
+    print(
+        f"  mrc demo, commits listed       : median {commits_median * 1000:7.0f} ms ({ROUNDS})"
+        f"  = {commits_median / bare_median:.1f}x bare"
+    )
+    print(
+        f"  mrc demo, first drift score    : median {drift_median * 1000:7.0f} ms ({ROUNDS})"
+        f"  = {drift_median / bare_median:.1f}x bare"
+    )
+    print("  per run (commits / drift, s): " + ", ".join(
+        f"{c:.2f}/{d:.2f}" for c, d in zip(commits_times, drift_times, strict=True)
+    ))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
