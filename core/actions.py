@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from core.cancel import CancelToken
-from core.domain import Artifact, Outcome, Progress
+from core.domain import Artifact, Outcome, Progress, RollbackPreview
 from core.errors import Cancelled, ReadOnly
 from core.journal import Journal, JournalError
 from core.targets.base import Target
@@ -152,17 +152,19 @@ def run_rollback(
     cancel: CancelToken | None = None,
     *,
     read_only: bool = False,
+    expected: RollbackPreview | None = None,
 ) -> Iterator[Progress]:
     """Roll ``target`` back to ``to_revision`` (None: the previous one) with an audit row.
 
-    Same contract as :func:`run_rollout`; raises what :meth:`Target.rollback` raises.
+    ``expected`` is the confirmed preview (see :meth:`Target.rollback`). Same
+    contract as :func:`run_rollout`; raises what :meth:`Target.rollback` raises.
     """
     _refuse_if_read_only(target, "rollback", read_only)
     return _journalled(
         journal,
         target,
         "rollback",
-        lambda: target.rollback(to_revision, reason=reason, cancel=cancel),
+        lambda: target.rollback(to_revision, reason=reason, cancel=cancel, expected=expected),
         reason=reason,
         cancel=cancel,
         to_revision="" if to_revision is None else str(to_revision),

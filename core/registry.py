@@ -9,7 +9,6 @@ that every configured backend answers.
 
 from __future__ import annotations
 
-import inspect
 import shlex
 import shutil
 import threading
@@ -383,15 +382,9 @@ class Workspace:
         from core import actions
 
         self.require_writable(target.model, target.name)
-        if expected is not None:
-            if "expected" in inspect.signature(actions.run_rollback).parameters:
-                return actions.run_rollback(  # type: ignore[call-arg]
-                    self.journal, target, to_revision, reason=reason, cancel=cancel,
-                    expected=expected,
-                )  # fmt: skip
-            if "expected" in inspect.signature(target.rollback).parameters:
-                target = _Expecting(target, expected)  # type: ignore[assignment]
-        return actions.run_rollback(self.journal, target, to_revision, reason=reason, cancel=cancel)
+        return actions.run_rollback(
+            self.journal, target, to_revision, reason=reason, cancel=cancel, expected=expected
+        )
 
     def rollback_action(
         self,
@@ -418,29 +411,6 @@ class Workspace:
                 obj.close()
             except Exception:
                 pass
-
-
-class _Expecting:
-    """A target whose rollback checks the confirmed preview (``expected``) before applying."""
-
-    def __init__(self, target: Target, expected: RollbackPreview) -> None:
-        self._target = target
-        self._expected = expected
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._target, name)
-
-    def rollback(
-        self,
-        to_revision: int | None = None,
-        *,
-        reason: str = "",
-        cancel: CancelToken | None = None,
-    ) -> Iterator[Progress]:
-        """Target.rollback with the confirmed preview."""
-        return self._target.rollback(  # type: ignore[call-arg]
-            to_revision, reason=reason, cancel=cancel, expected=self._expected
-        )
 
 
 class _WindowDrift:

@@ -354,7 +354,7 @@ class MrcApp(App[None]):
 
         def decided(decision) -> None:  # type: ignore[no-untyped-def]
             if decision is not None:
-                self.run_rollback(model, target, preview.to_revision, decision.reason)
+                self.run_rollback(model, target, preview.to_revision, decision.reason, preview)
 
         self.push_screen(RollbackConfirm(preview), decided)
         self.warm_history()
@@ -384,15 +384,26 @@ class MrcApp(App[None]):
         self.push_screen(RollbackConfirm(preview), decided)
 
     @work(thread=True, group="rollback", exit_on_error=False)
-    def run_rollback(self, model: str, target: str, to_revision: int, reason: str) -> None:
-        """Roll back through the journalled action and report the outcome."""
+    def run_rollback(
+        self,
+        model: str,
+        target: str,
+        to_revision: int,
+        reason: str,
+        preview: RollbackPreview | None = None,
+    ) -> None:
+        """Roll back through the journalled action and report the outcome.
+
+        ``preview`` is what the operator confirmed; the target refuses with a
+        conflict if its live revision changed since.
+        """
         self.call_from_thread(
             self.notify, f"rolling back {model}/{target} to revision {to_revision}…", markup=False
         )
         workspace = self.workspace
         try:
             handle = workspace.target(model, target)
-            for _ in workspace.run_rollback(handle, to_revision, reason=reason):
+            for _ in workspace.run_rollback(handle, to_revision, reason=reason, expected=preview):
                 pass
         except Exception as error:
             self._notify_error(f"rollback of {model}/{target} failed: {error}")

@@ -84,10 +84,14 @@ class Target(Protocol):
         *,
         reason: str = "",
         cancel: CancelToken | None = None,
+        expected: RollbackPreview | None = None,
     ) -> Iterator[Progress]:
         """Roll back to ``to_revision`` (None: the previous one) and yield progress.
 
-        Same errors as :meth:`rollout`, plus NotFound for a missing revision.
+        ``expected`` is the preview the operator confirmed: when the target's
+        live revision is no longer the one it showed, the rollback is refused
+        with Conflict instead of applying something nobody reviewed. Same
+        errors as :meth:`rollout`, plus NotFound for a missing revision.
         """
         ...
 

@@ -634,18 +634,27 @@ class DockerTarget:
         *,
         reason: str = "",
         cancel: CancelToken | None = None,
+        expected: RollbackPreview | None = None,
     ) -> Iterator[Progress]:
         """Start the image and environment of ``to_revision`` (None: previous) as a new revision.
 
         Same start-verify-retire sequence as :meth:`rollout`; the new revision
         records ``mrc.rollback-of``. Skipped (one "skip" progress item) when the
         live container already runs that revision's image and environment.
-        Raises NotFound for a revision that is not kept, plus the errors of
-        :meth:`rollout`.
+        Raises Conflict when the live revision is no longer ``expected``'s,
+        NotFound for a revision that is not kept, plus the errors of :meth:`rollout`.
         """
         cancel = cancel or CancelToken()
         boxes = self._boxes()
         current = self._current(boxes)
+        live = current.revision if current is not None else None
+        if expected is not None and live != expected.from_revision:
+            raise Conflict(
+                f"{self.model} on {self.name} changed since the rollback was reviewed: "
+                f"live revision is now {live}, was {expected.from_revision}; review it again"
+            )
+        if to_revision is None and expected is not None:
+            to_revision = expected.to_revision
         target = self._target_revision(boxes, current, to_revision)
         if current is not None and _spec(current) == _spec(target):
             yield Progress(

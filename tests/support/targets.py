@@ -97,10 +97,18 @@ class ScriptedTarget:
             diff=f"-    image: {live.image}\n+    image: {target.image}\n",
         )
 
-    def rollback(self, to_revision=None, *, reason="", cancel=None) -> Iterator[Progress]:  # type: ignore[no-untyped-def]
+    def rollback(
+        self, to_revision=None, *, reason="", cancel=None, expected=None
+    ) -> Iterator[Progress]:  # type: ignore[no-untyped-def]
         self.calls.append(("rollback", to_revision))
         if self.fail_with is not None:
             raise self.fail_with
+        if expected is not None and expected.from_revision != self._live().number:
+            from core.errors import Conflict
+
+            raise Conflict(
+                f"live revision is now {self._live().number}, was {expected.from_revision}"
+            )
         preview = self.preview_rollback(to_revision)
         target = next(r for r in self.revisions if r.number == preview.to_revision)
         new_number = max(r.number for r in self.revisions) + 1

@@ -218,3 +218,23 @@ async def test_set_image_on_production_needs_the_model_name(console) -> None:
     assert action == "rollout" and artifact.image == "registry.local/churn:new"  # type: ignore[attr-defined]
     [entry] = c.workspace.journal.entries(model="churn")
     assert entry.action == "rollout"
+
+
+async def test_rollback_refused_when_the_target_changed_after_review(console) -> None:
+    c = console()
+    target = c.targets[("churn", "prod-eu")]
+    app = c.make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: ("churn", "prod-eu") in app._previews)
+        await pilot.press("u")
+        await pilot.pause()
+        for _ in target.rollback(1):  # another operator acts while the dialog is open
+            pass
+        target.calls.clear()
+        await pilot.press("y")
+        await wait_for(pilot, lambda: bool(target.calls))
+        await app.workers.wait_for_complete()
+    [entry] = c.workspace.journal.entries(model="churn")
+    assert entry.outcome is Outcome.FAILED
+    assert "was 3" in entry.error
+    assert target.status().revision == 4  # what the other operator did stays

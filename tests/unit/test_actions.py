@@ -57,7 +57,12 @@ class FakeTarget:
         yield Progress("live", f"revision {number}", fraction=1.0)
 
     def rollback(
-        self, to_revision: int | None = None, *, reason: str = "", cancel: CancelToken | None = None
+        self,
+        to_revision: int | None = None,
+        *,
+        reason: str = "",
+        cancel: CancelToken | None = None,
+        expected: object = None,
     ) -> Iterator[Progress]:
         self._touch()
         if self.fail_with is not None:
