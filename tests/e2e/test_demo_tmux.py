@@ -39,6 +39,8 @@ def session() -> Iterator[TmuxSession]:
     try:
         yield tmux
     finally:
+        # Captured output is shown only when the test fails: the terminal as last seen.
+        print(f"last screen of the tmux pane:\n{tmux.last_screen}")
         tmux.close()
 
 
@@ -77,7 +79,7 @@ def row_of(screen: str, sha: str) -> str:
     return ""
 
 
-def wait_rollback_done(journal: Journal) -> bool:
+def rollback_done(journal: Journal) -> bool:
     """Return True once the newest journal row is a finished rollback."""
     entries = journal.entries("churn", "local", limit=1)
     return bool(entries) and entries[0].action == "rollback" and not entries[0].outcome_unknown
@@ -169,7 +171,7 @@ def test_release_story_in_256_colours(session: TmuxSession, tmp_path: Path) -> N
         assert re.search(rf"commit\s+{shift[:8]}\s+->\s+{live[:8]}", session.last_screen)
         session.send("y")
         session.wait_for(
-            lambda s: wait_rollback_done(journal), "the rollback's journal row to be done", 60
+            lambda s: rollback_done(journal), "the rollback's journal row to be done", 60
         )
         session.wait_text(r"rollback", "the rollback marker on the drift chart", 10)
 
