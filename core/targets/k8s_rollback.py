@@ -295,17 +295,20 @@ def plan_diff(plan: RollbackPlan) -> str:
     )
 
 
-def fingerprint(dep: Obj) -> str:
-    """Return a short digest of what a rollback plan depends on in a Deployment.
+#: Annotations only the Deployment controller writes; they follow changes already made.
+CONTROLLER_ANNOTATIONS = frozenset(SKIP_ANNOTATIONS - {LAST_APPLIED})
 
-    That is the spec (through ``metadata.generation``) and the annotations;
-    status-only updates do not change it.
+
+def fingerprint(dep: Obj) -> str:
+    """Return a short digest of what people can change in a Deployment.
+
+    That is the spec (through ``metadata.generation``) and the annotations
+    except :data:`CONTROLLER_ANNOTATIONS`; status updates and the controller's
+    revision bookkeeping do not change it.
     """
     meta = dep.get("metadata") or {}
-    data = json.dumps(
-        {"generation": meta.get("generation"), "annotations": annotations_of(dep)},
-        sort_keys=True,
-    )
+    ann = {k: v for k, v in annotations_of(dep).items() if k not in CONTROLLER_ANNOTATIONS}
+    data = json.dumps({"generation": meta.get("generation"), "annotations": ann}, sort_keys=True)
     return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 

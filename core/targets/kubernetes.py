@@ -139,6 +139,7 @@ class _Api:
         try:
             data = resp.data
         except Exception as exc:
+            resp.close()
             raise self._unreachable(method, exc) from exc
         finally:
             resp.release_conn()
@@ -196,6 +197,7 @@ class _Api:
         if current is not None:
             current[:] = [resp]
         buffer = b""
+        finished = False
         try:
             for chunk in resp.stream(amt=None, decode_content=False):
                 if cancel is not None and cancel.cancelled:
@@ -205,6 +207,7 @@ class _Api:
                     line, buffer = buffer.split(b"\n", 1)
                     if line.strip():
                         yield json.loads(line)
+            finished = True
         except Exception as exc:
             if cancel is not None and cancel.cancelled:
                 return
@@ -212,6 +215,9 @@ class _Api:
         finally:
             if current is not None:
                 current.clear()
+            if not finished:
+                # Unread stream data must not reach the next request on this connection.
+                resp.close()
             resp.release_conn()
 
 
@@ -686,9 +692,23 @@ class KubernetesTarget:
         to_image = st.container_image(plan.template, self.container)
 
         def make(current: Obj) -> tuple[Any, str]:
-            from dataclasses import replace
-
-            return replace(plan, resource_version=_rv(current)).patch(), JSON_PATCH
+            if current is dep:
+                return plan.patch(), JSON_PATCH
+            # Re-planned on the fresh object so the revision bookkeeping kept from the
+            # Deployment is current; the ReplicaSets are re-read if the revision moved.
+            owned = replicasets
+            if st.revision_of(current) != st.revision_of(dep):
+                owned = self._replicasets(current)
+            again = undo.plan_rollback(current, owned, to_revision)
+            if again.noop or (again.to_revision, again.template) != (
+                plan.to_revision,
+                plan.template,
+            ):
+                raise Conflict(
+                    f"the revision to roll {self._what} back to changed meanwhile (now revision "
+                    f"{again.to_revision}); nothing was applied: review it and try again"
+                )
+            return again.patch(), JSON_PATCH
 
         patched = self._write_conditionally(dep, make)
         yield Progress(

@@ -199,12 +199,19 @@ def test_diff_shows_image_and_annotation_changes(history: list) -> None:
     assert diff.startswith("--- model (revision 3)\n+++ model (revision 2)\n")
 
 
-def test_fingerprint_ignores_status_but_not_spec_or_annotations() -> None:
+def test_fingerprint_ignores_status_and_bookkeeping_but_not_spec_or_annotations() -> None:
     dep = deployment("reg/m:3", 3)
     moved = copy.deepcopy(dep)
     moved["metadata"]["resourceVersion"] = "2000"
     moved["status"]["availableReplicas"] = 2
     assert undo.fingerprint(moved) == undo.fingerprint(dep)
+    bumped = copy.deepcopy(dep)  # the controller's revision bookkeeping follows older changes
+    bumped["metadata"]["annotations"][REV] = "4"
+    bumped["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"] = "1,2"
+    assert undo.fingerprint(bumped) == undo.fingerprint(dep)
+    applied = copy.deepcopy(dep)
+    applied["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] = "{}"
+    assert undo.fingerprint(applied) != undo.fingerprint(dep)
     respec = copy.deepcopy(dep)
     respec["metadata"]["generation"] = 8
     assert undo.fingerprint(respec) != undo.fingerprint(dep)
