@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
+from datetime import datetime
 
 import pytest
 
@@ -141,3 +143,24 @@ def test_apiserver_stop_and_start_keeps_state(k8s_cluster, k8s_namespace):
     assert json.loads(up.stdout)["data"] == {"a": "1"}
     version = json.loads(k8s_cluster.kubectl("version", "-o", "json").stdout)
     assert version["serverVersion"]["gitVersion"] == version["clientVersion"]["gitVersion"]
+
+
+def test_fake_node_lease_is_renewed(k8s_cluster):
+    # Without renewals the node lifecycle controller marks the Node NotReady after its grace
+    # period, and with it every pod unready, in the middle of long test sessions.
+    def renew_time() -> datetime:
+        out = k8s_cluster.kubectl(
+            "-n", "kube-node-lease", "get", "lease", "kwok-node-0", "-o", "json"
+        )
+        return datetime.fromisoformat(json.loads(out.stdout)["spec"]["renewTime"])
+
+    first = renew_time()
+    deadline = time.monotonic() + 30
+    while renew_time() == first:
+        assert time.monotonic() < deadline, "lease not renewed within 30 s"
+        time.sleep(1)
+    ready = k8s_cluster.kubectl(
+        "get", "node", "kwok-node-0", "-o",
+        'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+    )  # fmt: skip
+    assert ready.stdout == "True"

@@ -317,6 +317,10 @@ class K8sCluster:
                 f"--kubeconfig={self.kubeconfig}",
                 "--manage-all-nodes=true",
                 f"--config={self.bins.kwok_stages}",
+                # With the heartbeat-with-lease stage the Node status is refreshed only every
+                # ten minutes; without a renewed Lease the node lifecycle controller would
+                # mark the Node NotReady after the grace period and every pod unready.
+                "--node-lease-duration-seconds=40",
                 f"--server-address=127.0.0.1:{free_port()}",
             ],
         )
@@ -401,6 +405,8 @@ class K8sCluster:
                 f"--root-ca-file={self.pki / 'ca.crt'}",
                 f"--service-account-private-key-file={self.pki / 'sa.key'}",
                 "--use-service-account-credentials=false",
+                # Margin for lease renewals delayed on a loaded machine.
+                "--node-monitor-grace-period=2m",
                 # The workload controllers plus what namespaces, garbage collection and nodes
                 # need; volume, certificate and cloud controllers have nothing to do here.
                 "--controllers=deployment,replicaset,statefulset,daemonset,job,cronjob,"
