@@ -41,7 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks $(BENCH)
 
 screenshots: $(STAMP)
-	$(BIN)/python -m tui.screenshots screenshots
+	$(BIN)/python -m tests.screenshots screenshots
 
 services-up: $(STAMP)
 	$(BIN)/python -m tests.services up

@@ -36,6 +36,7 @@ class ScriptedTarget:
     model: str
     name: str
     kind: str = "kubernetes"
+    replicas: int = 3
     revisions: list[Revision] = field(default_factory=list)
     calls: list[tuple[str, object]] = field(default_factory=list)
     denied: dict[str, str] = field(default_factory=dict)
@@ -54,18 +55,23 @@ class ScriptedTarget:
             revision=live.number,
             image=live.image,
             commit=live.commit,
-            desired=3,
-            ready=3,
-            updated=3,
-            available=3,
-            message=f"deployment {self.model!r} successfully rolled out",
+            desired=self.replicas,
+            ready=self.replicas,
+            updated=self.replicas,
+            available=self.replicas,
+            message=(
+                f"deployment {self.model!r} successfully rolled out"
+                if self.kind == "kubernetes"
+                else f"revision {live.number} serving"
+            ),
             since=live.created,
         )
 
     def detail(self) -> TargetDetail:
         state = self.status()
         pods = tuple(
-            PodInfo(f"{self.model}-7d9f-{i}", "Running", True, 0, state.image) for i in range(3)
+            PodInfo(f"{self.model}-7d9f-{i}", "Running", True, 0, state.image)
+            for i in range(self.replicas)
         )
         event = TargetEvent(FIXED_NOW, "Normal", "ScalingReplicaSet", "[bold]scaled[/] up", "rs")
         return TargetDetail(state=state, pods=pods, events=(event,))
@@ -94,7 +100,11 @@ class ScriptedTarget:
             to_image=target.image,
             from_commit=live.commit,
             to_commit=target.commit,
-            diff=f"-    image: {live.image}\n+    image: {target.image}\n",
+            diff=(
+                f"-    image: {live.image}\n+    image: {target.image}\n"
+                if live.image
+                else f"-    commit: {live.commit}\n+    commit: {target.commit}\n"
+            ),
         )
 
     def rollback(

@@ -1,4 +1,4 @@
-"""``python -m tui.screenshots DIR``: one SVG per screen of the demo, reproducibly.
+"""``make screenshots``: one SVG per screen of the demo, reproducibly.
 
 The pictures show the demo's story at a fixed moment: the shifting release
 (v1.3.0) went live six minutes ago, the drift score rose at its marker, and
@@ -27,12 +27,14 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from unittest import mock
+
+from tests.support.targets import ScriptedTarget
 
 #: The console's clock in the pictures (the demo repository's last commit is an hour older).
 NOW = datetime(2026, 11, 20, 16, 0, tzinfo=UTC)
@@ -52,106 +54,6 @@ SCREENS = (
     ("rollbacks", "4", "release v1.3.0"),
     ("drift", "5", "drift now: "),
 )
-
-
-# --------------------------------------------------------------------------
-# A target that replays the demo's local revision history
-
-
-@dataclass
-class ReplayTarget:
-    """The demo's ``local`` target as it stands in the story, held in memory."""
-
-    model: str
-    name: str
-    revisions: list[Any]
-    kind: str = "local"
-    port: int = 8080
-    calls: list[tuple[str, object]] = field(default_factory=list)
-
-    def _live(self) -> Any:
-        return next(r for r in self.revisions if r.current)
-
-    def status(self) -> Any:
-        from core.domain import Phase, RolloutState
-
-        live = self._live()
-        return RolloutState(
-            model=self.model,
-            target=self.name,
-            kind=self.kind,
-            phase=Phase.COMPLETE,
-            revision=live.number,
-            commit=live.commit,
-            desired=1,
-            ready=1,
-            updated=1,
-            available=1,
-            message=f"revision {live.number} serving on 127.0.0.1:{self.port}",
-            since=live.created,
-        )
-
-    def detail(self) -> Any:
-        from core.domain import PodInfo, TargetDetail
-
-        state = self.status()
-        pod = PodInfo(f"server r{state.revision}", "Running", True, 0)
-        return TargetDetail(state=state, pods=(pod,), events=())
-
-    def history(self) -> list[Any]:
-        return sorted(self.revisions, key=lambda r: -r.number)
-
-    def preview_rollback(self, to_revision: int | None = None) -> Any:
-        from core.domain import RollbackPreview
-
-        live = self._live()
-        older = [r for r in self.history() if r.number != live.number]
-        if to_revision is None:
-            target = older[0]
-        else:
-            target = next(r for r in self.revisions if r.number == to_revision)
-        diff = (
-            f"--- revision {live.number}\n+++ revision {target.number}\n"
-            f"-commit: {live.commit}\n+commit: {target.commit}\n"
-            f"-change-cause: {live.change_cause}\n+change-cause: {target.change_cause}\n"
-        )
-        return RollbackPreview(
-            model=self.model,
-            target=self.name,
-            from_revision=live.number,
-            to_revision=target.number,
-            from_commit=live.commit,
-            to_commit=target.commit,
-            diff=diff,
-        )
-
-    def rollback(self, to_revision: int | None = None, **_: Any) -> Iterator[Any]:
-        self.calls.append(("rollback", to_revision))
-        return iter(())
-
-    def rollout(self, artifact: Any, **_: Any) -> Iterator[Any]:
-        self.calls.append(("rollout", artifact))
-        return iter(())
-
-    def pause(self) -> None:
-        self.calls.append(("pause", None))
-
-    def resume(self) -> None:
-        self.calls.append(("resume", None))
-
-    def restart(self) -> None:
-        self.calls.append(("restart", None))
-
-    def watch(self, cancel: Any) -> Iterator[Any]:
-        return iter(())
-
-    def permissions(self) -> dict[str, Any]:
-        from core.domain import Permission
-
-        return {a: Permission(True, "") for a in ("rollout", "rollback", "pause", "restart")}
-
-    def close(self) -> None:
-        pass
 
 
 # --------------------------------------------------------------------------
@@ -218,7 +120,7 @@ def _record_tests(workspace: Any, sandbox: Any, clock: _Clock) -> None:
         journal.update_test_run(replace(run, started_at=finished - took, finished_at=finished))
 
 
-def _record_rollouts(workspace: Any, sandbox: Any, clock: _Clock) -> ReplayTarget:
+def _record_rollouts(workspace: Any, sandbox: Any, clock: _Clock) -> ScriptedTarget:
     """Journal the rollouts of the story at fixed times; return the target in that state."""
     from core import audit
     from core.domain import Outcome, Revision
@@ -252,7 +154,7 @@ def _record_rollouts(workspace: Any, sandbox: Any, clock: _Clock) -> ReplayTarge
         )
         previous = str(number)
     revisions[-1] = replace(revisions[-1], current=True)
-    return ReplayTarget("churn", "local", revisions)
+    return ScriptedTarget("churn", "local", kind="local", replicas=1, revisions=revisions)
 
 
 def _feed_metrics(source: Any, sandbox: Any) -> None:
