@@ -135,7 +135,7 @@ class _Api:
         Raises BackendUnavailable, NotFound, PermissionDenied, Conflict or
         OperationFailed (other HTTP errors, with the server's message).
         """
-        resp = self._send(method, path, query, body, content_type, (min(timeout, 5.0), timeout))
+        resp = self._send(method, path, query, body, content_type, (timeout / 2, timeout))
         try:
             data = resp.data
         except Exception as exc:
@@ -187,9 +187,7 @@ class _Api:
         Raises like :meth:`request`.
         """
         params = [*query, ("watch", "true"), ("timeoutSeconds", WATCH_SECONDS)]
-        resp = self._send(
-            "GET", path, params, None, None, (min(timeout, 5.0), WATCH_SECONDS + timeout)
-        )
+        resp = self._send("GET", path, params, None, None, (timeout / 2, WATCH_SECONDS + timeout))
         if not 200 <= resp.status < 300:
             data = resp.data
             resp.release_conn()
@@ -265,10 +263,10 @@ def api_for(context: str | None, kubeconfig: str | os.PathLike[str] | None = Non
         except Exception as exc:
             where = path or os.environ.get("KUBECONFIG", "~/.kube/config")
             raise ConfigError(where, [f"context {context or '(current)'}: {exc}"]) from exc
-        # One quick retry for a pooled connection the server dropped; never more, so a
-        # dead server costs at most about one timeout per call.
+        # Connections are retried once (each attempt may take half the timeout) and
+        # answers never, so an unreachable server costs at most about one timeout.
         cfg.retries = urllib3.Retry(
-            total=1, connect=1, read=1, redirect=0, status=0, other=0, raise_on_status=False
+            total=1, connect=1, read=0, redirect=0, status=0, other=0, raise_on_status=False
         )
         api = _Api(client.ApiClient(configuration=cfg), context or _current_context(path))
         _CLIENTS[key] = api

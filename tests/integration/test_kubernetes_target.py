@@ -585,7 +585,7 @@ def test_stopped_api_server_is_unavailable_then_recovers(
         started = time.monotonic()
         with pytest.raises(BackendUnavailable, match=f"cannot reach {k8s_cluster.context} API"):
             target.status()
-        assert time.monotonic() - started < 3.0 * 2 + 0.5
+        assert time.monotonic() - started < 3.0
         wait_for(lambda: any(e.reason == "Disconnected" for e in events), 20)
     finally:
         k8s_cluster.start_apiserver()
