@@ -238,3 +238,23 @@ async def test_rollback_refused_when_the_target_changed_after_review(console) ->
     assert entry.outcome is Outcome.FAILED
     assert "was 3" in entry.error
     assert target.status().revision == 4  # what the other operator did stays
+
+
+async def test_guard_state_shows_on_rollouts_and_drift(console, monkeypatch) -> None:
+    from core.guard import ALERT, GuardEvent
+    from tests.tui.test_drift_screen import fixed_view
+    from tui import data
+
+    monkeypatch.setattr(data, "drift_view", fixed_view)
+    c = console()
+    c.workspace.note_guard(
+        GuardEvent(ALERT, "churn", "prod-eu", check="drift", value=0.4, limit=0.25,
+                   message="drift 0.40 > 0.25")
+    )  # fmt: skip
+    app = c.make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3")
+        await wait_for(pilot, lambda: "guard: ALERT: u rolls back" in screen_text(app))
+        await pilot.press("5")
+        await wait_for(pilot, lambda: "guard: ALERT" in screen_text(app))
+        assert "drift 0.40 > 0.25" in screen_text(app)

@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Static
 
 from core.domain import DriftBand
 from tui import data
+from tui.guard import guard_text
 from tui.screens.base import EmptyState, MrcScreen
 from tui.text import literal
 
@@ -212,10 +213,11 @@ class DriftScreen(MrcScreen):
             text.append(f"not enough data ({score.samples:.0f} samples)", style="dim")
         else:
             text.append(f"{score.value:.3f} {score.band.value}", style=BAND_STYLE[score.band])
-        guard = getattr(view, "guard", "")
-        if guard:
-            text.append("\nguard: ", style="bold")
-            text.append_text(literal(guard))
+        target = self.mrc.current_target_name()
+        guard = self.mrc.workspace.guard_state(self.mrc.selected_model, target) if target else None
+        if guard is not None:
+            text.append("\n")
+            text.append_text(guard_text(guard))
         self._update_static("#drift-score", text)
         alerts = Text()
         for alert in view.alerts:

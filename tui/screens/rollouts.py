@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from core.domain import Phase, RolloutState, TargetDetail
 from tui import data
+from tui.guard import guard_text
 from tui.screens.base import EmptyState, MrcScreen
 from tui.text import ago, literal
 
@@ -266,7 +267,13 @@ class RolloutsScreen(MrcScreen):
             status.update("")
             return
         message = row.state.message if row.state else row.error
-        status.update(f"{row.key}: {message}" if message else row.key)
+        line = Text(f"{row.key}: ")
+        line.append_text(literal(message or ""))
+        guard = self.mrc.workspace.guard_state(row.model, row.target)
+        if guard is not None:
+            line.append("\n")
+            line.append_text(guard_text(guard))
+        status.update(line)
 
     @on(DataTable.RowHighlighted, "#rollouts-table")
     def highlighted(self) -> None:
