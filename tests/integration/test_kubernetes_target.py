@@ -337,6 +337,20 @@ def test_missing_revision_is_refused_like_kubectl(
     same_result(cluster, ours, theirs)
 
 
+def test_no_previous_revision_is_refused_like_kubectl(
+    k8s_cluster: Any, cluster: Cluster, k8s_namespace: str, second_namespace: str
+) -> None:
+    for ns in (k8s_namespace, second_namespace):
+        cluster.create(ns, manifest("reg/model:1", replicas=1))
+        cluster.wait_complete(ns)
+    refused = kubectl_undo(k8s_cluster, second_namespace)
+    assert refused.returncode != 0
+    with pytest.raises(NotFound) as error:
+        target_for(k8s_cluster, k8s_namespace).preview_rollback()
+    assert refused.stderr.strip() == f"error: {error.value}"
+    same_result(cluster, k8s_namespace, second_namespace)
+
+
 # --------------------------------------------------------------------------
 # Rollout, status, history, detail
 
