@@ -344,7 +344,8 @@ class Guard:
                     message=progress.message,
                     progress=progress,
                 )
-        except Cancelled as exc:
+        except MrcError as exc:  # Cancelled included
+            what = "cancelled" if isinstance(exc, Cancelled) else "failed"
             yield GuardEvent(
                 ROLLBACK_FAILED,
                 model,
@@ -352,19 +353,7 @@ class Guard:
                 check=check,
                 value=value,
                 limit=limit,
-                message=f"{reason}; rollback cancelled: {exc}",
-                time=self._now(),
-            )
-            return
-        except MrcError as exc:
-            yield GuardEvent(
-                ROLLBACK_FAILED,
-                model,
-                name,
-                check=check,
-                value=value,
-                limit=limit,
-                message=f"{reason}; rollback failed: {exc}",
+                message=f"{reason}; rollback {what}: {exc}",
                 time=self._now(),
             )
             return
