@@ -113,35 +113,16 @@ class MrcApp(App[None]):
     DEFAULT_MODE = "commits"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(
-            "1",
-            "goto('commits')",
-            "Commits",
-            id="screen.commits",
-            tooltip="Commits screen",
-            show=False,
-        ),
-        Binding(
-            "2", "goto('tests')", "Tests", id="screen.tests", tooltip="Tests screen", show=False
-        ),
-        Binding(
-            "3",
-            "goto('rollouts')",
-            "Rollouts",
-            id="screen.rollouts",
-            tooltip="Rollouts",
-            show=False,
-        ),
-        Binding(
-            "4",
-            "goto('rollbacks')",
-            "Rollbacks",
-            id="screen.rollbacks",
-            tooltip="Rollbacks",
-            show=False,
-        ),
-        Binding(
-            "5", "goto('drift')", "Drift", id="screen.drift", tooltip="Drift screen", show=False
+        *(
+            Binding(
+                str(number),
+                f"goto('{name}')",
+                name.title(),
+                id=f"screen.{name}",
+                tooltip=f"Open the {name.title()} screen",
+                show=False,
+            )
+            for number, name in enumerate(SCREENS_ORDER, start=1)
         ),
         Binding(
             "u",

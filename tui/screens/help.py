@@ -16,8 +16,8 @@ from textual.widgets import Static
 def bindings_table(title: str, bindings: list[BindingType], keymap_display) -> Table:
     """Return a two-column table (keys, description) of ``bindings``."""
     table = Table(title=title, title_justify="left", show_header=False, box=None, expand=True)
-    table.add_column("keys", style="bold", no_wrap=True, width=18)
-    table.add_column("action")
+    table.add_column("keys", style="bold", no_wrap=True, width=14)
+    table.add_column("action", ratio=1)
     for binding in bindings:
         if not isinstance(binding, Binding) or binding.system:
             continue
