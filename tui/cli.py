@@ -135,7 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         return open_console(args)
     if args.command == "demo":
-        return run_demo(args)
+        from core.errors import MrcError
+
+        try:
+            return run_demo(args)
+        except MrcError as error:
+            print(f"mrc: {error}", file=sys.stderr)
+            return 2
     return int(args.func(args))
 
 

@@ -258,3 +258,15 @@ async def test_guard_state_shows_on_rollouts_and_drift(console, monkeypatch) -> 
         await pilot.press("5")
         await wait_for(pilot, lambda: "guard: ALERT" in screen_text(app))
         assert "drift 0.40 > 0.25" in screen_text(app)
+
+
+async def test_disabled_keys_say_why(console) -> None:
+    c = console()
+    app = c.make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("m")  # fraud: no image, so nothing to build
+        await pilot.pause()
+        await pilot.press("2", "1")
+        await pilot.pause()
+        assert "b: fraud has no `image` in its configuration" in screen_text(app)
+        assert app.screen.check_action("build", ()) is None

@@ -10,7 +10,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.widgets import Input
+from textual.widgets import Input, Static
 
 from core.domain import Commit, RunStatus, TestRun
 from tui import data
@@ -113,6 +113,7 @@ class CommitsScreen(MrcScreen):
             self._cells,
             id="commits-table",
         )
+        yield Static("", id="commits-hints", markup=False)
 
     def _cells(self, commit: Commit) -> list[Text]:
         deployed = self.badges.deployed.get(commit.sha, [])
@@ -153,6 +154,10 @@ class CommitsScreen(MrcScreen):
             empty.display = True
             self.table.display = False
             return
+        hints = [f"{key}: {reason}" for key, reason in self._disabled_reasons()]
+        hint = self.query_one("#commits-hints", Static)
+        hint.update(" · ".join(hints))
+        hint.display = bool(hints)
         if self._loaded_model != model:
             self._loaded_model = model
             empty.update(f"Loading the history of {model}…")
@@ -272,6 +277,15 @@ class CommitsScreen(MrcScreen):
         self.search_text = event.value.strip()
         self.load_page(self.mrc.selected_model, 0, self.search_text)
         self.table.focus()
+
+    def _disabled_reasons(self) -> list[tuple[str, str]]:
+        """(key, why) for the keys of this screen that cannot be used now."""
+        reasons = []
+        for key, action in (("b", "build"), ("d", "release")):
+            reason = self.mrc.can(action)
+            if reason is not None and not self.mrc.read_only:
+                reasons.append((key, reason))
+        return reasons
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("run_tests", "build", "release") and self.mrc.read_only:

@@ -261,6 +261,7 @@ class RolloutsScreen(MrcScreen):
         return self.rows.get(key) if key else None
 
     def _sync_selection(self) -> None:
+        self.refresh_bindings()  # s/p/r depend on the selected row
         row = self._current()
         status = self.query_one("#rollouts-status", Static)
         if row is None:
