@@ -59,7 +59,6 @@ MUTATING_ACTIONS = frozenset(
         "pause_resume",
         "restart",
         "set_image",
-        "toggle_shift",
     }
 )
 
@@ -145,9 +144,12 @@ class MrcApp(App[None]):
         *,
         clock: Callable[[], datetime] | None = None,
         animate: bool = True,
+        data_shift: Callable[[bool], None] | None = None,
     ) -> None:
         super().__init__()
         self.workspace = workspace
+        self.data_shift = data_shift  # the demo's traffic switch (``S`` on the Drift screen)
+        self._shift_on = False
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self.live = animate  # False in snapshot tests: no timers that change the picture
         names = self.model_names()
@@ -629,10 +631,10 @@ class MrcApp(App[None]):
         self.call_from_thread(self.after_change)
 
     def toggle_data_shift(self) -> None:
-        """Demo only: switch the traffic generator's data shift on or off."""
-        toggle = getattr(self.workspace, "toggle_data_shift", None)
-        if toggle is None:
-            self.notify("data shift is a demo control", severity="warning")
+        """Demo only: switch the traffic generator's input data shift on or off."""
+        if self.data_shift is None:
+            self.notify("the data shift is a control of the demo (mrc demo)", severity="warning")
             return
-        on = toggle()
-        self.notify("input data shift on" if on else "input data shift off")
+        self._shift_on = not self._shift_on
+        self.data_shift(self._shift_on)
+        self.notify("input data shift on" if self._shift_on else "input data shift off")

@@ -78,11 +78,11 @@ def _install_hangup_handler(app: Any) -> None:
     signal.signal(signal.SIGTERM, terminate)
 
 
-def run_console(workspace: Any) -> int:
+def run_console(workspace: Any, data_shift: Any = None) -> int:
     """Open the console on ``workspace``; return the exit code when it closes."""
     from tui.app import MrcApp
 
-    app = MrcApp(workspace)
+    app = MrcApp(workspace, data_shift=data_shift)
     _install_hangup_handler(app)
     try:
         app.run()
@@ -122,7 +122,7 @@ def run_demo(args: argparse.Namespace) -> int:
         if args.no_console:
             print(sandbox.config)
             return 0
-        return run_console(workspace)
+        return run_console(workspace, data_shift=sandbox.set_data_shift)
     finally:
         background.stop()
 

@@ -141,3 +141,23 @@ async def test_space_pauses_live_updates(console, fixed_drift) -> None:
         await pilot.pause(2.5)  # more than two refresh periods
         assert len(fixed_drift) == before
         assert "PAUSED" in screen_text(app)
+
+
+async def test_data_shift_key_exists_only_in_the_demo(console, fixed_drift) -> None:
+    switched: list[bool] = []
+    c = console()
+    app = c.make_app()
+    app.data_shift = switched.append
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: len(fixed_drift) > 0)
+        await pilot.press("S")
+        await pilot.pause()
+        await pilot.press("S")
+        await pilot.pause()
+    assert switched == [True, False]
+    plain = console().make_app()
+    async with plain.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        await pilot.pause()
+        assert plain.screen.check_action("toggle_shift", ()) is False

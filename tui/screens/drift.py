@@ -61,7 +61,9 @@ class DriftScreen(MrcScreen):
         Binding("left_square_bracket", "range(-1)", "Shorter", id="drift.shorter", tooltip="Range"),
         Binding("right_square_bracket", "range(1)", "Longer", id="drift.longer", tooltip="Range"),
         Binding("space", "pause", "Pause", id="drift.pause", tooltip="Pause live updates"),
-        Binding("S", "toggle_shift", "Data shift", id="drift.shift", show=False),
+        Binding(
+            "S", "toggle_shift", "Data shift", id="drift.shift", tooltip="Demo: shift the inputs"
+        ),
     ]
 
     class Fetched(Message):
@@ -259,6 +261,11 @@ class DriftScreen(MrcScreen):
         self.paused = not self.paused
         self.mrc.set_paused(self, self.paused)
         self._status()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "toggle_shift":
+            return self.mrc.data_shift is not None  # only the demo has traffic to shift
+        return True
 
     def action_toggle_shift(self) -> None:
         self.mrc.toggle_data_shift()
