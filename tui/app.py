@@ -489,7 +489,10 @@ class MrcApp(App[None]):
             for item in self.workspace.run_tests(op.model, op.commit, cancel=op.cancel):
                 run = getattr(item, "run", None)
                 if run is not None:
+                    changed = op.run is None or op.run.status != run.status
                     op.run = run
+                    if changed:  # queued, started: show the row at once
+                        self.call_from_thread(self.after_change)
                 elif hasattr(item, "text"):
                     op.append(item.text, getattr(item, "stream", "stdout"))
         except Exception as error:
@@ -497,6 +500,7 @@ class MrcApp(App[None]):
             self._notify_error(f"test run of {op.commit[:8]} failed to start: {error}")
         finally:
             op.finished = True
+        self.call_from_thread(self.after_change)
         if op.run is not None:
             status = op.run.status.value
             severity = "information" if status == "passed" else "warning"

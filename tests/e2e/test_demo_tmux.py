@@ -72,9 +72,10 @@ def drift_now(screen: str) -> float | None:
 
 
 def row_of(screen: str, sha: str) -> str:
-    """Return the screen line that starts a table row of commit ``sha`` ('' if none)."""
+    """Return the table row of commit ``sha`` ('' if none): a line with its short sha
+    as a cell (notifications, which also name it, are not rows)."""
     for line in screen.splitlines():
-        if sha[:8] in line:
+        if re.search(rf"(^|\s){sha[:8]}\s", line) and "testing" not in line:
             return line
     return ""
 
@@ -130,7 +131,9 @@ def test_release_story_in_256_colours(session: TmuxSession, tmp_path: Path) -> N
     session.send("t")
     session.wait_text(BANNER.format(n=2, name="Tests"), "the Tests screen after t")
     session.wait_for(
-        lambda s: "failed" in row_of(s, failing), "the failing run on the Tests screen", 60
+        lambda s: re.search(r"\bfailed\b.*2✓ 2✗", row_of(s, failing)) is not None,
+        "the failing run's row on the Tests screen",
+        60,
     )
     assert re.search(r"2✓ 2✗", row_of(session.last_screen, failing)), session.last_screen
 
