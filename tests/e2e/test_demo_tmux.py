@@ -105,15 +105,18 @@ def test_release_story_in_256_colours(session: TmuxSession, tmp_path: Path) -> N
     failing, shift, live = commits["failing"], commits["shift"], commits["v3"]
 
     # Commits: the story's history with tags, the live release marked as deployed.
+    # The demo starts its live release in the background: the badge follows within a poll.
+    session.wait_for(
+        lambda s: "local" in row_of(s, live), "the deployed badge on the live release", 30
+    )
     screen = session.last_screen
     assert "v1.3.0 Normalize" in row_of(screen, shift)
-    assert "local" in row_of(screen, live), screen
     assert "Experiment: drop" in row_of(screen, failing)
     assert "38;5;" in session.capture(escapes=True), "256-colour SGR codes expected"
     assert "38;2;" not in session.capture(escapes=True), "no truecolor without COLORTERM"
 
-    screen = goto(session, "2", "Tests")
-    assert "No test run of churn yet" in screen
+    goto(session, "2", "Tests")
+    session.wait_text("No test run of churn yet", "the empty Tests screen")
     screen = goto(session, "3", "Rollouts")
     row = session.wait_for(lambda s: row_of(s, live), "the live revision's row")
     assert re.search(r"churn\s+local\s+local\s+2\s", row), screen

@@ -57,7 +57,7 @@ class CommitsScreen(MrcScreen):
 
     AUTO_FOCUS = "#commits-table"
     TITLE_TEXT = "1 Commits"
-    POLL_SECONDS = 10.0
+    POLL_SECONDS = 5.0
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Diff", id="commits.diff", tooltip="Show the commit's diff"),
