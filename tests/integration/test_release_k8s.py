@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -289,6 +290,11 @@ def test_console_killed_mid_rollout_shows_outcome_unknown_and_the_live_state(
         assert entry.outcome_unknown and entry.outcome.value == "unknown"
         assert f"pid {proc.pid}" in entry.error
         live = ws.live_state_for(entry)  # shown beside it: the patch did land
+        assert live.image == V2
+        deadline = time.monotonic() + 30  # the controller numbers the new revision shortly after
+        while live.revision != 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            live = ws.live_state_for(entry)
         assert (live.revision, live.image) == (2, V2)
         assert live_image(k8s_cluster, ns) == V2
     finally:
