@@ -161,3 +161,21 @@ async def test_data_shift_key_exists_only_in_the_demo(console, fixed_drift) -> N
         await pilot.press("5")
         await pilot.pause()
         assert plain.screen.check_action("toggle_shift", ()) is False
+
+
+async def test_a_failing_panel_query_is_named_and_the_rest_still_draws(
+    console, monkeypatch
+) -> None:
+    from dataclasses import replace
+
+    def view(workspace, model, span, now):  # type: ignore[no-untyped-def]
+        good = fixed_view(workspace, model, span, now)
+        return replace(good, panel_errors={"latency_p95": "parse error: unexpected [bold]"})
+
+    monkeypatch.setattr(data, "drift_view", view)
+    app = console().make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: "latency_p95: parse error" in screen_text(app))
+        assert "unexpected [bold]" in screen_text(app)
+        assert "drift now: 0.380 alert" in screen_text(app)

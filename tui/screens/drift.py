@@ -88,6 +88,7 @@ class DriftScreen(MrcScreen):
     def compose_body(self) -> ComposeResult:
         yield EmptyState(id="drift-empty")
         yield Static("", id="drift-status")
+        yield Static("", id="drift-errors")
         yield Horizontal(
             Vertical(id="drift-charts"),
             Vertical(
@@ -231,6 +232,13 @@ class DriftScreen(MrcScreen):
         if not view.alerts:
             alerts.append("none", style="dim")
         self._update_static("#drift-alerts", alerts)
+        problems = Text()
+        for panel, message in sorted(view.panel_errors.items()):
+            problems.append(f"{panel}: ", style="bold yellow")
+            problems.append_text(literal(message, style="yellow", max_len=200))
+            problems.append("\n")
+        self._update_static("#drift-errors", problems)
+        self.query_one("#drift-errors").display = bool(view.panel_errors)
         features = tuple(view.features[:10])
         if features == self._features:
             return
