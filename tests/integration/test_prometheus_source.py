@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from core.domain import DriftBand, Histogram, Marker
+from core.domain import DriftBand, Marker
 from core.errors import BackendUnavailable, InvalidQuery
 from core.metrics.model import DriftModel, DriftSettings
 from core.metrics.prometheus import PrometheusSource
-from tests.support.exporter import BEFORE, BUCKETS, openmetrics_history, spread
+from tests.support.exporter import BEFORE, BUCKETS, openmetrics_history, training_histogram
 
 pytestmark = [pytest.mark.integration, pytest.mark.prometheus]
 
@@ -58,14 +58,6 @@ def settings(reference: str) -> DriftSettings:
         error_rate="sum(rate(model_errors_total[5m])) / sum(rate(model_requests_total[5m]))",
         throughput="sum(rate(model_requests_total[5m]))",
     )
-
-
-def training_histogram() -> Histogram:
-    counts, running = [], 0.0
-    for c in spread(1000, BEFORE):
-        running += c
-        counts.append(running)
-    return Histogram((*BUCKETS, float("inf")), (*counts, running))
 
 
 def test_release_shift_crosses_alert_after_the_marker(prometheus: Any) -> None:
@@ -131,7 +123,7 @@ def test_window_histogram_and_score(prometheus: Any) -> None:
 
 def test_data_shift_without_release_has_no_marker(prometheus: Any) -> None:
     source = PrometheusSource(prometheus.url)
-    model = DriftModel(source, settings("training"), training=training_histogram())
+    model = DriftModel(source, settings("training"), training=training_histogram(BEFORE))
     view = model.refresh(T0, END, width=121)
     assert view.markers == ()
     release = RELEASE.timestamp()
@@ -151,18 +143,18 @@ def test_invalid_promql_gives_prometheus_error_text(prometheus: Any) -> None:
         window=WINDOW,
         error_rate="sum(rate(model_errors_total[5m]) / ",
     )
-    view = DriftModel(source, bad, training=training_histogram()).refresh(T0, END)
+    view = DriftModel(source, bad, training=training_histogram(BEFORE)).refresh(T0, END)
     assert "parse error" in view.panel_errors["error_rate"]
     assert view.drift.points and not view.stale
     broken = replace(bad, prediction_histogram='model_prediction_score{le="', error_rate="")
-    view = DriftModel(source, broken, training=training_histogram()).refresh(T0, END)
+    view = DriftModel(source, broken, training=training_histogram(BEFORE)).refresh(T0, END)
     assert "parse error" in view.panel_errors["drift"]
     assert view.current.band is DriftBand.NOT_ENOUGH_DATA and "parse error" in view.current.reason
 
 
 def test_stopped_server_is_unavailable_quickly_and_view_goes_stale(prometheus: Any) -> None:
     source = PrometheusSource(prometheus.url, timeout=2.0)
-    model = DriftModel(source, settings("training"), training=training_histogram())
+    model = DriftModel(source, settings("training"), training=training_histogram(BEFORE))
     fresh = model.refresh(T0, END)
     assert not fresh.stale and fresh.drift.points
     prometheus.stop()

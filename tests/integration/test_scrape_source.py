@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.domain import DriftBand, Histogram, Marker
+from core.domain import DriftBand, Marker
 from core.metrics.model import DriftModel, DriftSettings, open_source
 from core.metrics.scrape import ScrapeSource, Threshold
-from tests.support.exporter import AFTER, BEFORE, BUCKETS, Exporter, spread
+from tests.support.exporter import AFTER, BEFORE, Exporter, training_histogram
 
 pytestmark = pytest.mark.integration
 
@@ -72,14 +72,6 @@ def settings(reference: str) -> DriftSettings:
         latency_p95="histogram_quantile(0.95, model_latency_seconds[1m])",
         throughput="sum(rate(model_requests_total[30s]))",
     )
-
-
-def training_histogram(weights: tuple[float, ...]) -> Histogram:
-    counts, running = [], 0.0
-    for c in spread(1000, weights):
-        running += c
-        counts.append(running)
-    return Histogram((*BUCKETS, float("inf")), (*counts, running))
 
 
 def test_release_shift_crosses_alert_after_the_marker(exporter: Exporter) -> None:

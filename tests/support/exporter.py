@@ -18,6 +18,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+from core.domain import Histogram
+
 BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 #: Weights per bucket of the scores before a shift: centred low.
 BEFORE = (5, 20, 30, 20, 10, 6, 4, 3, 1, 1)
@@ -113,6 +115,15 @@ class Exporter:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def training_histogram(weights: Sequence[float], n: int = 1000) -> Histogram:
+    """Return a reference histogram of ``n`` samples spread by ``weights`` over :data:`BUCKETS`."""
+    counts, running = [], 0.0
+    for count in spread(n, weights):
+        running += count
+        counts.append(running)
+    return Histogram((*BUCKETS, float("inf")), (*counts, running))
 
 
 def _histogram_lines(name: str, labels: str, cumulative: Sequence[int], ts: float) -> list[str]:
