@@ -152,7 +152,7 @@ class Release:
     """A release of one commit to one target as journalled.
 
     ``status`` is "running" until :meth:`Journal.finish_release` records the
-    outcome (see :mod:`core.release`), or "unknown" when its process died.
+    outcome (see :mod:`core.services.release`), or "unknown" when its process died.
     """
 
     id: int

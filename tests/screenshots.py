@@ -210,7 +210,7 @@ def seeded_workspace(root: Path) -> tuple[Any, Any]:
     import core.journal
     from core.config import load_file
     from core.demo import build_sandbox
-    from core.registry import Workspace
+    from core.services.workspace import Workspace
 
     sandbox = build_sandbox(root / "demo", fixed_time=NOW)
     config = replace(load_file(sandbox.config), source=DISPLAY_CONFIG)

@@ -23,7 +23,7 @@ from tui.widgets.banner import BannerInfo
 
 if TYPE_CHECKING:
     from core.domain import RollbackPreview
-    from core.registry import Workspace
+    from core.services.workspace import Workspace
 
 #: Screen names in key order: ``1`` opens the first.
 SCREENS_ORDER = ("commits", "tests", "rollouts", "rollbacks", "drift")
@@ -435,7 +435,7 @@ class MrcApp(App[None]):
     @work(thread=True, group="simple", exit_on_error=False)
     def run_simple(self, model: str, target: str, action: str) -> None:
         """Pause, resume or restart a target through the journal."""
-        from core import actions
+        from core.services import actions
 
         try:
             self.workspace.require_writable(model, target)
@@ -562,7 +562,7 @@ class MrcApp(App[None]):
     @work(thread=True, group="release", exit_on_error=False)
     def _run_release(self, op: LiveOperation, target: str, reason: str) -> None:
         from core.domain import Progress
-        from core.release import ReleasePipeline
+        from core.services.release import ReleasePipeline
 
         try:
             pipeline = ReleasePipeline(self.workspace)

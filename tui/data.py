@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from core.registry import Workspace
+from core.services.workspace import Workspace
 
 
 def target_pairs(workspace: Workspace) -> list[tuple[str, str, str]]:

@@ -34,7 +34,7 @@ _LABEL = {
 
 
 def guard_text(event: Any) -> Text:
-    """Return ``guard: <state>`` for a :class:`core.guard.GuardEvent` (empty for None)."""
+    """Return ``guard: <state>`` for a :class:`core.services.guard.GuardEvent` (empty for None)."""
     if event is None:
         return Text("")
     text = Text("guard: ", style="bold")

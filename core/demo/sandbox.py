@@ -227,7 +227,7 @@ class Sandbox:
     ) -> Background:
         """Serve the live release on the local target and start the traffic generator.
 
-        With a ``workspace`` (:class:`core.registry.Workspace` of this
+        With a ``workspace`` (:class:`core.services.workspace.Workspace` of this
         sandbox's config) its target is used and the rollouts are journalled,
         so the console sees them; otherwise a target is opened here. On a
         fresh state dir the releases of ``history`` are rolled out in order

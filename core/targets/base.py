@@ -6,7 +6,7 @@ methods are blocking and meant to be called from a worker thread; every call
 that talks to a backend has a timeout, so a dead backend raises
 :class:`~core.errors.BackendUnavailable` instead of hanging.
 
-Mutating methods do not journal: callers go through :mod:`core.actions`,
+Mutating methods do not journal: callers go through :mod:`core.services.actions`,
 which writes the intent row before and the outcome after.
 """
 

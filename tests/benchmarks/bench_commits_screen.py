@@ -25,7 +25,7 @@ from pathlib import Path
 
 from core.config import parse
 from core.journal import Journal
-from core.registry import Workspace
+from core.services.workspace import Workspace
 from tests.benchmarks.bench_git_log import DEFAULT_CACHE, ensure_repo
 from tests.support.targets import FIXED_NOW
 from tui.app import MrcApp

@@ -1,6 +1,6 @@
 """The scripting commands as a user runs them: ``python -m tui.cli ...`` subprocesses.
 
-Exit codes and JSON documents are the contract (see :mod:`core.cli_commands`).
+Exit codes and JSON documents are the contract (see :mod:`tui.cli.commands`).
 The local-target tests use a real git repository and real server processes;
 the Kubernetes tests use the real control plane from the service fixtures.
 """
@@ -20,15 +20,6 @@ from typing import Any
 
 import pytest
 
-from core.cli_commands import (
-    EXIT_CANCELLED,
-    EXIT_FAILED,
-    EXIT_NOT_FOUND,
-    EXIT_OK,
-    EXIT_PERMISSION,
-    EXIT_UNAVAILABLE,
-    EXIT_USAGE,
-)
 from core.targets.local import free_port
 from tests.integration.test_release_k8s import k8s_config, live_image, rollout_to
 from tests.integration.test_release_local import (
@@ -36,6 +27,15 @@ from tests.integration.test_release_local import (
     make_served_repo,
     served,
     write_config,
+)
+from tui.cli.commands import (
+    EXIT_CANCELLED,
+    EXIT_FAILED,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_PERMISSION,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
 )
 
 pytestmark = pytest.mark.integration
@@ -293,8 +293,8 @@ def test_production_release_needs_the_model_name_typed(tmp_path: Path, sample: S
     """On a terminal, a production target asks for the model name; a wrong answer changes
     nothing (exit 2), the right one releases. Rollback stays a plain y/N."""
     from core import config as config_mod
-    from core.cli_commands import Streams, cmd_release, cmd_rollback, run_command
-    from core.registry import Workspace
+    from core.services.workspace import Workspace
+    from tui.cli.commands import Streams, cmd_release, cmd_rollback, run_command
 
     path = write_config(tmp_path, sample.path, free_port(), production=True, duration="1s")
     ws = Workspace(config_mod.load_file(path), state_dir=tmp_path / "state")

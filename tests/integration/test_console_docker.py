@@ -8,7 +8,7 @@ import pytest
 
 from core.config import parse
 from core.journal import Journal
-from core.registry import Workspace
+from core.services.workspace import Workspace
 from tests.support.repos import make_history_repo
 from tests.tui.test_shell import screen_text, wait_for
 from tui.app import MrcApp

@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 
 from core import config as config_mod
-from core import guard as g
-from core import release as r
 from core.domain import Alert, Artifact, Histogram, Series
 from core.errors import Conflict
-from core.registry import Workspace
+from core.services import guard as g
+from core.services import release as r
+from core.services.workspace import Workspace
 from tests.support.model_server_image import commit_model_server
 from tests.support.repos import BASE_TIME, commit_files, init_repo, pytest_command
 
@@ -244,7 +244,7 @@ KILLER = textwrap.dedent(
     import sys
     from core import config as config_mod
     from core.domain import Artifact
-    from core.registry import Workspace
+    from core.services.workspace import Workspace
 
     ws = Workspace(config_mod.load_file(sys.argv[1]), state_dir=sys.argv[2])
     target = ws.target("churn")

@@ -25,12 +25,12 @@ import httpx
 import pytest
 
 from core import config as config_mod
-from core import guard as g
-from core import release as r
 from core.domain import Artifact, Phase
 from core.errors import Conflict
 from core.journal import Journal
-from core.registry import Workspace
+from core.services import guard as g
+from core.services import release as r
+from core.services.workspace import Workspace
 from core.targets.local import free_port
 from tests.support.repos import BASE_TIME, commit_files, init_repo, pytest_command
 
@@ -296,7 +296,7 @@ KILLER = textwrap.dedent(
     import sys
     from core import config as config_mod
     from core.domain import Artifact
-    from core.registry import Workspace
+    from core.services.workspace import Workspace
 
     cfg = config_mod.load_file(sys.argv[1])
     ws = Workspace(cfg, state_dir=sys.argv[2])

@@ -248,7 +248,7 @@ def test_build_view_from_a_workspace_with_journal_markers(
     from core.config import parse
     from core.journal import Journal
     from core.metrics.model import build_view
-    from core.registry import Workspace
+    from core.services.workspace import Workspace
 
     config = parse(
         f"""

@@ -17,7 +17,7 @@ import pytest
 
 from core.config import parse
 from core.journal import Journal
-from core.registry import Workspace
+from core.services.workspace import Workspace
 from tests.support.repos import make_history_repo
 from tests.support.targets import FIXED_NOW, ScriptedTarget, scripted_history
 from tui.app import MrcApp

@@ -10,7 +10,7 @@ from textual.widgets import Static
 from core.config import Config
 from core.domain import Outcome
 from core.journal import Journal
-from core.registry import Workspace
+from core.services.workspace import Workspace
 from tui.app import MrcApp
 from tui.screens.commits import CommitsScreen
 from tui.screens.confirm import RollbackConfirm
@@ -241,7 +241,7 @@ async def test_rollback_refused_when_the_target_changed_after_review(console) ->
 
 
 async def test_guard_state_shows_on_rollouts_and_drift(console, monkeypatch) -> None:
-    from core.guard import ALERT, GuardEvent
+    from core.services.guard import ALERT, GuardEvent
     from tests.tui.test_drift_screen import fixed_view
     from tui import data
 

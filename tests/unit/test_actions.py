@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from core import actions
 from core.cancel import CancelToken
 from core.domain import Artifact, Outcome, Phase, Progress, RolloutState
 from core.errors import BackendUnavailable, Cancelled, Conflict, OperationFailed, ReadOnly
 from core.journal import Journal
+from core.services import actions
 
 
 class FakeTarget:

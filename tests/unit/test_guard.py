@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from core import guard as g
 from core.cancel import CancelToken
 from core.domain import Alert, DriftBand, DriftScore, Histogram, Progress, Series
 from core.errors import BackendUnavailable, Conflict, InvalidQuery
+from core.services import guard as g
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

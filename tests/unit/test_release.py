@@ -10,8 +10,6 @@ from typing import Any
 
 import pytest
 
-from core import guard as g
-from core import release as r
 from core.cancel import CancelToken
 from core.config import GuardConfig, LocalTargetConfig, ModelConfig
 from core.domain import (
@@ -26,6 +24,8 @@ from core.domain import (
 )
 from core.errors import Conflict, ReadOnly
 from core.journal import Journal
+from core.services import guard as g
+from core.services import release as r
 
 SHA = "a" * 40
 

@@ -2,7 +2,7 @@
 
 ``mrc`` opens the console; ``mrc demo`` builds the sandbox and opens the
 console on it; the scripting commands (status, history, test, release,
-rollback, doctor) are defined in :mod:`core.cli_commands`.
+rollback, doctor) are defined in :mod:`tui.cli.commands`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from core import __version__
 
-#: Subcommands defined in core.cli_commands (imported only when one is used).
+#: Subcommands defined in tui.cli.commands (imported only when one is used).
 SCRIPT_COMMANDS = frozenset({"status", "history", "test", "release", "rollback", "doctor"})
 
 
@@ -45,7 +45,7 @@ def build_parser(*, scripting: bool = True) -> argparse.ArgumentParser:
         "--no-console", action="store_true", help="build and start the sandbox, print its config"
     )
     if scripting:
-        from core.cli_commands import add_script_commands
+        from tui.cli.commands import add_script_commands
 
         add_script_commands(subparsers)
     return parser
@@ -94,7 +94,7 @@ def run_console(workspace: Any, data_shift: Any = None) -> int:
 def open_console(args: argparse.Namespace) -> int:
     """Load the configuration and open the console; 2 on an invalid configuration."""
     from core.errors import ConfigError
-    from core.registry import Workspace
+    from core.services.workspace import Workspace
 
     try:
         workspace = Workspace.open(args.config, read_only=args.read_only)
@@ -108,7 +108,7 @@ def run_demo(args: argparse.Namespace) -> int:
     """Build the demo sandbox, start its server and traffic, open the console on it."""
     from core.config import load_file
     from core.demo import build_sandbox
-    from core.registry import Workspace
+    from core.services.workspace import Workspace
 
     print("mrc: building the demo sandbox…", file=sys.stderr)
     sandbox = build_sandbox(args.dir)

@@ -10,7 +10,8 @@ import pytest
 
 from core import config as config_mod
 from core.errors import NotFound, ReadOnly
-from core.registry import Workspace, doctor, open_metrics
+from core.services.doctor import doctor
+from core.services.workspace import Workspace, open_metrics
 from tests.support.repos import BASE_TIME, commit_files, init_repo
 
 

@@ -515,7 +515,7 @@ def cmd_release(
     must be typed). Returns 0 when the release is live and passed its verify
     window, 1 when it failed or the guard found a breach, 130 when cancelled.
     """
-    from core import release
+    from core.services import release
 
     cancel = cancel or CancelToken()
     tcfg = ws.target_config(model, target)
@@ -653,7 +653,7 @@ def cmd_rollback(
 
 def cmd_doctor(ws: Any, streams: Streams, *, as_json: bool = False, timeout: float = 5.0) -> int:
     """Check every configured backend; return 0 when all answer, else 3."""
-    from core.registry import doctor
+    from core.services.doctor import doctor
 
     lines = doctor(ws.config, timeout=timeout)
     ok = all(line.ok for line in lines)
@@ -673,7 +673,7 @@ def cmd_doctor(ws: Any, streams: Streams, *, as_json: bool = False, timeout: flo
 
 
 def _open_workspace(args: argparse.Namespace) -> Any:
-    from core.registry import Workspace
+    from core.services.workspace import Workspace
 
     return Workspace.open(
         getattr(args, "config", None), read_only=bool(getattr(args, "read_only", False))

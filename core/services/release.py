@@ -4,7 +4,7 @@
 target and yields :class:`ReleaseEvent` values the console renders, the CLI
 prints and the tests iterate. Nothing reaches the target unless the commit's
 tests pass (and its quality metrics meet the model's ``quality`` minimums).
-The rollout goes through :mod:`core.actions`, so it has its own intent/outcome
+The rollout goes through :mod:`core.services.actions`, so it has its own intent/outcome
 row in the audit trail; the release itself is a journal row with one row per
 step, written before the step starts and closed when it ends. Cancelling (or
 a crash) at any step therefore leaves a record of what was done and of the
@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from core import guard as guard_mod
 from core.cancel import CancelToken
 from core.domain import Artifact, Phase, Progress, RunStatus, TestRun
 from core.errors import (
@@ -28,7 +27,8 @@ from core.errors import (
     MrcError,
     ReadOnly,
 )
-from core.guard import GuardEvent
+from core.services import guard as guard_mod
+from core.services.guard import GuardEvent
 
 #: The pipeline's steps, in order.
 STEPS = ("tests", "build", "push", "rollout", "wait", "verify")
@@ -121,7 +121,7 @@ class ReleaseRecord:
 
 
 class ReleasePipeline:
-    """Runs releases for the models of a :class:`core.registry.Workspace`.
+    """Runs releases for the models of a :class:`core.services.workspace.Workspace`.
 
     ``wait_timeout`` bounds the wait-for-completion step (seconds);
     ``poll`` is the status polling interval of that step.

@@ -4,7 +4,7 @@ After a rollout the guard evaluates the configured checks (error rate,
 latency p95, drift score) every ``interval`` seconds for ``guard.duration``.
 A check whose value exceeds its limit is a breach. With
 ``guard.auto_rollback`` the guard rolls the target back through
-:func:`core.actions.run_rollback` (so the rollback is journalled like any
+:func:`core.services.actions.run_rollback` (so the rollback is journalled like any
 other) with the reason ``"guard: <check> breached: <value> > <limit>"``;
 without it the guard emits an ``alert`` event and the console offers the
 one-key rollback. A check with no data is "not enough data", never a breach.
@@ -175,7 +175,7 @@ class Guard:
     check name to the query text, from the model's metrics config); ``drift``
     computes the drift score. Either may be None: its checks then report
     "not enough data". ``journal`` is handed to the rollback action.
-    ``rollback`` defaults to :func:`core.actions.run_rollback`.
+    ``rollback`` defaults to :func:`core.services.actions.run_rollback`.
     """
 
     def __init__(
@@ -329,7 +329,7 @@ class Guard:
             return
         rollback = self._rollback
         if rollback is None:
-            from core.actions import run_rollback
+            from core.services.actions import run_rollback
 
             rollback = run_rollback
         try:
