@@ -1,8 +1,11 @@
 """Make text from outside (commit messages, process output, events) safe for a terminal.
 
-:func:`clean_line` removes everything a terminal would interpret (escape
-sequences, control characters, bidirectional overrides) and bounds the length,
-so the result can be shown literally. It does not touch Textual markup such as
+:func:`clean_line` replaces everything a terminal would interpret (escape
+sequences, control characters, bidirectional overrides) with a visible mark and
+bounds the length, so the result can be shown literally and an operator can
+tell that something was removed: an escape sequence becomes ``␛``, a C0 control
+its Unicode control picture (BEL ``␇``, CR ``␍``, ...), DEL ``␡``, and a C1 or
+bidirectional control ``\ufffd``. It does not touch Textual markup such as
 ``[bold]``: the UI must still build ``Text`` objects (or escape markup) itself.
 """
 
@@ -12,6 +15,10 @@ import re
 
 #: Appended to a truncated line, followed by the number of characters dropped.
 ELLIPSIS = "…"
+#: What a removed escape sequence is shown as.
+ESCAPE_MARK = "\u241b"  # ␛
+#: What a removed C1 or bidirectional control is shown as.
+CONTROL_MARK = "\ufffd"
 
 # ESC-introduced string commands (OSC ], DCS P, SOS X, PM ^, APC _) and their
 # 8-bit C1 forms, terminated by BEL, ST (ESC \ or 0x9c) or the end of the text.
@@ -52,14 +59,24 @@ def clean_line(text: str | bytes, max_len: int = 2000, tab_size: int = 4) -> str
         dropped = len(text) - window
         text = text[:window]
     if _INTRODUCERS.search(text):
-        text = _SEQUENCES.sub("", text)
+        text = _SEQUENCES.sub(ESCAPE_MARK, text)
     text = text.replace("\r\n", " ").replace("\n", " ")
     if "\t" in text:
         text = text.replace("\t", " " * tab_size)
-    text = _CONTROLS.sub("", text)
+    text = _CONTROLS.sub(_mark, text)
     if len(text) > max_len:
         dropped += len(text) - max_len
         text = text[:max_len]
     if dropped:
         text = f"{text}{ELLIPSIS}[+{dropped} chars]"
     return text
+
+
+def _mark(match: re.Match[str]) -> str:
+    """Return the visible stand-in of one removed control character."""
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)  # the control pictures block: ␀ .. ␟
+    if code == 0x7F:
+        return "\u2421"  # ␡
+    return CONTROL_MARK

@@ -340,7 +340,7 @@ def test_hostile_subjects_are_returned_as_data(tmp_path: Path) -> None:
     assert len(subjects) == len(HOSTILE_SUBJECTS)
     assert subjects[0] == HOSTILE_SUBJECTS[0].decode()  # markup kept verbatim
     assert "\x1b" in subjects[1] and "\x1b" not in clean_line(subjects[1])
-    assert clean_line(subjects[1]) == "ansi red and osc  done"
+    assert clean_line(subjects[1]) == "ansi ␛red␛ and osc ␛ done"
     assert len(subjects[2]) == 10_005
     assert "\ufffd" in subjects[3]
     assert subjects[4] == HOSTILE_SUBJECTS[4].decode()

@@ -206,7 +206,7 @@ def test_hostile_output_is_passed_on_as_data(runner: TestRunner, model_repo: Mod
         "a\x1b[31mred\x1b[0m \x1b]0;title\x07b",
         "שלום",
     ]
-    assert [clean_line(t) for t in out] == [out[0], "ared b", out[2]]
+    assert [clean_line(t) for t in out] == [out[0], "a␛red␛ ␛b", out[2]]
     log = Path(run.output_path or "").read_text()
     assert "[@click=app.quit]" in log
 

@@ -1,4 +1,4 @@
-"""clean_line makes outside text literal and inert for a terminal."""
+"""clean_line makes outside text literal and inert for a terminal, and shows what it removed."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.sanitize import ELLIPSIS, clean_line
+from core.sanitize import CONTROL_MARK, ELLIPSIS, ESCAPE_MARK, clean_line
+
+E = ESCAPE_MARK
 
 
 def test_markup_text_is_unchanged() -> None:
@@ -15,11 +17,11 @@ def test_markup_text_is_unchanged() -> None:
 
 
 def test_csi_color_sequences_are_removed() -> None:
-    assert clean_line("ansi \x1b[31;1mred\x1b[0m done") == "ansi red done"
+    assert clean_line("ansi \x1b[31;1mred\x1b[0m done") == f"ansi {E}red{E} done"
 
 
 def test_cursor_and_erase_sequences_are_removed() -> None:
-    assert clean_line("a\x1b[2J\x1b[H\x1b[?25lb\x1b(Bc\x1b7") == "abc"
+    assert clean_line("a\x1b[2J\x1b[H\x1b[?25lb\x1b(Bc\x1b7") == f"a{E * 3}b{E}c{E}"
 
 
 @pytest.mark.parametrize(
@@ -32,24 +34,25 @@ def test_cursor_and_erase_sequences_are_removed() -> None:
     ],
 )
 def test_osc_sequences_are_removed(osc: str) -> None:
-    assert clean_line(f"before {osc}after") == "before after"
+    assert clean_line(f"before {osc}after") == f"before {E}after"
 
 
 def test_dcs_and_unterminated_string_commands_are_removed() -> None:
-    assert clean_line("x\x1bPq#0;2;0;0;0\x1b\\y") == "xy"
-    assert clean_line("x\x1b]0;never terminated") == "x"
+    assert clean_line("x\x1bPq#0;2;0;0;0\x1b\\y") == f"x{E}y"
+    assert clean_line("x\x1b]0;never terminated") == f"x{E}"
 
 
-def test_other_control_characters_are_removed_and_tabs_expanded() -> None:
-    assert clean_line("a\x00b\x07c\x08d\x7fe\x85f\rg") == "abcdefg"
+def test_other_control_characters_are_shown_as_marks_and_tabs_expanded() -> None:
+    assert clean_line("a\x00b\x07c\x08d\x7fe\x85f\rg") == f"a␀b␇c␈d␡e{CONTROL_MARK}f␍g"
     assert clean_line("col1\tcol2", tab_size=4) == "col1    col2"
     assert clean_line("one\ntwo") == "one two"
 
 
-def test_bidi_overrides_are_removed_but_rtl_text_is_kept() -> None:
+def test_bidi_overrides_are_marked_but_rtl_text_is_kept() -> None:
     rtl = "שלום مرحبا"
     assert clean_line(rtl) == rtl
-    assert clean_line(f"\u202e{rtl}\u202c and \u2066x\u2069") == f"{rtl} and x"
+    m = CONTROL_MARK
+    assert clean_line(f"\u202e{rtl}\u202c and \u2066x\u2069") == f"{m}{rtl}{m} and {m}x{m}"
 
 
 def test_long_line_is_truncated_with_marker() -> None:
@@ -80,3 +83,14 @@ def test_result_never_contains_controls_and_is_bounded(text: str, max_len: int) 
     assert "\x1b" not in result
     body = result.split(ELLIPSIS + "[+")[0] if ELLIPSIS + "[+" in result else result
     assert len(body) <= max_len
+
+
+@given(
+    st.text(alphabet=st.sampled_from(["a", "\x1b", "[", "]", "0", ";", "m", "\x07", "\x9b", "\\"]))
+)
+def test_something_removed_is_always_shown(text: str) -> None:
+    result = clean_line(text)
+    if any(ch in text for ch in "\x1b\x07\x9b"):
+        assert any(mark in result for mark in (ESCAPE_MARK, "␇", CONTROL_MARK))
+    else:
+        assert result == text
