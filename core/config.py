@@ -23,7 +23,6 @@ import dataclasses
 import difflib
 import math
 import os
-import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from core import paths
+from core import durations, paths
 from core.errors import ConfigError, NotFound
 
 TARGET_KINDS = ("kubernetes", "docker", "local")
@@ -69,30 +68,6 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
-
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """Return the seconds of a duration such as ``"250ms"``, ``"30s"``, ``"5m"``, ``"1h30m"``.
-
-    Raises ValueError for anything else (empty, no unit, unknown unit, negative).
-    """
-    stripped = text.strip()
-    if not stripped:
-        raise ValueError("empty duration")
-    position = 0
-    total = 0.0
-    for match in _DURATION_PART.finditer(stripped):
-        if match.start() != position:
-            break
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        position = match.end()
-    if position != len(stripped):
-        raise ValueError(f"invalid duration {text!r} (expected e.g. 250ms, 30s, 5m, 1h30m)")
-    return total
 
 
 # --------------------------------------------------------------------------
@@ -557,22 +532,14 @@ class _Table:
         value = self._get(name, default)
         if value is _MISSING:
             return default
-        if isinstance(value, str):
-            try:
-                return parse_duration(value)
-            except ValueError:
-                self.problem(
-                    name,
-                    f'invalid duration "{value}" (expected e.g. "250ms", "30s", "5m", "1h30m")',
-                )
-                return default
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            if value < 0 or math.isnan(value) or math.isinf(value):
-                self.problem(name, f"expected a non-negative duration, got {value}")
-                return default
-            return float(value)  # a bare number means seconds
-        self.problem(name, f'expected a duration such as "30s", got {_describe(value)}')
-        return default
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            self.problem(name, f'expected a duration such as "30s", got {_describe(value)}')
+            return default
+        try:
+            return durations.seconds(value)  # a TOML number means seconds
+        except durations.DurationError as exc:
+            self.problem(name, str(exc))
+            return default
 
     def filepath(self, name: str, base: Path, default: Any = _MISSING) -> Any:
         value = self.string(name, default)

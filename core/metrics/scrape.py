@@ -19,7 +19,8 @@ Query vocabulary (a deliberately small subset of PromQL)::
     expr / expr                point-wise division (series matched by labels, or a single
                                series on one side applies to all); division by 0 drops the point
 
-``d`` is a duration such as ``250ms``, ``30s``, ``5m``, ``1h``. Anything else
+``d`` is a positive duration in the grammar of :mod:`core.durations` (``250ms``,
+``30s``, ``5m``, ``1h30m``, ``2d``, or a number of seconds). Anything else
 raises :class:`~core.errors.InvalidQuery` naming the vocabulary.
 
 Alerts are evaluated locally from the :class:`Threshold` list given to the
@@ -41,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from core import durations
 from core.domain import Alert, Histogram, Series
 from core.errors import BackendUnavailable, InvalidQuery
 from core.metrics.drift import histogram_delta, quantile
@@ -60,8 +62,6 @@ _RATE = re.compile(r"rate\((?P<sel>[^\[\]()]+)\[(?P<d>[^\]]+)\]\)")
 _QUANTILE = re.compile(
     r"histogram_quantile\((?P<q>[0-9.eE+-]+),(?P<sel>[^\[\]()]+)(?:\[(?P<d>[^\]]+)\])?\)"
 )
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DEFAULT_QUANTILE_WINDOW = 60.0
 
 Labels = tuple[tuple[str, str], ...]
@@ -69,18 +69,18 @@ Labels = tuple[tuple[str, str], ...]
 Samples = dict[str, list[tuple[Labels, float]]]
 
 
-def parse_duration(text: str) -> float:
-    """Return the seconds of a duration like ``1m30s``; raises InvalidQuery when malformed."""
-    text = text.strip()
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(text) or not text or total <= 0:
-        raise InvalidQuery(f"invalid duration {text!r} (expected e.g. 30s, 5m, 1h)")
-    return total
+def _window(text: str) -> float:
+    """Return the seconds of the range selector duration ``text`` (:mod:`core.durations`).
+
+    Raises InvalidQuery when it is not a duration or is zero.
+    """
+    try:
+        seconds = durations.parse(text)
+    except durations.DurationError as exc:
+        raise InvalidQuery(f"{exc} in a range selector") from None
+    if seconds <= 0:
+        raise InvalidQuery(f'invalid duration "{text}" in a range selector: it must be positive')
+    return seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,12 +294,12 @@ class ScrapeSource:
             return _sum(self._evaluate(expr[4:-1], scrapes))
         m = _RATE.fullmatch(expr)
         if m:
-            window = parse_duration(m.group("d"))
+            window = _window(m.group("d"))
             return {k: _rate(v, window) for k, v in self._select(scrapes, m.group("sel")).items()}
         m = _QUANTILE.fullmatch(expr)
         if m:
             q = float(m.group("q"))
-            window = parse_duration(m.group("d")) if m.group("d") else _DEFAULT_QUANTILE_WINDOW
+            window = _window(m.group("d")) if m.group("d") else _DEFAULT_QUANTILE_WINDOW
             hs = self._histograms(scrapes, m.group("sel"))
             points = []
             for t, h in _windows(hs, [t for t, _ in hs], window):
@@ -364,7 +364,7 @@ class ScrapeSource:
         t0, t1 = start.timestamp(), end.timestamp()
         # Scrapes up to the longest trailing window before the range feed rate and quantile;
         # older ones cannot change a point inside the range.
-        lookback = max((parse_duration(d) for d in re.findall(r"\[([^\]]+)\]", query)), default=0.0)
+        lookback = max((_window(d) for d in re.findall(r"\[([^\]]+)\]", query)), default=0.0)
         lookback = max(lookback, _DEFAULT_QUANTILE_WINDOW)
         scrapes = self._snapshot()
         first = max(bisect.bisect_right([x.time for x in scrapes], t0 - lookback) - 1, 0)

@@ -16,9 +16,10 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from core import durations
 from core.cancel import CancelToken
 from core.domain import DriftBand, DriftScore, Progress
 from core.errors import BackendUnavailable, Cancelled, InvalidQuery, MrcError
@@ -85,8 +86,9 @@ class GuardSettings:
     def from_config(cls, guard: Any, *, interval: float | None = None) -> GuardSettings:
         """Build settings from a config object (attributes) or a mapping; None gives defaults.
 
-        Durations may be seconds, ``timedelta`` or strings such as ``"5m"``.
-        Raises ValueError for a duration string that cannot be parsed.
+        Durations may be seconds, ``timedelta`` or strings in the grammar of
+        :mod:`core.durations` such as ``"5m"``. Raises ValueError
+        (:class:`~core.durations.DurationError`) for a duration that cannot be parsed.
         """
         if guard is None:
             return cls() if interval is None else cls(interval=interval)
@@ -96,8 +98,8 @@ class GuardSettings:
                 return guard.get(name, default)
             return getattr(guard, name, default)
 
-        duration = to_seconds(get("duration", 300.0))
-        step = interval if interval is not None else to_seconds(get("interval", None) or 0)
+        duration = durations.seconds(get("duration", 300.0))
+        step = interval if interval is not None else durations.seconds(get("interval", None) or 0)
         if not step:
             # about 20 evaluations per window, between 1 s and 15 s apart
             step = min(15.0, max(1.0, duration / 20))
@@ -122,39 +124,6 @@ class GuardSettings:
 
 def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
-
-
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def to_seconds(value: Any) -> float:
-    """Return ``value`` (number, ``timedelta`` or a string like ``"1h30m"``) in seconds.
-
-    Raises ValueError for a string that is not a duration.
-    """
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, int | float):
-        return float(value)
-    text = str(value).strip()
-    total, number, i = 0.0, "", 0
-    if not text:
-        raise ValueError("empty duration")
-    while i < len(text):
-        ch = text[i]
-        if ch.isdigit() or ch == ".":
-            number += ch
-            i += 1
-            continue
-        unit = "ms" if text.startswith("ms", i) else ch
-        if unit not in _UNITS or not number:
-            raise ValueError(f"not a duration: {value!r}")
-        total += float(number) * _UNITS[unit]
-        number = ""
-        i += len(unit)
-    if number:  # a bare number means seconds
-        total += float(number)
-    return total
 
 
 class DriftProbe(Protocol):

@@ -15,7 +15,6 @@ from core.config import (
     KubernetesTargetConfig,
     LocalTargetConfig,
     Secret,
-    parse_duration,
 )
 from core.errors import ConfigError, NotFound
 
@@ -184,18 +183,11 @@ def test_empty_file_is_a_config_without_models(tmp_path: Path) -> None:
     assert loaded.models == () and loaded.source == path.resolve()
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("250ms", 0.25), ("30s", 30.0), ("5m", 300.0), ("1h30m", 5400.0), ("1.5s", 1.5)],
-)
-def test_parse_duration(text: str, seconds: float) -> None:
-    assert parse_duration(text) == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize("text", ["", "5", "5x", "m5", "-3s", "1h 30m", "s", "5m5"])
-def test_parse_duration_refuses(text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_duration(text)
+def test_durations_use_the_one_grammar(tmp_path: Path) -> None:
+    text = MINIMAL + 'test_timeout = "2d"\n\n[model.guard]\nduration = 90\n'
+    model = config.load_file(write(tmp_path, text), environ={}).models[0]
+    assert model.test_timeout == 172800.0
+    assert model.guard.duration == 90.0  # a TOML number is seconds
 
 
 # --------------------------------------------------------------------------

@@ -246,7 +246,7 @@ def test_settings_from_config_and_durations() -> None:
     assert s.limits() == {"error_rate": 0.1}
     assert 1.0 <= s.interval <= 15.0
     assert g.GuardSettings.from_config({"duration": "1m30s", "max_drift": 0.2}).duration == 90
-    assert g.to_seconds("250ms") == pytest.approx(0.25)
-    assert g.to_seconds(timedelta(minutes=2)) == 120
+    assert g.GuardSettings.from_config({"duration": "1m", "interval": "250ms"}).interval == 0.25
+    assert g.GuardSettings.from_config({"duration": timedelta(minutes=2)}).duration == 120
     with pytest.raises(ValueError):
-        g.to_seconds("soon")
+        g.GuardSettings.from_config({"duration": "soon"})

@@ -24,7 +24,7 @@ from core.metrics.prometheus import (
     step_for,
     with_selector,
 )
-from core.metrics.scrape import ScrapeSource, Threshold, parse_duration, parse_exposition
+from core.metrics.scrape import ScrapeSource, Threshold, parse_exposition
 
 T0 = 1_700_000_000.0
 INF = math.inf
@@ -200,13 +200,6 @@ def test_unreachable_endpoint_is_backend_unavailable_and_keeps_data(source: Scra
     assert "cannot scrape" in source.last_error
     assert source.histogram_window("model_prediction_score", at(0), at(20)).total == 150
     source.close()
-
-
-def test_parse_duration() -> None:
-    assert parse_duration("1m30s") == 90
-    assert parse_duration("250ms") == 0.25
-    with pytest.raises(InvalidQuery):
-        parse_duration("5")
 
 
 # -- helpers shared with the Prometheus source -----------------------------
