@@ -1,6 +1,6 @@
 """The scripting commands as a user runs them: ``python -m tui.cli ...`` subprocesses.
 
-Exit codes and JSON documents are the contract (see :mod:`tui.cli.commands`).
+Exit codes and JSON documents are the contract (see :mod:`tui.cli.output`).
 The local-target tests use a real git repository and real server processes;
 the Kubernetes tests use the real control plane from the service fixtures.
 """
@@ -28,7 +28,7 @@ from tests.integration.test_release_local import (
     served,
     write_config,
 )
-from tui.cli.commands import (
+from tui.cli.output import (
     EXIT_CANCELLED,
     EXIT_FAILED,
     EXIT_NOT_FOUND,
@@ -294,7 +294,10 @@ def test_production_release_needs_the_model_name_typed(tmp_path: Path, sample: S
     nothing (exit 2), the right one releases. Rollback stays a plain y/N."""
     from core import config as config_mod
     from core.services.workspace import Workspace
-    from tui.cli.commands import Streams, cmd_release, cmd_rollback, run_command
+    from tui.cli.output import Streams
+    from tui.cli.release import cmd_release
+    from tui.cli.rollback import cmd_rollback
+    from tui.cli.runner import run_command
 
     path = write_config(tmp_path, sample.path, free_port(), production=True, duration="1s")
     ws = Workspace(config_mod.load_file(path), state_dir=tmp_path / "state")

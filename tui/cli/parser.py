@@ -1,0 +1,85 @@
+"""The argument parser of ``mrc``: global options, ``demo`` and the scripting commands.
+
+Building it imports nothing but argparse, so the console's first frame does
+not wait for the scripting commands; :mod:`tui.cli.runner` binds each
+scripting command's arguments to its implementation.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from core import __version__
+
+#: The scripting commands (run by :func:`tui.cli.runner.run_script`).
+SCRIPT_COMMANDS = ("status", "history", "test", "release", "rollback", "doctor")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of ``mrc`` and all its subcommands.
+
+    ``command`` is None (open the console), "demo" or one of SCRIPT_COMMANDS.
+    """
+    parser = argparse.ArgumentParser(
+        prog="mrc",
+        description="Model Release Console: commits, tests, images, rollouts, rollback, drift.",
+    )
+    parser.add_argument("--version", action="version", version=f"mrc {__version__}")
+    parser.add_argument("--config", metavar="PATH", help="configuration file (TOML)")
+    parser.add_argument(
+        "--read-only", action="store_true", help="disable every action that changes a target"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo = subparsers.add_parser(
+        "demo", help="build the demo sandbox (model repo, server, traffic) and open the console"
+    )
+    demo.add_argument("--dir", type=Path, default=None, help="sandbox directory (default: temp)")
+    demo.add_argument(
+        "--no-console", action="store_true", help="build and start the sandbox, print its config"
+    )
+    _add_script_commands(subparsers)
+    return parser
+
+
+def _add_script_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the subcommands of SCRIPT_COMMANDS with their arguments."""
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return subparsers.add_parser(name, help=help)
+
+    def target(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--target", "-t", default=None)
+
+    def mutating(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--reason", default="", help="why (recorded in the journal)")
+        p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+    add("status", "live state of every model on every target")
+
+    p = add("history", "revision history and audit trail of a model")
+    p.add_argument("model")
+    target(p)
+
+    p = add("test", "run a model's tests at a commit")
+    p.add_argument("model")
+    p.add_argument("commit", nargs="?", default="HEAD")
+
+    p = add("release", "test, build, push, roll out and verify a commit")
+    p.add_argument("model")
+    p.add_argument("commit")
+    target(p)
+    mutating(p)
+
+    p = add("rollback", "roll a model back to a previous revision")
+    p.add_argument("model")
+    target(p)
+    p.add_argument("--to", type=int, default=None, metavar="REVISION", dest="to_revision")
+    mutating(p)
+
+    add("doctor", "check that every configured backend answers")
+
+    for name in SCRIPT_COMMANDS:
+        subparsers.choices[name].add_argument(
+            "--json", action="store_true", help="print one JSON document on stdout"
+        )

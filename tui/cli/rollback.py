@@ -1,0 +1,81 @@
+"""``mrc rollback MODEL``: roll a model back to a previous revision."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from core.cancel import CancelToken
+from tui.cli.output import EXIT_OK, Streams
+from tui.cli.prompts import confirm
+
+if TYPE_CHECKING:
+    from core.services.workspace import Workspace
+
+
+def cmd_rollback(
+    ws: Workspace,
+    streams: Streams,
+    model: str,
+    *,
+    target: str | None = None,
+    to_revision: int | None = None,
+    reason: str = "",
+    yes: bool = False,
+    as_json: bool = False,
+    cancel: CancelToken | None = None,
+    interactive: bool | None = None,
+) -> int:
+    """Roll the model back on ``target`` to ``to_revision`` (None: the previous one).
+
+    Shows current -> target revision and asks for confirmation unless ``yes``
+    (one "y" even on production targets). Returns 0 when rolled back (or
+    already at that revision). Raises what the target raises (Conflict,
+    PermissionDenied, ReadOnly, NotFound for an unknown revision, ...) and
+    UsageError when not confirmed.
+    """
+    cancel = cancel or CancelToken()
+    tcfg = ws.target_config(model, target)
+    ws.require_writable(model, tcfg.name)
+    tgt = ws.target(model, tcfg.name)
+    preview = tgt.preview_rollback(to_revision)
+    doc: dict[str, Any] = {
+        "model": model,
+        "target": tcfg.name,
+        "from_revision": preview.from_revision,
+        "to_revision": preview.to_revision,
+        "from_image": preview.from_image,
+        "to_image": preview.to_image,
+        "result": "",
+        "message": "",
+    }
+    frm = preview.from_image or preview.from_commit[:8]
+    to = preview.to_image or preview.to_commit[:8]
+    summary = (
+        f"{model} on {tcfg.name}: revision {preview.from_revision} ({frm}) -> "
+        f"{preview.to_revision} ({to})"
+    )
+    if preview.warning:
+        streams.say(f"warning: {preview.warning}")
+    if preview.noop:
+        doc.update(
+            result="skipped",
+            message=f"already at revision {preview.to_revision}: nothing to roll back",
+        )
+    else:
+        confirm(streams, f"Roll back {summary}?", yes=yes, interactive=interactive)
+        streams.say(f"rolling back {summary}")
+        for progress in ws.run_rollback(
+            tgt,
+            preview.to_revision,
+            reason=reason or "rollback from the command line",
+            cancel=cancel,
+            expected=preview,
+        ):
+            if progress.message:
+                streams.say(f"    {progress.message}")
+        doc.update(result="done", message=f"rolled back to revision {preview.to_revision}")
+    if as_json:
+        streams.json(doc)
+    else:
+        streams.result(f"{summary}: {doc['result']}: {doc['message']}")
+    return EXIT_OK
