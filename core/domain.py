@@ -420,3 +420,36 @@ class JournalEntry:
     def outcome_unknown(self) -> bool:
         """True when nobody recorded how the action ended."""
         return self.outcome in (Outcome.INTENT, Outcome.UNKNOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseStep:
+    """One step of a release as journalled."""
+
+    id: int
+    step: str
+    status: str  # "running", then "done", "failed", "skipped", "cancelled" or "unknown"
+    message: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """A release of one commit to one target as journalled.
+
+    ``status`` is "running" until :meth:`core.journal.Journal.finish_release` records the
+    outcome (see :mod:`core.services.release`), or "unknown" when its process died.
+    """
+
+    id: int
+    model: str
+    commit: str
+    target: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    reason: str = ""
+    user: str = ""
+    message: str = ""
+    steps: tuple[ReleaseStep, ...] = ()

@@ -10,13 +10,10 @@ with the daemon's own message.
 The build context is always ``git archive`` of the requested commit, never the
 working tree, so uncommitted files can never end up in an image.
 
-Connections: ``base_url`` None means the environment (``DOCKER_HOST``,
-``DOCKER_TLS_VERIFY``, ``DOCKER_CERT_PATH``) or the default local socket.
-``ssh://user@host`` URLs go through the system ``ssh`` client, so the user's
-``~/.ssh/config``, agent and known hosts apply. Registry credentials come from
-the user's Docker configuration (``$DOCKER_CONFIG/config.json`` or
-``~/.docker/config.json``, including credential helpers), read afresh for each
-push and pull.
+Connections (``base_url``) and the translation of the daemon's errors are
+:mod:`core.docker_api`'s. Registry credentials come from the user's Docker
+configuration (``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``,
+including credential helpers), read afresh for each push and pull.
 """
 
 from __future__ import annotations
@@ -25,27 +22,18 @@ import contextlib
 import io
 import os
 import re
-import socket
 import tarfile
 import tempfile
 from collections import deque
-from collections.abc import Callable, Generator, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Generator, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from core.cancel import CancelToken
+from core.docker_api import DockerStream, connect, docker_errors
 from core.domain import Image, Progress
-from core.errors import (
-    BackendUnavailable,
-    Cancelled,
-    Conflict,
-    MrcError,
-    NotFound,
-    OperationFailed,
-    PermissionDenied,
-)
+from core.errors import NotFound, OperationFailed
 
 #: Label keys written on every image this module builds.
 LABEL_REVISION = "org.opencontainers.image.revision"
@@ -62,83 +50,7 @@ _BUILT_RE = re.compile(r"^Successfully built ([0-9a-f]+)")
 
 
 # --------------------------------------------------------------------------
-# Connections and error translation
-
-
-def describe_url(base_url: str | None) -> str:
-    """Return the Docker endpoint ``base_url`` stands for, for messages."""
-    return base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-
-
-def _client_kwargs(base_url: str | None) -> dict[str, Any]:
-    from docker.utils import kwargs_from_env
-
-    kwargs: dict[str, Any] = {} if base_url else dict(kwargs_from_env())
-    if base_url:
-        kwargs["base_url"] = base_url
-    if str(kwargs.get("base_url", "")).startswith("ssh://"):
-        kwargs["use_ssh_client"] = True
-    return kwargs
-
-
-def connect(base_url: str | None, timeout: float | None, version: str | None = None) -> Any:
-    """Return a connected ``docker.APIClient``.
-
-    ``version`` None negotiates the API version (one round trip); pass the
-    version of an earlier client to skip it. ``timeout`` None means no read
-    timeout (for long streams). Raises BackendUnavailable when the daemon
-    cannot be reached.
-    """
-    import docker
-
-    kwargs = _client_kwargs(base_url)
-    with docker_errors(base_url):
-        return docker.APIClient(version=version or "auto", timeout=timeout, **kwargs)
-
-
-@contextlib.contextmanager
-def docker_errors(base_url: str | None, what: str = "") -> Iterator[None]:
-    """Translate docker SDK, requests and socket errors into ``core.errors``.
-
-    Connection problems become BackendUnavailable ("cannot reach Docker at
-    <url>: ..."); 404 NotFound; 409 Conflict; 401/403 PermissionDenied; other
-    API errors OperationFailed with the daemon's explanation. ``what`` prefixes
-    the message of API errors, e.g. "pull 127.0.0.1:5000/iris:1".
-    """
-    import docker.errors
-    import requests.exceptions
-    import urllib3.exceptions
-
-    prefix = f"{what}: " if what else ""
-    try:
-        yield
-    except MrcError:
-        raise
-    except docker.errors.APIError as err:
-        message = f"{prefix}{_explanation(err)}"
-        status = err.status_code
-        if status == 404:
-            raise NotFound(message) from err
-        if status == 409:
-            raise Conflict(message) from err
-        if status in (401, 403):
-            raise PermissionDenied(message) from err
-        raise OperationFailed(message) from err
-    except (
-        requests.exceptions.ConnectionError,
-        requests.exceptions.Timeout,
-        urllib3.exceptions.HTTPError,
-        docker.errors.DockerException,
-        OSError,
-    ) as err:
-        raise BackendUnavailable(f"cannot reach Docker at {describe_url(base_url)}: {err}") from err
-
-
-def _explanation(err: Any) -> str:
-    explanation = getattr(err, "explanation", None)
-    if isinstance(explanation, bytes):
-        explanation = explanation.decode("utf-8", "replace")
-    return str(explanation or err).strip()
+# Stream errors
 
 
 def stream_error(chunk: Mapping[str, Any]) -> str | None:
@@ -154,74 +66,6 @@ def stream_error(chunk: Mapping[str, Any]) -> str | None:
     if error:
         return str(error).strip()
     return None
-
-
-def _abort_response(response: Any) -> None:
-    """Unblock a thread reading ``response`` by shutting its connection down.
-
-    Closing a socket from another thread does not wake a blocked ``recv`` on
-    Linux, ``shutdown`` does; the ``ssh`` client transport is stopped by closing
-    it, which ends the subprocess. Closing the connection is also what makes
-    the daemon abandon the request (it cancels a build whose client is gone).
-    """
-    raw = getattr(response, "raw", None)
-    conn = getattr(raw, "connection", None) or getattr(raw, "_connection", None)
-    sock = getattr(conn, "sock", None)
-    if sock is not None:
-        if hasattr(sock, "proc"):
-            with contextlib.suppress(Exception):
-                sock.close()
-            return
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-        return
-    with contextlib.suppress(Exception):
-        response.close()
-
-
-class _Stream:
-    """One streamed API call on a dedicated client, abortable from another thread."""
-
-    def __init__(self, base_url: str | None, version: str, cancel: CancelToken | None) -> None:
-        self.base_url = base_url
-        self.cancel = cancel
-        self.client = connect(base_url, None, version)
-        self._responses: list[Any] = []
-        self.client.hooks["response"].append(self._remember)
-        if cancel is not None:
-            cancel.on_cancel(self.abort)
-
-    def _remember(self, response: Any, *args: Any, **kwargs: Any) -> Any:
-        self._responses.append(response)
-        return response
-
-    def abort(self) -> None:
-        for response in list(self._responses):
-            _abort_response(response)
-
-    def chunks(self, what: str, start: Callable[[Any], Any]) -> Iterator[dict[str, Any]]:
-        """Yield decoded chunks of ``start(client)``; raise Cancelled when cancelled."""
-        if self.cancel is not None:
-            self.cancel.raise_if_cancelled()
-        try:
-            with docker_errors(self.base_url, what):
-                stream = start(self.client)
-                for chunk in stream:
-                    if self.cancel is not None and self.cancel.cancelled:
-                        break
-                    if isinstance(chunk, dict):
-                        yield chunk
-        except (BackendUnavailable, OperationFailed):
-            if self.cancel is not None and self.cancel.cancelled:
-                raise Cancelled(f"{what}: cancelled by the user") from None
-            raise
-        if self.cancel is not None and self.cancel.cancelled:
-            raise Cancelled(f"{what}: cancelled by the user")
-
-    def close(self) -> None:
-        self.abort()
-        with contextlib.suppress(Exception):
-            self.client.close()
 
 
 # --------------------------------------------------------------------------
@@ -357,14 +201,6 @@ def split_ref(image_ref: str) -> tuple[str, str | None]:
     return image_ref, None
 
 
-@dataclass(frozen=True, slots=True)
-class BuildResult:
-    """What :meth:`ImageBuilder.build` produced: the image and every tag it received."""
-
-    image: Image
-    tags: tuple[str, ...]
-
-
 class ImageBuilder:
     """Builds, pushes and pulls images on one Docker engine.
 
@@ -385,8 +221,8 @@ class ImageBuilder:
             self._client = connect(self.base_url, self.timeout)
         return self._client
 
-    def _stream(self, cancel: CancelToken | None) -> _Stream:
-        return _Stream(self.base_url, self._api().api_version, cancel)
+    def _stream(self, cancel: CancelToken | None) -> DockerStream:
+        return DockerStream(self.base_url, self._api().api_version, cancel)
 
     def close(self) -> None:
         """Close the connection pool (a later call reconnects)."""
@@ -597,31 +433,6 @@ class ImageBuilder:
         api = self._api()
         with docker_errors(self.base_url, f"remove {image_ref}"):
             api.remove_image(image_ref, force=force)
-
-    def list_images(self, model: str) -> list[Image]:
-        """Return the local images labelled with ``model``, newest first."""
-        api = self._api()
-        with docker_errors(self.base_url):
-            rows = api.images(filters={"label": f"{LABEL_MODEL}={model}"})
-        images = []
-        for row in rows:
-            labels = dict(row.get("Labels") or {})
-            tags = tuple(t for t in (row.get("RepoTags") or ()) if t != "<none>:<none>")
-            created = parse_time(labels.get(LABEL_CREATED))
-            if created is None and row.get("Created"):
-                created = datetime.fromtimestamp(int(row["Created"]), UTC)
-            images.append(
-                Image(
-                    ref=tags[0] if tags else str(row.get("Id", "")),
-                    id=str(row.get("Id", "")),
-                    commit=labels.get(LABEL_REVISION, ""),
-                    created=created,
-                    labels=labels,
-                    tags=tags,
-                )
-            )
-        images.sort(key=lambda i: i.created or datetime.min.replace(tzinfo=UTC), reverse=True)
-        return images
 
 
 def _with_tail(message: str, tail: deque[str]) -> str:

@@ -22,13 +22,21 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from core import audit, paths
-from core.domain import JournalEntry, Marker, Outcome, RunStatus, TestFailure, TestRun
+from core.domain import (
+    JournalEntry,
+    Marker,
+    Outcome,
+    Release,
+    ReleaseStep,
+    RunStatus,
+    TestFailure,
+    TestRun,
+)
 from core.errors import MrcError, NotFound
 
 #: Actions that change what is live on a target (the source of chart markers).
@@ -133,39 +141,6 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 class JournalError(MrcError):
     """The journal file cannot be opened or is newer than this program."""
-
-
-@dataclass(frozen=True, slots=True)
-class ReleaseStep:
-    """One step of a release as journalled."""
-
-    id: int
-    step: str
-    status: str  # "running", then "done", "failed", "skipped", "cancelled" or "unknown"
-    message: str = ""
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Release:
-    """A release of one commit to one target as journalled.
-
-    ``status`` is "running" until :meth:`Journal.finish_release` records the
-    outcome (see :mod:`core.services.release`), or "unknown" when its process died.
-    """
-
-    id: int
-    model: str
-    commit: str
-    target: str
-    status: str
-    started_at: datetime
-    finished_at: datetime | None = None
-    reason: str = ""
-    user: str = ""
-    message: str = ""
-    steps: tuple[ReleaseStep, ...] = ()
 
 
 def _now() -> datetime:
@@ -509,20 +484,6 @@ class Journal:
                     changed += 1
         return changed
 
-    def live_at(self, model: str, target: str, at: datetime) -> JournalEntry | None:
-        """Return the last rollout/rollback of ``model`` on ``target`` done by time ``at``.
-
-        Its ``to_revision`` (and ``details`` image/commit) is what was live then,
-        as far as the journal knows; None when nothing was released by then.
-        """
-        rows = self._read(
-            "SELECT * FROM audit WHERE model = ? AND target = ? AND outcome = ?"
-            " AND action IN (?, ?) AND COALESCE(finished_at, time) <= ?"
-            " ORDER BY COALESCE(finished_at, time) DESC, id DESC LIMIT 1",
-            (model, target, Outcome.DONE.value, *RELEASE_ACTIONS, _ts(at)),
-        )
-        return self._entry(rows[0]) if rows else None
-
     def markers(
         self, model: str, since: datetime | None = None, until: datetime | None = None
     ) -> list[Marker]:
@@ -671,11 +632,6 @@ class Journal:
             f"SELECT * FROM test_runs {where} ORDER BY id DESC LIMIT ?", [*params, limit]
         )
         return [self._run(row) for row in rows]
-
-    def last_test_run(self, model: str, commit: str) -> TestRun | None:
-        """Return the newest test run of ``model`` at ``commit``, or None."""
-        runs = self.test_runs(model=model, commit=commit, limit=1)
-        return runs[0] if runs else None
 
     # ------------------------------------------------------------ releases
 

@@ -3,7 +3,6 @@
 * configuration: ``$XDG_CONFIG_HOME/mrc`` (``~/.config/mrc``)
 * state (the journal, test output): ``$MRC_STATE_DIR``, else
   ``$XDG_STATE_HOME/mrc`` (``~/.local/state/mrc``)
-* cache: ``$XDG_CACHE_HOME/mrc`` (``~/.cache/mrc``)
 
 Every function takes an optional ``environ`` mapping so tests and callers
 can resolve locations without touching ``os.environ``.
@@ -49,11 +48,6 @@ def state_dir(environ: Mapping[str, str] | None = None) -> Path:
     if override:
         return Path(override).expanduser()
     return _xdg(environ, "XDG_STATE_HOME", ".local/state") / APP
-
-
-def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """Return the per-user cache directory (not created)."""
-    return _xdg(environ, "XDG_CACHE_HOME", ".cache") / APP
 
 
 def ensure_dir(path: Path) -> Path:

@@ -125,10 +125,6 @@ class TestRunStore(Protocol):
         """Return runs, newest first."""
         ...
 
-    def last_test_run(self, model: str, commit: str) -> TestRun | None:
-        """Return the newest run of ``model`` at ``commit``."""
-        ...
-
 
 def with_junit_report(command: str) -> str:
     """Return ``command`` with ``--junitxml="$MRC_JUNIT_XML"`` appended when the rule applies.

@@ -51,6 +51,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from core.cancel import CancelToken
+from core.docker_api import DockerStream, connect, describe_url, docker_errors
 from core.domain import (
     Artifact,
     Condition,
@@ -71,15 +72,7 @@ from core.errors import (
     NotFound,
     OperationFailed,
 )
-from core.images import (
-    LABEL_REVISION,
-    ImageBuilder,
-    _Stream,
-    connect,
-    describe_url,
-    docker_errors,
-    parse_time,
-)
+from core.images import LABEL_REVISION, ImageBuilder, parse_time
 
 LABEL_MODEL = "mrc.model"
 LABEL_TARGET = "mrc.target"
@@ -441,7 +434,7 @@ class DockerTarget:
         until = datetime.now(UTC)
         since = until - timedelta(seconds=seconds)
         api = self._api()
-        stream = _Stream(self.base_url, api.api_version, None)
+        stream = DockerStream(self.base_url, api.api_version, None)
         timer = threading.Timer(self.timeout, stream.abort)
         timer.start()
         events: list[TargetEvent] = []
@@ -887,7 +880,7 @@ class DockerTarget:
         while not cancel.cancelled:
             try:
                 api = self._api()
-                stream = _Stream(self.base_url, api.api_version, cancel)
+                stream = DockerStream(self.base_url, api.api_version, cancel)
                 try:
                     start = functools.partial(
                         _follow_events,

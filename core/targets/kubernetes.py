@@ -1,17 +1,11 @@
 """Kubernetes target: one model is one container of one Deployment.
 
-Talks to the API server with the official ``kubernetes`` client (imported on
-first use) through a thin JSON layer: requests are built and authenticated by
-the client's ``ApiClient`` and answered as plain dicts, exactly as the server
-serialised them. That keeps large lists cheap (no model objects) and lets the
-rollback patch carry the ReplicaSet's template byte-for-byte as
-``kubectl rollout undo`` does (see :mod:`core.targets.k8s_rollback`).
-
-One ``ApiClient`` exists per (kubeconfig, context) in a module-level registry,
-so several contexts are live at once and targets on the same cluster share
-connections. Every request has a timeout. Errors are mapped to
-:mod:`core.errors`: unreachable server -> BackendUnavailable, 404 -> NotFound,
-401/403 -> PermissionDenied (with the server's message), 409 -> Conflict.
+Talks to the API server through the JSON layer of :mod:`core.targets.k8s_api`
+(one shared client per kubeconfig and context, the ``kubernetes`` package
+imported on first use, errors mapped to :mod:`core.errors`). Objects are plain
+dicts exactly as the server serialised them, which lets the rollback patch
+carry the ReplicaSet's template byte-for-byte as ``kubectl rollout undo``
+does (see :mod:`core.targets.k8s_rollback`).
 
 Concurrency: writes that depend on what was read (rollout, rollback) are
 conditional on the ``resourceVersion`` that was read. When the condition
@@ -23,14 +17,11 @@ abandoned with a Conflict that says what changed.
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import re
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from core.cancel import CancelToken
@@ -48,16 +39,15 @@ from core.domain import (
 from core.errors import (
     BackendUnavailable,
     Cancelled,
-    ConfigError,
     Conflict,
     MrcError,
     NotFound,
     OperationFailed,
-    PermissionDenied,
 )
 from core.targets import k8s_rollback as undo
 from core.targets import k8s_status as st
 from core.targets.base import ACTIONS
+from core.targets.k8s_api import Api, ApiError, Obj, api_for, apps_path, closer, core_path
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -66,283 +56,8 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 RESTART_PAUSED_MESSAGE = "can't restart paused deployment (run rollout resume first)"
 #: Seconds a permission answer is reused.
 PERMISSION_TTL = 60.0
-#: Server-side timeout of one watch request; short so cancellation is noticed promptly.
-WATCH_SECONDS = 5
 #: How many times a conditional write is retried when only the status changed meanwhile.
 WRITE_RETRIES = 3
-LIST_PAGE = 500
-
-Obj = dict[str, Any]
-
-# --------------------------------------------------------------------------
-# Clients
-
-
-class _Api:
-    """JSON requests to one API server through a shared ``kubernetes.client.ApiClient``."""
-
-    def __init__(self, client: Any, context: str) -> None:
-        self.client = client
-        self.context = context
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        query: Sequence[tuple[str, Any]] | None,
-        body: Any,
-        content_type: str | None,
-        timeout: float | tuple[float, float],
-    ) -> Any:
-        headers = {"Accept": "application/json"}
-        if content_type:
-            headers["Content-Type"] = content_type
-        req = self.client.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=list(query or []),
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
-        )
-        try:
-            return self.client.call_api(*req, _request_timeout=timeout).response
-        except Exception as exc:
-            raise self._unreachable(method, exc) from exc
-
-    def _unreachable(self, method: str, exc: Exception) -> MrcError:
-        status = getattr(exc, "status", None)
-        if status not in (None, 0):  # an HTTP answer surfaced as an exception
-            return _http_error(int(status), str(getattr(exc, "body", "") or exc), "", self.context)
-        text = _one_line(exc)
-        if method != "GET" and "timed out" in text.lower():
-            text += " (the change may or may not have been applied)"
-        return BackendUnavailable(f"cannot reach {self.context} API server: {text}")
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        timeout: float,
-        query: Sequence[tuple[str, Any]] | None = None,
-        body: Any = None,
-        content_type: str | None = None,
-        what: str = "",
-    ) -> Obj:
-        """Send one request and return the decoded JSON answer.
-
-        Raises BackendUnavailable, NotFound, PermissionDenied, Conflict or
-        OperationFailed (other HTTP errors, with the server's message).
-        """
-        resp = self._send(method, path, query, body, content_type, (timeout / 2, timeout))
-        try:
-            data = resp.data
-        except Exception as exc:
-            resp.close()
-            raise self._unreachable(method, exc) from exc
-        finally:
-            resp.release_conn()
-        if not 200 <= resp.status < 300:
-            raise _http_error(resp.status, data.decode("utf-8", "replace"), what, self.context)
-        result: Obj = json.loads(data) if data else {}
-        return result
-
-    def list_all(
-        self,
-        path: str,
-        *,
-        timeout: float,
-        query: Sequence[tuple[str, Any]] = (),
-        what: str = "",
-    ) -> tuple[list[Obj], str]:
-        """Return every item of a list (following ``continue``) and the list's resourceVersion."""
-        items: list[Obj] = []
-        token = ""
-        while True:
-            params = [*query, ("limit", LIST_PAGE)]
-            if token:
-                params.append(("continue", token))
-            page = self.request("GET", path, timeout=timeout, query=params, what=what)
-            items.extend(page.get("items") or [])
-            meta = page.get("metadata") or {}
-            token = meta.get("continue") or ""
-            if not token:
-                return items, str(meta.get("resourceVersion", ""))
-
-    def watch(
-        self,
-        path: str,
-        *,
-        query: Sequence[tuple[str, Any]],
-        timeout: float,
-        cancel: CancelToken | None = None,
-        current: list[Any] | None = None,
-    ) -> Iterator[Obj]:
-        """Yield the watch events (``{"type", "object"}``) of one watch request.
-
-        The request ends after :data:`WATCH_SECONDS` on the server side, or
-        when ``cancel`` is set. The open response is kept in ``current[0]`` so
-        the caller can close it from another thread (see :func:`_closer`).
-        Raises like :meth:`request`.
-        """
-        params = [*query, ("watch", "true"), ("timeoutSeconds", WATCH_SECONDS)]
-        resp = self._send("GET", path, params, None, None, (timeout / 2, WATCH_SECONDS + timeout))
-        if not 200 <= resp.status < 300:
-            data = resp.data
-            resp.release_conn()
-            raise _http_error(resp.status, data.decode("utf-8", "replace"), "", self.context)
-        if current is not None:
-            current[:] = [resp]
-        buffer = b""
-        finished = False
-        try:
-            for chunk in resp.stream(amt=None, decode_content=False):
-                if cancel is not None and cancel.cancelled:
-                    return
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    if line.strip():
-                        yield json.loads(line)
-            finished = True
-        except Exception as exc:
-            if cancel is not None and cancel.cancelled:
-                return
-            raise self._unreachable("GET", exc) from exc
-        finally:
-            if current is not None:
-                current.clear()
-            if not finished:
-                # Unread stream data must not reach the next request on this connection.
-                resp.close()
-            resp.release_conn()
-
-
-def _closer(current: list[Any]) -> Any:
-    """Return a callback closing the watch response held in ``current`` (if any)."""
-
-    def close() -> None:
-        for resp in list(current):
-            try:
-                resp.close()
-            except Exception:
-                pass
-
-    return close
-
-
-_CLIENTS: dict[tuple[str, str], _Api] = {}
-_CLIENTS_LOCK = threading.Lock()
-
-
-def api_for(context: str | None, kubeconfig: str | os.PathLike[str] | None = None) -> _Api:
-    """Return the shared JSON client of one (kubeconfig, context), creating it on first use.
-
-    ``context`` None or "" means the kubeconfig's current context; ``kubeconfig``
-    None means ``$KUBECONFIG`` or ``~/.kube/config``. Raises ConfigError when
-    the kubeconfig or the context cannot be loaded.
-    """
-    path = str(Path(kubeconfig).expanduser().resolve()) if kubeconfig else ""
-    key = (path, context or "")
-    with _CLIENTS_LOCK:
-        api = _CLIENTS.get(key)
-        if api is not None:
-            return api
-        import urllib3
-        from kubernetes import client, config
-
-        cfg = client.Configuration()
-        try:
-            config.load_kube_config(
-                config_file=path or None,
-                context=context or None,
-                client_configuration=cfg,
-                persist_config=False,
-            )
-        except Exception as exc:
-            where = path or os.environ.get("KUBECONFIG", "~/.kube/config")
-            raise ConfigError(where, [f"context {context or '(current)'}: {exc}"]) from exc
-        # Connections are retried once (each attempt may take half the timeout) and
-        # answers never, so an unreachable server costs at most about one timeout.
-        cfg.retries = urllib3.Retry(
-            total=1, connect=1, read=0, redirect=0, status=0, other=0, raise_on_status=False
-        )
-        api = _Api(client.ApiClient(configuration=cfg), context or _current_context(path))
-        _CLIENTS[key] = api
-        return api
-
-
-def _current_context(path: str) -> str:
-    try:
-        from kubernetes import config
-
-        _, active = config.list_kube_config_contexts(config_file=path or None)
-        return str(active.get("name", "current context"))
-    except Exception:
-        return "current context"
-
-
-def close_clients() -> None:
-    """Close every shared client (their connection pools); they are recreated on use."""
-    with _CLIENTS_LOCK:
-        apis = list(_CLIENTS.values())
-        _CLIENTS.clear()
-    for api in apis:
-        try:
-            api.client.close()
-        except Exception:
-            pass
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else type(exc).__name__
-    return first[:300]
-
-
-def _http_error(status: int, body: str, what: str, context: str) -> MrcError:
-    message = body.strip()
-    try:
-        decoded = json.loads(body)
-        if isinstance(decoded, dict) and decoded.get("message"):
-            message = str(decoded["message"])
-    except ValueError:
-        pass
-    message = message or f"HTTP {status}"
-    if status == 404:
-        return NotFound(f"{what} not found in context {context}" if what else message)
-    if status in (401, 403):
-        return PermissionDenied(message)
-    if status == 409:
-        return Conflict(message)
-    if status in (500, 502, 503, 504):
-        return BackendUnavailable(f"{context} API server error: {message}")
-    error = OperationFailed(message)
-    error.status = status  # type: ignore[attr-defined]
-    return error
-
-
-def _status_code(exc: BaseException) -> int:
-    return int(getattr(exc, "status", 0) or 0)
-
-
-# --------------------------------------------------------------------------
-# Paths
-
-
-def _apps(namespace: str | None, resource: str, name: str = "") -> str:
-    base = (
-        f"/apis/apps/v1/namespaces/{namespace}/{resource}"
-        if namespace
-        else (f"/apis/apps/v1/{resource}")
-    )
-    return f"{base}/{name}" if name else base
-
-
-def _core(namespace: str, resource: str) -> str:
-    return f"/api/v1/namespaces/{namespace}/{resource}"
-
 
 # --------------------------------------------------------------------------
 # The target
@@ -385,7 +100,7 @@ class KubernetesTarget:
         self.container = container
         self.kubeconfig = kubeconfig
         self.timeout = float(timeout)
-        self._api: _Api | None = None
+        self._api: Api | None = None
         self._permissions: tuple[float, dict[str, Permission]] | None = None
 
     @classmethod
@@ -405,7 +120,7 @@ class KubernetesTarget:
     # -- plumbing ----------------------------------------------------------
 
     @property
-    def api(self) -> _Api:
+    def api(self) -> Api:
         """The shared JSON client for this target's cluster (created on first use)."""
         if self._api is None:
             self._api = api_for(self.context, self.kubeconfig)
@@ -418,7 +133,7 @@ class KubernetesTarget:
     def _read(self) -> Obj:
         return self.api.request(
             "GET",
-            _apps(self.namespace, "deployments", self.deployment),
+            apps_path(self.namespace, "deployments", self.deployment),
             timeout=self.timeout,
             what=self._what,
         )
@@ -426,7 +141,7 @@ class KubernetesTarget:
     def _replicasets(self, dep: Obj) -> list[Obj]:
         selector = st.selector_string((dep.get("spec") or {}).get("selector"))
         items, _ = self.api.list_all(
-            _apps(self.namespace, "replicasets"),
+            apps_path(self.namespace, "replicasets"),
             timeout=self.timeout,
             query=[("labelSelector", selector)] if selector else [],
             what=f"replicasets of {self._what}",
@@ -436,7 +151,7 @@ class KubernetesTarget:
     def _patch(self, body: Any, content_type: str) -> Obj:
         return self.api.request(
             "PATCH",
-            _apps(self.namespace, "deployments", self.deployment),
+            apps_path(self.namespace, "deployments", self.deployment),
             timeout=self.timeout,
             body=body,
             content_type=content_type,
@@ -470,12 +185,12 @@ class KubernetesTarget:
         dep = self._read()
         selector = st.selector_string((dep.get("spec") or {}).get("selector"))
         pods, _ = self.api.list_all(
-            _core(self.namespace, "pods"),
+            core_path(self.namespace, "pods"),
             timeout=self.timeout,
             query=[("labelSelector", selector)] if selector else [],
         )
         owned = {(rs.get("metadata") or {}).get("name") for rs in self._replicasets(dep)}
-        events, _ = self.api.list_all(_core(self.namespace, "events"), timeout=self.timeout)
+        events, _ = self.api.list_all(core_path(self.namespace, "events"), timeout=self.timeout)
         mine = [e for e in events if self._involves(e, owned)]
         converted = [self._event(e) for e in mine]
         converted.sort(key=lambda e: e.time)
@@ -564,8 +279,8 @@ class KubernetesTarget:
             body, content_type = make(dep)
             try:
                 return self._patch(body, content_type)
-            except (Conflict, OperationFailed) as exc:
-                if isinstance(exc, OperationFailed) and _status_code(exc) != 422:
+            except (Conflict, ApiError) as exc:
+                if isinstance(exc, ApiError) and exc.status != 422:
                     raise
                 fresh = self._read()
                 if undo.fingerprint(fresh) != undo.fingerprint(dep):
@@ -727,7 +442,7 @@ class KubernetesTarget:
         last = ""
         done = False
         current: list[Any] = []
-        cancel.on_cancel(_closer(current))
+        cancel.on_cancel(closer(current))
 
         def judge(dep: Obj) -> Progress | None:
             nonlocal last, done
@@ -759,7 +474,7 @@ class KubernetesTarget:
             yield first
             if done:
                 return
-        path = _apps(self.namespace, "deployments")
+        path = apps_path(self.namespace, "deployments")
         query = [("fieldSelector", f"metadata.name={self.deployment}")]
         rv: str | None = _rv(patched)
         backoff = 0.5
@@ -831,14 +546,14 @@ class KubernetesTarget:
         the API server cannot be reached, yielding one ``state`` event
         "Disconnected" per outage and "Reconnected" when it answers again.
         """
-        path = _core(self.namespace, "events")
+        path = core_path(self.namespace, "events")
         owned: set[Any] = set()
         refreshed = 0.0
         rv: str | None = None
         backoff = 0.5
         down = False
         current: list[Any] = []
-        cancel.on_cancel(_closer(current))
+        cancel.on_cancel(closer(current))
 
         def refresh() -> None:
             nonlocal owned, refreshed
@@ -963,7 +678,7 @@ class KubernetesTarget:
 
 
 # --------------------------------------------------------------------------
-# Helpers and bulk reads
+# Helpers
 
 
 def _rv(obj: Mapping[str, Any]) -> str:
@@ -1009,72 +724,3 @@ def _user() -> str:
         return getpass.getuser()
     except Exception:
         return "unknown"
-
-
-def list_deployments(
-    context: str | None,
-    kubeconfig: str | os.PathLike[str] | None = None,
-    namespace: str | None = None,
-    *,
-    container: str = "",
-    timeout: float = 10.0,
-) -> list[RolloutState]:
-    """Return the state of every Deployment in ``namespace`` (None: all namespaces), one list call
-    per 500 Deployments.
-
-    ``model`` is the Deployment name and ``target`` "namespace/name"; the
-    image shown is ``container``'s (the first container when ""). Raises
-    BackendUnavailable, PermissionDenied, ConfigError.
-    """
-    api = api_for(context, kubeconfig)
-    items, _ = api.list_all(_apps(namespace, "deployments"), timeout=timeout)
-    now = datetime.now(UTC)
-    states = []
-    for dep in items:
-        meta = dep.get("metadata") or {}
-        states.append(
-            st.rollout_state(
-                dep,
-                model=str(meta.get("name", "")),
-                target=f"{meta.get('namespace', '')}/{meta.get('name', '')}",
-                container=container,
-                now=now,
-            )
-        )
-    return states
-
-
-def status_many(targets: Sequence[KubernetesTarget]) -> list[RolloutState | MrcError]:
-    """Return the status of many targets with one list call per (cluster, namespace).
-
-    The result is aligned with ``targets``; an entry is the error (NotFound,
-    BackendUnavailable, ...) when that target's status could not be had.
-    """
-    groups: dict[tuple[int, str], list[int]] = {}
-    for index, target in enumerate(targets):
-        try:
-            key = (id(target.api), target.namespace)
-        except MrcError:
-            key = (-index - 1, target.namespace)
-        groups.setdefault(key, []).append(index)
-    results: list[RolloutState | MrcError] = [NotFound("not listed")] * len(targets)
-    for indexes in groups.values():
-        first = targets[indexes[0]]
-        try:
-            items, _ = first.api.list_all(
-                _apps(first.namespace, "deployments"), timeout=first.timeout
-            )
-        except MrcError as exc:
-            for index in indexes:
-                results[index] = exc
-            continue
-        by_name = {(d.get("metadata") or {}).get("name"): d for d in items}
-        for index in indexes:
-            target = targets[index]
-            dep = by_name.get(target.deployment)
-            results[index] = (
-                target.state_from(dep)
-                if dep is not None
-                else NotFound(f"deployment {target.namespace}/{target.deployment} not found")
-            )
-    return results

@@ -26,6 +26,7 @@ from core.errors import BackendUnavailable, Conflict, NotFound, OperationFailed,
 from core.targets import k8s_status as st
 from core.targets import kubernetes as k8s
 from core.targets.base import ACTIONS, Target
+from core.targets.k8s_api import api_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s]
 
@@ -67,7 +68,7 @@ class Cluster:
 
     def __init__(self, k8s_cluster: Any) -> None:
         self.raw = k8s_cluster
-        self.api = k8s.api_for(k8s_cluster.context, k8s_cluster.kubeconfig)
+        self.api = api_for(k8s_cluster.context, k8s_cluster.kubeconfig)
 
     def path(self, ns: str, name: str = NAME) -> str:
         return f"/apis/apps/v1/namespaces/{ns}/deployments/{name}"
@@ -440,7 +441,7 @@ def test_pause_resume_restart(k8s_cluster: Any, cluster: Cluster, k8s_namespace:
     assert st.revision_of(dep) == 2
 
 
-def test_list_deployments_and_status_many(
+def test_status_of_each_deployment_and_of_a_missing_one(
     k8s_cluster: Any, cluster: Cluster, k8s_namespace: str
 ) -> None:
     for index in range(3):
@@ -449,16 +450,8 @@ def test_list_deployments_and_status_many(
         body["spec"]["selector"]["matchLabels"]["app"] = f"m{index}"
         body["spec"]["template"]["metadata"]["labels"]["app"] = f"m{index}"
         cluster.create(k8s_namespace, body)
-    states = k8s.list_deployments(k8s_cluster.context, k8s_cluster.kubeconfig, k8s_namespace)
-    assert sorted((s.model, s.image) for s in states) == [
-        ("m0", "reg/model:0"),
-        ("m1", "reg/model:1"),
-        ("m2", "reg/model:2"),
-    ]
-    targets = [target_for(k8s_cluster, k8s_namespace, deployment=f"m{i}") for i in (2, 0, 7)]
-    results = k8s.status_many(targets)
-    assert [getattr(r, "image", None) for r in results[:2]] == ["reg/model:2", "reg/model:0"]
-    assert isinstance(results[2], NotFound)
+    targets = [target_for(k8s_cluster, k8s_namespace, deployment=f"m{i}") for i in (2, 0, 1)]
+    assert [t.status().image for t in targets] == ["reg/model:2", "reg/model:0", "reg/model:1"]
     with pytest.raises(NotFound, match=f"deployment {k8s_namespace}/absent not found"):
         target_for(k8s_cluster, k8s_namespace, deployment="absent").status()
 

@@ -88,8 +88,7 @@ def test_passing_commit(runner: TestRunner, journal: Journal, model_repo: ModelR
     assert "mrc: warning: metric 'note' ignored: \"text\" is not a number" in lines(events)
     assert any("4 passed" in text for text in lines(events))
     assert run.duration is not None and run.duration > 0
-    stored = journal.last_test_run("iris", model_repo.good)
-    assert stored is not None
+    (stored,) = journal.test_runs("iris", model_repo.good)
     assert stored.id == run.id
     assert (stored.status, stored.passed, stored.metrics) == (run.status, 4, run.metrics)
     log = Path(stored.output_path or "").read_text()
@@ -124,7 +123,7 @@ def test_failing_commit(runner: TestRunner, journal: Journal, model_repo: ModelR
     stored = journal.test_run(run.id or 0)
     assert stored.status == RunStatus.FAILED
     assert [f.message for f in stored.failures] == [f.message for f in run.failures]
-    assert journal.last_test_run("iris", model_repo.bad) == stored
+    assert journal.test_runs("iris", model_repo.bad, limit=1) == [stored]
 
 
 def test_nonexistent_commit_fails_fast(

@@ -16,8 +16,10 @@ import pytest
 import requests
 import requests.exceptions
 
+import core.docker_api
 import core.images
 from core.cancel import CancelToken
+from core.docker_api import docker_errors
 from core.domain import Image
 from core.errors import (
     BackendUnavailable,
@@ -31,7 +33,6 @@ from core.images import (
     ImageBuilder,
     _label_line,
     _pull_progress,
-    docker_errors,
     parse_time,
     split_ref,
     stream_error,
@@ -147,7 +148,8 @@ class StubClient:
 def stub(monkeypatch: pytest.MonkeyPatch) -> Any:
     def install(chunks: list[dict[str, Any]]) -> StubClient:
         client = StubClient(chunks)
-        monkeypatch.setattr(core.images, "connect", lambda *args, **kwargs: client)
+        for module in (core.images, core.docker_api):  # the builder's client and its streams
+            monkeypatch.setattr(module, "connect", lambda *args, **kwargs: client)
         return client
 
     return install

@@ -10,6 +10,7 @@ import pytest
 from core.errors import BackendUnavailable, Conflict, NotFound, OperationFailed, PermissionDenied
 from core.targets import k8s_rollback as undo
 from core.targets import kubernetes as k8s
+from core.targets.k8s_api import Api, ApiError, http_error
 
 UID = "dep-uid-1"
 REV = "deployment.kubernetes.io/revision"
@@ -278,8 +279,7 @@ def test_spec_race_is_a_conflict_saying_what_changed() -> None:
     dep = deployment("reg/m:3", 3)
     fresh = deployment("reg/m:4", 4)
     fresh["metadata"]["generation"] = 8
-    failed = OperationFailed("testing value /metadata/resourceVersion failed")
-    failed.status = 422  # type: ignore[attr-defined]
+    failed = ApiError("testing value /metadata/resourceVersion failed", 422)
     api = FakeApi([fresh], [failed])
     with pytest.raises(Conflict, match=r"revision 3 -> 4; image reg/m:3 -> reg/m:4"):
         make_target(api)._write_conditionally(dep, lambda d: ({}, "x"))
@@ -287,8 +287,7 @@ def test_spec_race_is_a_conflict_saying_what_changed() -> None:
 
 
 def test_other_rejections_are_not_retried() -> None:
-    invalid = OperationFailed("spec.template: Invalid value")
-    invalid.status = 422  # type: ignore[attr-defined]
+    invalid = ApiError("spec.template: Invalid value", 422)
     dep = deployment("reg/m:3", 3)
     api = FakeApi([copy.deepcopy(dep)], [invalid])
     with pytest.raises(OperationFailed, match="Invalid value"):
@@ -306,7 +305,7 @@ def test_other_rejections_are_not_retried() -> None:
         (401, PermissionDenied, "Unauthorized"),
         (409, Conflict, "the object has been modified"),
         (503, BackendUnavailable, "ctx API server error"),
-        (422, OperationFailed, "Invalid value"),
+        (422, ApiError, "Invalid value"),
     ],
 )
 def test_http_errors_map_to_core_errors(status: int, error: type, text: str) -> None:
@@ -319,9 +318,11 @@ def test_http_errors_map_to_core_errors(status: int, error: type, text: str) -> 
     body = '{"kind":"Status","message":%s}' % (
         '"' + messages.get(status, "boom").replace('"', '\\"') + '"'
     )
-    exc = k8s._http_error(status, body, "deployment ml/model", "ctx")
+    exc = http_error(status, body, "deployment ml/model", "ctx")
     assert isinstance(exc, error)
     assert text in str(exc)
+    if isinstance(exc, ApiError):  # other HTTP errors are failed operations with their status
+        assert isinstance(exc, OperationFailed) and exc.status == status
 
 
 class RefusingClient:
@@ -339,6 +340,6 @@ class RefusingClient:
 
 
 def test_unreachable_server_is_backend_unavailable_naming_the_context() -> None:
-    api = k8s._Api(RefusingClient(), "prod-eu")
+    api = Api(RefusingClient(), "prod-eu")
     with pytest.raises(BackendUnavailable, match=r"^cannot reach prod-eu API server: "):
         api.request("GET", "/x", timeout=1.0)

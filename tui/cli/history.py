@@ -8,8 +8,7 @@ from core.errors import BackendUnavailable, NotFound
 from tui.cli.output import EXIT_OK, EXIT_UNAVAILABLE, Streams, iso
 
 if TYPE_CHECKING:
-    from core.domain import JournalEntry, Revision
-    from core.journal import Release
+    from core.domain import JournalEntry, Release, Revision
     from core.services.workspace import Workspace
 
 

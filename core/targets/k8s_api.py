@@ -1,0 +1,333 @@
+"""The Kubernetes REST layer: JSON requests to API servers, shared per (kubeconfig, context).
+
+Requests are built and authenticated by the official ``kubernetes`` client's
+``ApiClient`` (imported on first use, in :func:`api_for`) and answered as
+plain dicts, exactly as the server serialised them. That keeps large lists
+cheap (no model objects) and lets a patch carry an object byte-for-byte.
+
+One :class:`Api` exists per (kubeconfig, context) in a module-level registry,
+so several contexts are live at once and targets on the same cluster share
+connections. Every request has a timeout. Errors are mapped to
+:mod:`core.errors` by :func:`http_error`: unreachable server ->
+BackendUnavailable, 404 -> NotFound, 401/403 -> PermissionDenied (with the
+server's message), 409 -> Conflict, 5xx -> BackendUnavailable, others ->
+OperationFailed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from core.cancel import CancelToken
+from core.errors import (
+    BackendUnavailable,
+    ConfigError,
+    Conflict,
+    MrcError,
+    NotFound,
+    OperationFailed,
+    PermissionDenied,
+)
+
+#: Server-side timeout of one watch request; short so cancellation is noticed promptly.
+WATCH_SECONDS = 5
+#: Items asked for per page of a list call.
+LIST_PAGE = 500
+
+#: A Kubernetes object (or list, or status) as the server's decoded JSON.
+Obj = dict[str, Any]
+
+
+class ApiError(OperationFailed):
+    """The API server refused a request with an HTTP status no other core error stands for.
+
+    ``status`` is that HTTP status (e.g. 422 for an invalid or stale object);
+    the message is the server's own.
+    """
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Api:
+    """JSON requests to one API server through a shared ``kubernetes.client.ApiClient``.
+
+    Obtain one with :func:`api_for` (shared per kubeconfig and context);
+    ``context`` is the name used in error messages. Every method raises
+    BackendUnavailable when the server cannot be reached (a timed-out write
+    says the change may or may not have been applied) and the error
+    :func:`http_error` maps an HTTP error answer to.
+    """
+
+    def __init__(self, client: Any, context: str) -> None:
+        self.client = client
+        self.context = context
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: Sequence[tuple[str, Any]] | None,
+        body: Any,
+        content_type: str | None,
+        timeout: float | tuple[float, float],
+    ) -> Any:
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        req = self.client.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=list(query or []),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            return self.client.call_api(*req, _request_timeout=timeout).response
+        except Exception as exc:
+            raise self._unreachable(method, exc) from exc
+
+    def _unreachable(self, method: str, exc: Exception) -> MrcError:
+        # The kubernetes client may surface an HTTP answer as an exception with a status.
+        status = getattr(exc, "status", None)
+        if status not in (None, 0):  # an HTTP answer surfaced as an exception
+            return http_error(int(status), str(getattr(exc, "body", "") or exc), "", self.context)
+        text = _one_line(exc)
+        if method != "GET" and "timed out" in text.lower():
+            text += " (the change may or may not have been applied)"
+        return BackendUnavailable(f"cannot reach {self.context} API server: {text}")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        timeout: float,
+        query: Sequence[tuple[str, Any]] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        what: str = "",
+    ) -> Obj:
+        """Send one request and return the decoded JSON answer.
+
+        ``what`` names the object for a 404 ("deployment ns/name"). Raises
+        BackendUnavailable, NotFound, PermissionDenied, Conflict or ApiError
+        (other HTTP errors, with the server's message).
+        """
+        resp = self._send(method, path, query, body, content_type, (timeout / 2, timeout))
+        try:
+            data = resp.data
+        except Exception as exc:
+            resp.close()
+            raise self._unreachable(method, exc) from exc
+        finally:
+            resp.release_conn()
+        if not 200 <= resp.status < 300:
+            raise http_error(resp.status, data.decode("utf-8", "replace"), what, self.context)
+        result: Obj = json.loads(data) if data else {}
+        return result
+
+    def list_all(
+        self,
+        path: str,
+        *,
+        timeout: float,
+        query: Sequence[tuple[str, Any]] = (),
+        what: str = "",
+    ) -> tuple[list[Obj], str]:
+        """Return every item of a list (following ``continue``) and the list's resourceVersion.
+
+        Asks for :data:`LIST_PAGE` items per request. Raises like :meth:`request`.
+        """
+        items: list[Obj] = []
+        token = ""
+        while True:
+            params = [*query, ("limit", LIST_PAGE)]
+            if token:
+                params.append(("continue", token))
+            page = self.request("GET", path, timeout=timeout, query=params, what=what)
+            items.extend(page.get("items") or [])
+            meta = page.get("metadata") or {}
+            token = meta.get("continue") or ""
+            if not token:
+                return items, str(meta.get("resourceVersion", ""))
+
+    def watch(
+        self,
+        path: str,
+        *,
+        query: Sequence[tuple[str, Any]],
+        timeout: float,
+        cancel: CancelToken | None = None,
+        current: list[Any] | None = None,
+    ) -> Iterator[Obj]:
+        """Yield the watch events (``{"type", "object"}``) of one watch request.
+
+        The request ends after :data:`WATCH_SECONDS` on the server side, or
+        when ``cancel`` is set. The open response is kept in ``current[0]`` so
+        the caller can close it from another thread (see :func:`closer`).
+        Raises like :meth:`request`.
+        """
+        params = [*query, ("watch", "true"), ("timeoutSeconds", WATCH_SECONDS)]
+        resp = self._send("GET", path, params, None, None, (timeout / 2, WATCH_SECONDS + timeout))
+        if not 200 <= resp.status < 300:
+            data = resp.data
+            resp.release_conn()
+            raise http_error(resp.status, data.decode("utf-8", "replace"), "", self.context)
+        if current is not None:
+            current[:] = [resp]
+        buffer = b""
+        finished = False
+        try:
+            for chunk in resp.stream(amt=None, decode_content=False):
+                if cancel is not None and cancel.cancelled:
+                    return
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if line.strip():
+                        yield json.loads(line)
+            finished = True
+        except Exception as exc:
+            if cancel is not None and cancel.cancelled:
+                return
+            raise self._unreachable("GET", exc) from exc
+        finally:
+            if current is not None:
+                current.clear()
+            if not finished:
+                # Unread stream data must not reach the next request on this connection.
+                resp.close()
+            resp.release_conn()
+
+
+def closer(current: list[Any]) -> Callable[[], None]:
+    """Return a callback closing the watch response held in ``current`` (if any).
+
+    Meant for :meth:`CancelToken.on_cancel`, with the list passed to
+    :meth:`Api.watch`; the callback never raises.
+    """
+
+    def close() -> None:
+        for resp in list(current):
+            try:
+                resp.close()
+            except Exception:
+                pass
+
+    return close
+
+
+_CLIENTS: dict[tuple[str, str], Api] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def api_for(context: str | None, kubeconfig: str | os.PathLike[str] | None = None) -> Api:
+    """Return the shared JSON client of one (kubeconfig, context), creating it on first use.
+
+    ``context`` None or "" means the kubeconfig's current context; ``kubeconfig``
+    None means ``$KUBECONFIG`` or ``~/.kube/config``. Raises ConfigError when
+    the kubeconfig or the context cannot be loaded.
+    """
+    path = str(Path(kubeconfig).expanduser().resolve()) if kubeconfig else ""
+    key = (path, context or "")
+    with _CLIENTS_LOCK:
+        api = _CLIENTS.get(key)
+        if api is not None:
+            return api
+        import urllib3
+        from kubernetes import client, config
+
+        cfg = client.Configuration()
+        try:
+            config.load_kube_config(
+                config_file=path or None,
+                context=context or None,
+                client_configuration=cfg,
+                persist_config=False,
+            )
+        except Exception as exc:
+            where = path or os.environ.get("KUBECONFIG", "~/.kube/config")
+            raise ConfigError(where, [f"context {context or '(current)'}: {exc}"]) from exc
+        # Connections are retried once (each attempt may take half the timeout) and
+        # answers never, so an unreachable server costs at most about one timeout.
+        cfg.retries = urllib3.Retry(
+            total=1, connect=1, read=0, redirect=0, status=0, other=0, raise_on_status=False
+        )
+        api = Api(client.ApiClient(configuration=cfg), context or _current_context(path))
+        _CLIENTS[key] = api
+        return api
+
+
+def _current_context(path: str) -> str:
+    """Return the name of the kubeconfig's current context, for messages; never raises."""
+    try:
+        from kubernetes import config
+
+        _, active = config.list_kube_config_contexts(config_file=path or None)
+        return str(active.get("name", "current context"))
+    except Exception:
+        return "current context"
+
+
+def _one_line(exc: BaseException) -> str:
+    """Return the first line of ``exc``'s message (its type name if empty), at most 300 chars."""
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    return first[:300]
+
+
+def http_error(status: int, body: str, what: str, context: str) -> MrcError:
+    """Return the core error for an HTTP error answer (it is returned, not raised).
+
+    ``body`` is the answer's text; the message of a Kubernetes ``Status`` in it
+    is used when present. 404 -> NotFound ("``what`` not found in context
+    ``context``" when ``what`` is given), 401/403 -> PermissionDenied, 409 ->
+    Conflict, 500/502/503/504 -> BackendUnavailable naming ``context``,
+    anything else -> ApiError carrying ``status``.
+    """
+    message = body.strip()
+    try:
+        decoded = json.loads(body)
+        if isinstance(decoded, dict) and decoded.get("message"):
+            message = str(decoded["message"])
+    except ValueError:
+        pass
+    message = message or f"HTTP {status}"
+    if status == 404:
+        return NotFound(f"{what} not found in context {context}" if what else message)
+    if status in (401, 403):
+        return PermissionDenied(message)
+    if status == 409:
+        return Conflict(message)
+    if status in (500, 502, 503, 504):
+        return BackendUnavailable(f"{context} API server error: {message}")
+    return ApiError(message, status)
+
+
+# --------------------------------------------------------------------------
+# Paths
+
+
+def apps_path(namespace: str, resource: str, name: str = "") -> str:
+    """Return the ``apps/v1`` path of a resource collection in ``namespace``, or of ``name`` in it.
+
+    E.g. ``/apis/apps/v1/namespaces/ml/deployments/iris``.
+    """
+    base = f"/apis/apps/v1/namespaces/{namespace}/{resource}"
+    return f"{base}/{name}" if name else base
+
+
+def core_path(namespace: str, resource: str) -> str:
+    """Return the core ``v1`` path of a resource collection in ``namespace``.
+
+    E.g. ``/api/v1/namespaces/ml/events``.
+    """
+    return f"/api/v1/namespaces/{namespace}/{resource}"
