@@ -8,6 +8,8 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from core import procs
+
 
 @dataclass(frozen=True, slots=True)
 class Actor:
@@ -62,17 +64,14 @@ def whoami(environ: Mapping[str, str] | None = None) -> Actor:
 def process_start_ticks(pid: int) -> str:
     """Return the start time of ``pid`` in clock ticks since boot (Linux), or "".
 
-    Used with the pid to tell a live process from a later one that reused its pid.
+    Used with the pid to tell a live process from a later one that reused
+    its pid; "" when the process does not exist or its entry cannot be read.
     """
     try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
-            stat = handle.read()
+        stat = procs.proc_stat(pid)
     except OSError:
         return ""
-    # The command name (field 2) may contain spaces and parentheses: split after the last ")".
-    fields = stat[stat.rfind(")") + 2 :].split()
-    # After the name: state is field 3, starttime is field 22 => index 19 here.
-    return fields[19] if len(fields) > 19 else ""
+    return str(stat.start_ticks) if stat is not None else ""
 
 
 def process_alive(pid: int, start_ticks: str = "") -> bool:
@@ -80,6 +79,7 @@ def process_alive(pid: int, start_ticks: str = "") -> bool:
 
     When ``start_ticks`` is given (see :func:`process_start_ticks`) and the
     running process started at another time, the pid was reused: False.
+    A process that exists but whose ``/proc`` entry cannot be read counts as alive.
     """
     if pid <= 0:
         return False
@@ -90,13 +90,9 @@ def process_alive(pid: int, start_ticks: str = "") -> bool:
     except PermissionError:
         pass  # exists, owned by somebody else
     try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
-            stat = handle.read()
-    except FileNotFoundError:
-        return False
+        stat = procs.proc_stat(pid)
     except OSError:
         return True
-    fields = stat[stat.rfind(")") + 2 :].split()
-    if fields and fields[0] in ("Z", "X"):
+    if stat is None or not stat.live:
         return False
-    return not (start_ticks and len(fields) > 19 and fields[19] != start_ticks)
+    return not (start_ticks and str(stat.start_ticks) != start_ticks)

@@ -16,8 +16,10 @@ rather than ``PR_SET_PDEATHSIG`` because the latter fires when the *thread*
 that forked the child exits, and the console starts processes from worker
 threads.
 
-The console side also offers :func:`kill_group` (terminate a group and reap
-it) and a registry of cleanup callbacks run at exit and on SIGHUP/SIGTERM
+The console side also offers the one process-group killer, :func:`kill_group`
+(terminate a group and reap it; the console's servers and the test runner
+both use it), the one ``/proc/<pid>/stat`` reader (:func:`proc_stat`) and a
+registry of cleanup callbacks run at exit and on SIGHUP/SIGTERM
 (:func:`register_cleanup`, :func:`install_exit_handlers`) so processes are
 stopped gracefully when possible.
 
@@ -38,9 +40,12 @@ import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 #: Seconds a guarded group gets between SIGTERM and SIGKILL.
 GRACE = 3.0
+#: Seconds :func:`kill_group` waits for a group to vanish after SIGKILL.
+KILL_WAIT = 2.0
 
 _lifeline_lock = threading.Lock()
 _lifeline: tuple[int, int] | None = None
@@ -95,6 +100,43 @@ def spawn_guarded(
             log.close()
 
 
+class ProcStat(NamedTuple):
+    """What ``/proc/<pid>/stat`` says about a process (Linux)."""
+
+    state: str
+    """One letter: ``R`` running, ``S`` sleeping, ``D`` disk wait, ``Z`` zombie, ``X`` dead, ..."""
+    pgid: int
+    """The process group id."""
+    start_ticks: int
+    """The start time in clock ticks since boot: with the pid it names one process."""
+
+    @property
+    def live(self) -> bool:
+        """True unless the process is a zombie or dead (such a process holds nothing)."""
+        return self.state not in ("Z", "X")
+
+
+def proc_stat(pid: int) -> ProcStat | None:
+    """Return what ``/proc/<pid>/stat`` says about process ``pid``.
+
+    Returns None when there is no such process. Raises OSError when the
+    entry exists but cannot be read or parsed (another user's process under
+    a restrictive ``/proc`` mount, or no ``/proc`` at all).
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ")".
+    # After it come state (field 3), ppid, pgrp (field 5) ... starttime (field 22).
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    try:
+        return ProcStat(fields[0].decode("ascii"), int(fields[2]), int(fields[19]))
+    except (IndexError, ValueError) as exc:
+        raise OSError(f"cannot parse /proc/{pid}/stat") from exc
+
+
 def group_alive(pgid: int) -> bool:
     """Return True while some process of group ``pgid`` exists (zombies included)."""
     try:
@@ -106,34 +148,66 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
+def live_group_members(pgid: int) -> list[int]:
+    """Return the pids of the live (not zombie) processes of group ``pgid``.
+
+    Scans ``/proc``; without it, returns ``[pgid]`` while the group exists
+    (:func:`group_alive`) and ``[]`` once it is gone. Never raises.
+    """
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return [pgid] if group_alive(pgid) else []
+    members = []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            stat = proc_stat(int(entry))
+        except OSError:
+            continue
+        if stat is not None and stat.pgid == pgid and stat.live:
+            members.append(int(entry))
+    return members
+
+
 def kill_group(
     pgid: int, popen: subprocess.Popen[bytes] | None = None, grace: float = GRACE
 ) -> bool:
     """Terminate process group ``pgid``: SIGTERM, then SIGKILL after ``grace`` seconds.
 
     ``popen`` (the group leader, if it is our child) is reaped on the way so
-    it does not linger as a zombie. Returns True when the group is gone,
-    False if something survived SIGKILL for a further second (it cannot in
-    practice, barring uninterruptible sleep). Never raises for a group that
-    is already gone.
+    it does not linger as a zombie. Returns True when no live process of the
+    group remains (zombies hold nothing), False when something survived
+    SIGKILL for a further :data:`KILL_WAIT` seconds (barring uninterruptible
+    sleep it cannot) or belongs to another user. Never raises, also for a
+    group that is already gone.
     """
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 1.0)):
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, KILL_WAIT)):
         try:
             os.killpg(pgid, sig)
         except ProcessLookupError:
             pass
-        except PermissionError:
-            return False
+        except PermissionError:  # nothing of the group can be signalled: not ours
+            return not live_group_members(pgid)
         deadline = time.monotonic() + wait
         while True:
             if popen is not None:
                 popen.poll()
-            if not group_alive(pgid):
+            if not live_group_members(pgid):
+                _reap(popen)
                 return True
             if time.monotonic() >= deadline:
                 break
             time.sleep(0.02)
-    return not group_alive(pgid)
+    return not live_group_members(pgid)
+
+
+def _reap(popen: subprocess.Popen[bytes] | None) -> None:
+    """Collect the exit status of ``popen``, which is dead (at most a zombie), so none lingers."""
+    if popen is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            popen.wait(timeout=1.0)
 
 
 def is_guard_of(pid: int, tag: str) -> bool:

@@ -56,6 +56,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Protocol
 
+from core import procs
 from core.cancel import CancelToken
 from core.domain import OutputLine, RunStatus, TestRun
 from core.errors import MrcError
@@ -183,54 +184,6 @@ def _snapshot(run: TestRun) -> TestRun:
 
 
 # ----------------------------------------------------------------------- processes
-
-
-def _live_group_members(pgid: int) -> list[int]:
-    """Return pids of group ``pgid`` that are not zombies (zombies hold nothing)."""
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return []
-        except PermissionError:
-            pass
-        return [pgid]
-    members = []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] != b"Z":
-            members.append(int(entry))
-    return members
-
-
-def kill_process_group(pgid: int, proc: subprocess.Popen[bytes] | None, grace: float) -> bool:
-    """Terminate group ``pgid``: SIGTERM, then SIGKILL after ``grace`` seconds.
-
-    ``proc`` (the group leader, our child) is reaped on the way. Returns True
-    when no live process of the group remains. Never raises.
-    """
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, sig)
-        deadline = time.monotonic() + wait
-        while True:
-            if proc is not None:
-                proc.poll()
-            if not _live_group_members(pgid):
-                return True
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(0.02)
-    return not _live_group_members(pgid)
 
 
 def _pump(stream: IO[bytes], name: str, sink: queue.Queue[tuple[str, bytes | None]]) -> None:
@@ -536,7 +489,7 @@ class TestRunner:
         finally:
             if not finished:  # the consumer stopped iterating, or an unexpected error
                 if handle._pgid is not None:
-                    kill_process_group(handle._pgid, None, self.kill_grace)
+                    procs.kill_group(handle._pgid, None, self.kill_grace)
                 if not run.status.finished:
                     run.status = RunStatus.CANCELLED
                     run.message = "stopped: nobody was reading the run's events"
@@ -622,10 +575,10 @@ class TestRunner:
                 now = time.monotonic()
                 if stopped is None and token.cancelled:
                     stopped = RunStatus.CANCELLED
-                    kill_process_group(proc.pid, proc, self.kill_grace)
+                    procs.kill_group(proc.pid, proc, self.kill_grace)
                 elif stopped is None and deadline is not None and now >= deadline:
                     stopped = RunStatus.TIMEOUT
-                    kill_process_group(proc.pid, proc, self.kill_grace)
+                    procs.kill_group(proc.pid, proc, self.kill_grace)
                 if proc.poll() is not None:
                     if exited_at is None:
                         exited_at = now
@@ -635,7 +588,7 @@ class TestRunner:
                         # The shell is gone but a background child keeps the pipes open.
                         if killed_leftovers:
                             break
-                        kill_process_group(proc.pid, proc, min(self.kill_grace, 1.0))
+                        procs.kill_group(proc.pid, proc, min(self.kill_grace, 1.0))
                         killed_leftovers = True
                         exited_at = now
                 if not open_streams:
@@ -654,10 +607,10 @@ class TestRunner:
                 yield OutputLine(text, name)
         finally:
             if proc.poll() is None:  # the consumer went away, or an unexpected error
-                kill_process_group(proc.pid, proc, self.kill_grace)
+                procs.kill_group(proc.pid, proc, self.kill_grace)
             code = proc.wait()
-            if _live_group_members(proc.pid):
-                kill_process_group(proc.pid, proc, min(self.kill_grace, 1.0))
+            if procs.live_group_members(proc.pid):
+                procs.kill_group(proc.pid, proc, min(self.kill_grace, 1.0))
             with self._cond:
                 handle._pgid = None
             for pump, stream in pumps:
