@@ -22,8 +22,12 @@ from core.errors import Cancelled, ReadOnly
 from core.journal import Journal, JournalError
 from core.targets.base import Target
 
-#: Actions :func:`run_simple` performs.
-SIMPLE_ACTIONS = ("pause", "resume", "restart")
+#: Actions :func:`run_simple` performs, each with the Target method that does it.
+SIMPLE_ACTIONS: Mapping[str, Callable[[Target], None]] = {
+    "pause": lambda target: target.pause(),
+    "resume": lambda target: target.resume(),
+    "restart": lambda target: target.restart(),
+}
 
 ABANDONED = "stopped following the operation before it ended; verify the target"
 
@@ -185,13 +189,13 @@ def run_simple(
     Raises ValueError for another ``action``, ReadOnly when ``read_only``, and
     re-raises what the target raises after recording it as ``failed``.
     """
-    if action not in SIMPLE_ACTIONS:
+    perform = SIMPLE_ACTIONS.get(action)
+    if perform is None:
         raise ValueError(f"unknown action {action!r} (expected {', '.join(SIMPLE_ACTIONS)})")
     _refuse_if_read_only(target, action, read_only)
-    method: Callable[[], None] = getattr(target, action)
 
     def start() -> Iterator[Progress]:
-        method()
+        perform(target)
         return iter(())
 
     for progress in _journalled(
