@@ -36,6 +36,6 @@ def drift_view(workspace: Workspace, model: str, span: timedelta, now: datetime)
 
     Raises BackendUnavailable (the screen turns stale) or InvalidQuery.
     """
-    from core.metrics.model import build_view
+    from core.services.views import build_view
 
     return build_view(workspace, model, now - span, now)

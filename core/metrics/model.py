@@ -12,152 +12,43 @@ and the release markers into one :class:`DriftView` per refresh:
   the warn or alert band;
 * the release markers inside the time range.
 
-The reference is, by ``reference``: ``training`` — the histograms shipped
-with the model (the caller loads them from the repository at the deployed
-commit); ``before_release`` — the window just before the latest release
-marker; ``fixed`` — the window [reference_start, reference_end].
+Every score comes from :class:`~core.metrics.scoring.DriftScorer`, the same
+scorer the guard and the CLI use; the console's entry point (markers from
+the journal, the training reference from the repository) is
+:func:`core.services.views.build_view`.
 """
 
 from __future__ import annotations
 
 import math
-import re
-import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from core.domain import Alert, DriftBand, DriftScore, Histogram, Marker, Series
-from core.errors import BackendUnavailable, InvalidQuery, MrcError, NotFound
+from core.errors import BackendUnavailable, InvalidQuery
 from core.metrics import drift
 from core.metrics.base import MetricsSource
 from core.metrics.prometheus import step_for
 from core.metrics.reference import Reference
+from core.metrics.scoring import (
+    REFERENCE_KINDS,
+    DriftScorer,
+    DriftSettings,
+    TrainingLoader,
+    feature_name,
+    fixed_training,
+    no_training,
+    not_enough,
+)
 
-#: Time ranges the screen steps through (seconds): 15m, 1h, 6h, 24h, 7d.
-RANGES = (900.0, 3600.0, 6 * 3600.0, 86400.0, 7 * 86400.0)
-REFERENCE_KINDS = ("training", "before_release", "fixed")
-_FEATURE_LABEL = re.compile(r'feature\s*=\s*"([^"]*)"')
-
-
-@dataclass(frozen=True, slots=True)
-class DriftSettings:
-    """Everything :class:`DriftModel` needs to know about one model's metrics and drift.
-
-    ``prediction_histogram`` and ``feature_histograms`` are classic histogram
-    metric names (optionally with a ``{k="v"}`` selector); ``error_rate``,
-    ``latency_p95`` and ``throughput`` are queries in the source's language
-    ("" to leave a panel out). ``window`` and the reference times are seconds
-    and UTC datetimes. ``drift_alerts`` adds a local alert while the current
-    score is in the warn/alert band; ``max_error_rate`` / ``max_latency_p95``
-    add one while the latest error-rate / latency value exceeds them (the
-    scrape source's locally evaluated thresholds; None for none).
-    """
-
-    prediction_histogram: str
-    feature_histograms: tuple[str, ...] = ()
-    method: str = "psi"
-    warn: float = 0.1
-    alert: float = 0.25
-    reference: str = "training"
-    reference_start: datetime | None = None
-    reference_end: datetime | None = None
-    window: float = 600.0
-    min_samples: float = 200
-    error_rate: str = ""
-    latency_p95: str = ""
-    throughput: str = ""
-    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
-    drift_alerts: bool = True
-    max_error_rate: float | None = None
-    max_latency_p95: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.method not in drift.METHODS:
-            raise ValueError(f"unknown drift method {self.method!r}")
-        if self.reference not in REFERENCE_KINDS:
-            raise ValueError(f"unknown drift reference {self.reference!r}")
-        if self.reference == "fixed" and (self.reference_start is None or not self.reference_end):
-            raise ValueError("a fixed drift reference needs reference_start and reference_end")
-
-    @classmethod
-    def from_config(cls, metrics: Any, drift_config: Any, guard: Any = None) -> DriftSettings:
-        """Return the settings of a model's ``[model.metrics]`` and ``[model.drift]`` tables.
-
-        With a ``scrape`` source the ``[model.guard]`` limits (``guard``) become
-        locally evaluated alerts; Prometheus evaluates its own alerting rules.
-
-        For a ``scrape`` source the panel entries may be bare metric names: a
-        counter becomes ``sum(rate(name[1m]))`` and the latency histogram
-        ``histogram_quantile(0.95, name[1m])``; expressions are kept as written.
-        """
-        scrape = getattr(metrics, "source", "") == "scrape"
-
-        def panel(text: str, kind: str) -> str:
-            text = (text or "").strip()
-            if not scrape or not text or "(" in text:
-                return text
-            if kind == "latency":
-                return f"histogram_quantile(0.95, {text}[1m])"
-            if text.endswith("_total"):
-                return f"sum(rate({text}[1m]))"
-            return text
-
-        return cls(
-            prediction_histogram=metrics.prediction_histogram,
-            feature_histograms=tuple(metrics.feature_histograms),
-            method=drift_config.method,
-            warn=drift_config.warn,
-            alert=drift_config.alert,
-            reference=drift_config.reference,
-            reference_start=drift_config.reference_start,
-            reference_end=drift_config.reference_end,
-            window=drift_config.window,
-            min_samples=drift_config.min_samples,
-            error_rate=panel(metrics.error_rate, "rate"),
-            latency_p95=panel(metrics.latency_p95, "latency"),
-            throughput=panel(metrics.throughput, "rate"),
-            max_error_rate=getattr(guard, "max_error_rate", None) if scrape else None,
-            max_latency_p95=getattr(guard, "max_latency_p95", None) if scrape else None,
-        )
-
-
-def open_source(metrics: Any, thresholds: Iterable[Any] = ()) -> MetricsSource:
-    """Return the metrics source a ``[model.metrics]`` table describes (not yet contacted).
-
-    ``thresholds`` (:class:`core.metrics.scrape.Threshold`) are the local
-    alerts of a scrape source. Raises ValueError for an unknown source kind.
-    """
-    token = metrics.token.reveal() if getattr(metrics, "token", None) else None
-    if metrics.source == "prometheus":
-        from core.metrics.prometheus import PrometheusSource
-
-        password = metrics.password.reveal() if getattr(metrics, "password", None) else ""
-        auth = (metrics.username, password) if getattr(metrics, "username", "") else None
-        return PrometheusSource(
-            metrics.url,
-            headers=dict(metrics.headers),
-            token=token,
-            timeout=metrics.timeout,
-            selector=metrics.selector,
-            auth=auth,
-        )
-    if metrics.source == "scrape":
-        from core.metrics.scrape import ScrapeSource
-
-        headers = dict(metrics.headers)
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        return ScrapeSource(
-            metrics.url,
-            interval=metrics.refresh,
-            timeout=metrics.timeout,
-            thresholds=thresholds,
-            headers=headers,
-            selector=metrics.selector,
-        )
-    raise ValueError(f"unknown metrics source {metrics.source!r}")
+__all__ = [
+    "REFERENCE_KINDS",
+    "DriftModel",
+    "DriftSettings",
+    "DriftView",
+    "feature_name",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,35 +115,15 @@ class DriftView:
         return out
 
 
-def feature_name(metric: str) -> str:
-    """Return the display name of a feature histogram: its ``feature`` label, else the metric."""
-    m = _FEATURE_LABEL.search(metric)
-    return m.group(1) if m else metric.partition("{")[0]
-
-
-def _not_enough(method: str, reason: str) -> DriftScore:
-    return DriftScore(method, None, DriftBand.NOT_ENOUGH_DATA, 0.0, reason)
-
-
-def _fmt_span(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:g} s"
-    if seconds < 3600:
-        return f"{seconds / 60:g} min"
-    return f"{seconds / 3600:g} h"
-
-
-def _fmt_time(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 class DriftModel:
     """Computes :class:`DriftView` snapshots of one model.
 
     ``training`` is the training Reference (or just the prediction
-    Histogram) for the ``training`` reference kind. ``markers`` are the
-    model's rollouts and rollbacks (any order). ``now`` is the clock.
-    ``scrape_on_refresh``: :meth:`refresh` scrapes a scrape source first.
+    Histogram), or a loader returning it (see
+    :data:`~core.metrics.scoring.TrainingLoader`), for the ``training``
+    reference kind. ``markers`` are the model's rollouts and rollbacks (any
+    order). ``now`` is the clock. ``scrape_on_refresh``: :meth:`refresh`
+    asks the source for new data first (:meth:`MetricsSource.refresh`).
     Blocking: call it from a worker thread.
     """
 
@@ -262,7 +133,7 @@ class DriftModel:
         settings: DriftSettings,
         *,
         markers: Sequence[Marker] = (),
-        training: Reference | Histogram | None = None,
+        training: Reference | Histogram | TrainingLoader | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         scrape_on_refresh: bool = True,
     ) -> None:
@@ -270,11 +141,14 @@ class DriftModel:
         self.scrape_on_refresh = scrape_on_refresh
         self.settings = settings
         self.markers = sorted(markers, key=lambda m: m.time)
-        if isinstance(training, Histogram):
-            training = Reference(training)
-        self.training = training
-        #: Why there is no training reference (shown as the "not enough data" reason).
-        self.training_error = "no training reference histograms loaded"
+        if training is None:
+            loader = no_training()
+        elif isinstance(training, Reference | Histogram):
+            loader = fixed_training(training)
+        else:
+            loader = training
+        #: The one scorer of every number this view shows.
+        self.scorer = DriftScorer(source, settings, training=loader, markers=lambda: self.markers)
         self._now = now
         self.last_view: DriftView | None = None
 
@@ -282,81 +156,19 @@ class DriftModel:
         """Replace the release markers (e.g. after a new rollout was journaled)."""
         self.markers = sorted(markers, key=lambda m: m.time)
 
-    # -- reference ------------------------------------------------------
-
     def reference_window(self, end: datetime) -> tuple[datetime, datetime] | None:
-        """Return the reference window for views ending at ``end``, None for ``training``
-        (or for ``before_release`` with no release marker at or before ``end``)."""
-        s = self.settings
-        if s.reference == "fixed":
-            assert s.reference_start is not None and s.reference_end is not None
-            return s.reference_start, s.reference_end
-        if s.reference == "before_release":
-            released = [m for m in self.markers if m.time <= end]
-            if not released:
-                return None
-            t = released[-1].time
-            return t - timedelta(seconds=s.window), t
-        return None
-
-    def _reference(self, metric: str, key: str, end: datetime) -> tuple[Histogram | None, str]:
-        """Return (reference histogram or None, description or reason it is missing)."""
-        s = self.settings
-        if s.reference == "training":
-            if self.training is None:
-                return None, self.training_error
-            h = self.training.prediction if key == "" else self.training.features.get(key)
-            if h is None:
-                return None, f"training reference has no histogram for feature {key!r}"
-            return h, "training histograms"
-        window = self.reference_window(end)
-        if window is None:
-            return None, "no release marker before the end of the range"
-        h = self.source.histogram_window(metric, window[0], window[1])
-        if s.reference == "fixed":
-            return h, f"fixed window {_fmt_time(window[0])} – {_fmt_time(window[1])}"
-        marker = [m for m in self.markers if m.time == window[1]][-1]
-        return h, f"{_fmt_span(s.window)} before {marker.label} ({_fmt_time(window[1])})"
-
-    def _score(self, ref: Histogram | None, reason: str, current: Histogram) -> DriftScore:
-        s = self.settings
-        if ref is None:
-            return _not_enough(s.method, reason)
-        try:
-            return drift.score(ref, current, s.method, s.warn, s.alert, s.min_samples)
-        except ValueError as exc:
-            return _not_enough(s.method, str(exc))
+        """Return the reference window for views ending at ``end`` (see
+        :meth:`DriftScorer.reference_window`)."""
+        return self.scorer.reference_window(end)
 
     def score(self, start: datetime, end: datetime) -> DriftScore:
-        """Return the drift of the prediction histogram over [start, end) against the reference.
+        """Return the drift of [start, end) against the reference (see :meth:`DriftScorer.score`).
 
-        Band NOT_ENOUGH_DATA (with the reason) when either side is short or the
-        reference is unavailable. Raises BackendUnavailable or InvalidQuery.
+        Raises BackendUnavailable or InvalidQuery.
         """
-        metric = self.settings.prediction_histogram
-        ref, reason = self._reference(metric, "", end)
-        if ref is None:
-            return _not_enough(self.settings.method, reason)
-        return self._score(ref, reason, self.source.histogram_window(metric, start, end))
+        return self.scorer.score(start, end)
 
     # -- the view -------------------------------------------------------
-
-    def _windows(self, start: datetime, end: datetime, width: int) -> list[tuple[float, Histogram]]:
-        metric, window = self.settings.prediction_histogram, self.settings.window
-        ranged = getattr(self.source, "histogram_range", None)
-        if ranged is not None:
-            result: list[tuple[float, Histogram]] = ranged(metric, start, end, window, width=width)
-            return result
-        step = step_for(start, end, width)
-        out = []
-        t = start.timestamp()
-        while t <= end.timestamp():
-            at = datetime.fromtimestamp(t, UTC)
-            out.append(
-                (t, self.source.histogram_window(metric, at - timedelta(seconds=window), at))
-            )
-            t += step
-        return out
 
     def compute(self, start: datetime, end: datetime, width: int = 120) -> DriftView:
         """Return the view of [start, end] with about ``width`` points per series.
@@ -369,31 +181,35 @@ class DriftModel:
         step = step_for(start, end, width)
         drift_points: list[tuple[float, float]] = []
         quantile_points: dict[float, list[tuple[float, float]]] = {q: [] for q in s.quantiles}
-        current = _not_enough(s.method, "no prediction histogram configured")
+        scorer = self.scorer
+        current = not_enough(s.method, "no prediction histogram configured")
         reference = "none"
         if s.prediction_histogram:
             try:
-                ref, reference = self._reference(s.prediction_histogram, "", end)
-                for t, h in self._windows(start, end, width):
+                ref, reference = scorer.reference(s.prediction_histogram, "", end)
+                windows = self.source.histogram_range(
+                    s.prediction_histogram, start, end, s.window, width=width
+                )
+                for t, h in windows:
                     for q in s.quantiles:
                         value = drift.quantile(q, h)
                         if value is not None and math.isfinite(value):
                             quantile_points[q].append((t, value))
                     if ref is not None:
-                        point = self._score(ref, reference, h)
+                        point = scorer.judge(ref, reference, h)
                         if point.value is not None:
                             drift_points.append((t, point.value))
-                latest = self.source.histogram_window(
-                    s.prediction_histogram, end - timedelta(seconds=s.window), end
-                )
-                current = self._score(ref, reference, latest)
+                current, reference = scorer.current(end)
             except InvalidQuery as exc:
                 errors["drift"] = str(exc)
-                current = _not_enough(s.method, f"query failed: {exc}")
+                current = not_enough(s.method, f"query failed: {exc}")
         features = self._features(end, errors)
         panels: dict[str, tuple[Series, ...]] = {}
-        for name in ("error_rate", "latency_p95", "throughput"):
-            query = getattr(s, name)
+        for name, query in (
+            ("error_rate", s.error_rate),
+            ("latency_p95", s.latency_p95),
+            ("throughput", s.throughput),
+        ):
             panels[name] = ()
             if query:
                 try:
@@ -468,9 +284,9 @@ class DriftModel:
         try:
             for metric in s.feature_histograms:
                 name = feature_name(metric)
-                ref, reason = self._reference(metric, name, end)
+                ref, reason = self.scorer.reference(metric, name, end)
                 if ref is None:
-                    missing.append((name, _not_enough(s.method, reason)))
+                    missing.append((name, not_enough(s.method, reason)))
                     continue
                 pairs[name] = (ref, self.source.histogram_window(metric, start, end))
         except InvalidQuery as exc:
@@ -481,18 +297,19 @@ class DriftModel:
     def refresh(self, start: datetime, end: datetime, width: int = 120) -> DriftView:
         """Fetch and return the view of [start, end]; never raises BackendUnavailable.
 
-        A source with ``scrape_once`` (the scrape source) is scraped first when
-        ``scrape_on_refresh`` is set; if that fails the view is computed from
-        the data already buffered and marked ``stale``, with ``fetched_at`` the
-        last successful scrape. When the source cannot be reached at all, the
-        last good view is returned marked ``stale`` with the error (an empty
-        stale view if there is none).
+        The source is asked for new data first (:meth:`MetricsSource.refresh`:
+        the scrape source scrapes) when ``scrape_on_refresh`` is set; if that
+        fails, or the source's :meth:`~MetricsSource.health` reports a failed
+        collection, the view is computed from the data already buffered and
+        marked ``stale``, with ``fetched_at`` the last successful collection.
+        When the source cannot be reached at all, the last good view is
+        returned marked ``stale`` with the error (an empty stale view if there
+        is none).
         """
-        scrape = getattr(self.source, "scrape_once", None)
         scrape_error = ""
-        if scrape is not None and self.scrape_on_refresh:
+        if self.scrape_on_refresh:
             try:
-                scrape()
+                self.source.refresh()
             except BackendUnavailable as exc:
                 scrape_error = str(exc)
         try:
@@ -510,148 +327,15 @@ class DriftModel:
                 alert=s.alert,
                 window=s.window,
                 drift=Series(f"{s.method} drift", ()),
-                current=_not_enough(s.method, str(exc)),
+                current=not_enough(s.method, str(exc)),
                 reference="unavailable",
                 markers=tuple(m for m in self.markers if start <= m.time <= end),
                 stale=True,
                 error=str(exc),
             )
-        scrape_error = scrape_error or getattr(self.source, "last_error", "")
+        health = self.source.health()
+        scrape_error = scrape_error or health.last_error
         if scrape_error:
-            view = replace(
-                view,
-                stale=True,
-                error=scrape_error,
-                fetched_at=getattr(self.source, "last_success", None),
-            )
+            view = replace(view, stale=True, error=scrape_error, fetched_at=health.last_success)
         self.last_view = view
         return view
-
-
-# -- the console's entry point ---------------------------------------------
-
-_CACHE_SECONDS = 30.0
-
-
-class _Workspaces:
-    """Per-workspace DriftModels plus slowly changing inputs (deployed commit, history)."""
-
-    def __init__(self) -> None:
-        import weakref
-
-        self._lock = threading.Lock()
-        self._state: weakref.WeakKeyDictionary[Any, dict[str, dict[str, Any]]] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def get(self, workspace: Any, model: str) -> dict[str, Any]:
-        with self._lock:
-            per_model = self._state.setdefault(workspace, {})
-            return per_model.setdefault(model, {})
-
-
-_WORKSPACES = _Workspaces()
-
-
-def _history_markers(workspace: Any, model: str, journal_markers: list[Marker]) -> list[Marker]:
-    """Rollouts seen in the targets' revision histories that the journal does not know."""
-    out = []
-    for target in workspace.targets(model):
-        name = getattr(target, "name", "")
-        for rev in target.history():
-            if rev.created is None:
-                continue
-            if any(
-                m.target == name and abs((m.time - rev.created).total_seconds()) < 120
-                for m in journal_markers
-            ):
-                continue
-            out.append(
-                Marker(
-                    time=rev.created, label=f"revision {rev.number}", kind="rollout", target=name
-                )
-            )
-    return out
-
-
-def _deployed_commit(workspace: Any, model: str) -> str:
-    for target in workspace.targets(model):
-        commit = target.status().commit
-        if commit:
-            return str(commit)
-    return ""
-
-
-def build_view(
-    workspace: Any, model: str, start: datetime, end: datetime, width: int = 120
-) -> DriftView:
-    """Return the Drift screen's view of ``model`` over [start, end] (blocking; call from a worker).
-
-    Markers come from the journal (every rollout and rollback the console
-    made) and the targets' revision histories (refreshed every 30 s). The
-    training reference is read from the repository at the commit the first
-    reachable target runs. A scrape source gets its background scraper started.
-    Raises NotFound when the model has no metrics configured, BackendUnavailable
-    when the source cannot be reached (the screen marks its data stale).
-    """
-    import time
-
-    cfg = workspace.model(model)
-    source = workspace.metrics(model)
-    if source is None or cfg.metrics is None or not cfg.metrics.prediction_histogram:
-        raise NotFound(f"model {model} has no [model.metrics] prediction_histogram configured")
-    start_scraper = getattr(source, "start", None)
-    if callable(start_scraper):
-        start_scraper()
-    state = _WORKSPACES.get(workspace, model)
-    dm: DriftModel | None = state.get("model")
-    if dm is None or dm.source is not source:
-        dm = DriftModel(
-            source,
-            DriftSettings.from_config(cfg.metrics, cfg.drift, getattr(cfg, "guard", None)),
-            scrape_on_refresh=False,
-        )
-        state.clear()
-        state["model"] = dm
-    markers = list(workspace.journal.markers(model))
-    clock = time.monotonic()
-    if clock - state.get("slow_at", -_CACHE_SECONDS) >= _CACHE_SECONDS:
-        state["slow_at"] = clock
-        try:
-            state["history"] = _history_markers(workspace, model, markers)
-        except MrcError:
-            state["history"] = []
-        if cfg.drift.reference == "training":
-            _load_training(workspace, model, cfg, dm, state)
-    dm.set_markers(markers + state.get("history", []))
-    view = dm.refresh(start, end, width)
-    if view.stale:
-        raise BackendUnavailable(view.error)
-    return view
-
-
-def _load_training(
-    workspace: Any, model: str, cfg: Any, dm: DriftModel, state: dict[str, Any]
-) -> None:
-    from core.metrics.reference import InvalidReference, loads
-
-    path = cfg.drift.reference_path
-    if not path:
-        dm.training, dm.training_error = None, "drift.reference_path is not configured"
-        return
-    try:
-        commit = _deployed_commit(workspace, model)
-    except MrcError as exc:
-        dm.training_error = f"cannot tell the deployed commit: {exc}"
-        return  # keep the reference loaded before, if any
-    if not commit:
-        dm.training, dm.training_error = None, "no target runs a known commit"
-        return
-    if state.get("training_commit") == commit:
-        return
-    try:
-        text = workspace.repository(model).file_at(commit, path).decode("utf-8")
-        dm.training = loads(text, f"{path} at {commit[:8]}")
-        state["training_commit"] = commit
-    except (MrcError, InvalidReference, UnicodeDecodeError) as exc:
-        dm.training, dm.training_error = None, str(exc)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.domain import Alert, Histogram, Series
 from core.errors import BackendUnavailable, InvalidQuery, PermissionDenied
+from core.metrics.base import MetricsSource
 
 if TYPE_CHECKING:
     import httpx
@@ -95,8 +96,8 @@ def _parse_time(text: str | None) -> datetime | None:
         return None
 
 
-class PrometheusSource:
-    """Metrics from a Prometheus server.
+class PrometheusSource(MetricsSource):
+    """Metrics from a Prometheus server (it keeps the history: no background collection).
 
     ``headers`` are sent with every request; ``token`` adds ``Authorization:
     Bearer``; ``auth`` is (user, password) for basic authentication.

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING
 from core import durations
 from core.domain import Alert, Histogram, Series
 from core.errors import BackendUnavailable, InvalidQuery
+from core.metrics.base import MetricsSource, SourceHealth
 from core.metrics.drift import histogram_delta, quantile
 from core.metrics.prometheus import parse_selector, series_name, step_for
 
@@ -136,7 +137,7 @@ def _split_top(expr: str, sep: str) -> list[str]:
     return parts
 
 
-class ScrapeSource:
+class ScrapeSource(MetricsSource):
     """Metrics scraped from one /metrics endpoint into a bounded ring buffer.
 
     ``interval`` is the period of the optional background scraper
@@ -220,8 +221,28 @@ class ScrapeSource:
         self.last_success = datetime.fromtimestamp(at, UTC)
         self.last_error = ""
 
+    def refresh(self) -> None:
+        """Scrape once now (see :meth:`scrape_once`); raises BackendUnavailable."""
+        self.scrape_once()
+
+    def warm_up(self) -> None:
+        """Make sure the buffer holds two scrapes, ``interval`` apart, so windows have an increase.
+
+        Scrapes now when the buffer is empty, then once more after ``interval``
+        seconds when it holds only one scrape. Raises BackendUnavailable.
+        """
+        if not self._buffer:
+            self.scrape_once()
+        if len(self._buffer) < 2:
+            time.sleep(self.interval)
+            self.scrape_once()
+
+    def health(self) -> SourceHealth:
+        """Return the latest scrape error ("" after a good one) and the last good scrape's time."""
+        return SourceHealth(self.last_error, self.last_success)
+
     def start(self) -> None:
-        """Scrape every ``interval`` seconds in a daemon thread until :meth:`stop`."""
+        """Scrape every ``interval`` seconds in a daemon thread until :meth:`stop`; idempotent."""
         if self._thread is not None:
             return
         self._stop.clear()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -93,11 +93,10 @@ class GuardSettings:
         if guard is None:
             return cls() if interval is None else cls(interval=interval)
 
-        # A [model.guard] table (core.config.GuardConfig) or a mapping of the same keys.
-        values: dict[str, Any] = guard if isinstance(guard, dict) else asdict(guard)
-
         def get(name: str, default: Any = None) -> Any:
-            return values.get(name, default)
+            if isinstance(guard, dict):
+                return guard.get(name, default)
+            return getattr(guard, name, default)
 
         duration = durations.seconds(get("duration", 300.0))
         step = interval if interval is not None else durations.seconds(get("interval", None) or 0)
@@ -128,7 +127,11 @@ def _opt_float(value: Any) -> float | None:
 
 
 class DriftProbe(Protocol):
-    """Computes the current drift score of a model (reference vs. a recent window)."""
+    """Computes the drift score of a model: a window against its configured reference.
+
+    The workspace's is :class:`core.metrics.scoring.DriftScorer` (the scorer the
+    Drift screen and the CLI use too).
+    """
 
     def score(self, start: datetime, end: datetime) -> DriftScore:
         """Return the drift score of [start, end); band NOT_ENOUGH_DATA when too few samples."""

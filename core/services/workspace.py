@@ -18,18 +18,15 @@ from core import config as config_mod
 from core import paths
 from core.cancel import CancelToken
 from core.config import Config, ModelConfig, TargetConfig
-from core.domain import Artifact, JournalEntry, Progress, RollbackPreview, RolloutState
+from core.domain import Artifact, Progress, RollbackPreview
 from core.errors import ConfigError, NotFound, ReadOnly
 from core.metrics.base import MetricsSource
 from core.targets.base import Target
-from core.targets.kinds import KINDS, kind_of
 
 if TYPE_CHECKING:
-    from core.git import Repository
-    from core.images import ImageBuilder
-    from core.journal import Journal
-    from core.services.guard import GuardEvent
-    from core.testing import TestEvent, TestRunner
+    from core.metrics.scoring import DriftScorer
+    from core.services.guard import Guard
+    from core.services.references import ReleaseMarkers, TrainingReferences
 
 # --------------------------------------------------------------------------
 # Factories
@@ -38,56 +35,40 @@ if TYPE_CHECKING:
 def open_target(model_cfg: ModelConfig, target_cfg: TargetConfig, state_dir: Path) -> Target:
     """Return the live :class:`Target` for one model on one configured target.
 
-    The kind's constructor (see :data:`core.targets.kinds.KINDS`) imports its
-    module here, on first use. Constructing a target does not contact the
-    backend. Raises ConfigError for an unknown kind.
+    The implementation module is imported here, on first use. Constructing a
+    target does not contact the backend. Raises ConfigError for an unknown kind.
     """
-    entry = KINDS.get(target_cfg.kind)
-    if entry is None:
-        raise ConfigError(
-            str(model_cfg.name),
-            [f"model {model_cfg.name}: target {target_cfg.name}: kind {target_cfg.kind!r}"],
+    kind = target_cfg.kind
+    if kind == "kubernetes":
+        from core.targets.kubernetes import KubernetesTarget
+
+        k8s: Any = KubernetesTarget.from_config(model_cfg, target_cfg)
+        return k8s  # type: ignore[no-any-return]
+    if kind == "docker":
+        from core.targets import docker as docker_target
+
+        from_config = getattr(docker_target.DockerTarget, "from_config", None)
+        if from_config is not None:
+            return from_config(model_cfg, target_cfg)  # type: ignore[no-any-return]
+        cfg: Any = target_cfg
+        return docker_target.DockerTarget(
+            model_cfg.name,
+            cfg.name,
+            base_url=cfg.base_url,
+            container=cfg.container or model_cfg.name,
+            port=cfg.port or 8080,
+            health_path=cfg.health_path,
+            keep=max(2, cfg.keep),
+            timeout=cfg.timeout,
+            health_timeout=cfg.ready_timeout,
         )
-    return entry.open(model_cfg, target_cfg, state_dir)
+    if kind == "local":
+        from core.targets.local import LocalTarget
 
-
-def open_metrics(model_cfg: ModelConfig) -> MetricsSource | None:
-    """Return the model's metrics source, or None when it has no ``[model.metrics]``.
-
-    Does not contact the backend. Raises ConfigError for an unknown source.
-    """
-    metrics = model_cfg.metrics
-    if metrics is None:
-        return None
-    if metrics.source == "prometheus":
-        from core.metrics.prometheus import PrometheusSource
-
-        auth = None
-        if metrics.username:
-            password = metrics.password.reveal() if metrics.password is not None else ""
-            auth = (metrics.username, password)
-        return PrometheusSource(
-            metrics.url,
-            headers=dict(metrics.headers),
-            token=metrics.token.reveal() if metrics.token is not None else None,
-            timeout=metrics.timeout,
-            selector=metrics.selector,
-            auth=auth,
-        )
-    if metrics.source == "scrape":
-        from core.metrics.scrape import ScrapeSource
-
-        # One scrape per refresh period; keep about an hour at that rate.
-        interval = max(0.2, min(metrics.refresh, 15.0))
-        return ScrapeSource(
-            metrics.url,
-            interval=interval,
-            capacity=max(60, int(3600 / interval)),
-            timeout=metrics.timeout,
-            headers=dict(metrics.headers),
-            selector=metrics.selector,
-        )
-    raise ConfigError(model_cfg.name, [f"model {model_cfg.name}: metrics source {metrics.source}"])
+        return LocalTarget.from_config(model_cfg, target_cfg, state_dir)  # type: ignore[arg-type]
+    raise ConfigError(
+        str(model_cfg.name), [f"model {model_cfg.name}: target {target_cfg.name}: kind {kind!r}"]
+    )
 
 
 # --------------------------------------------------------------------------
@@ -105,7 +86,7 @@ class Workspace:
         self,
         config: Config,
         *,
-        journal: Journal | None = None,
+        journal: Any = None,
         state_dir: Path | None = None,
     ) -> None:
         self.config = config
@@ -114,9 +95,11 @@ class Workspace:
         self._lock = threading.RLock()
         self._targets: dict[tuple[str, str], Target] = {}
         self._metrics: dict[str, MetricsSource | None] = {}
-        self._repos: dict[str, Repository] = {}
-        self._runner: TestRunner | None = None
-        self._guard_states: dict[tuple[str, str], GuardEvent] = {}
+        self._repos: dict[str, Any] = {}
+        self._runner: Any = None
+        self._guard_states: dict[tuple[str, str], Any] = {}
+        self._drift_inputs: dict[str, tuple[TrainingReferences, ReleaseMarkers]] = {}
+        self._scorers: dict[str, DriftScorer | None] = {}
 
     @classmethod
     def open(
@@ -172,7 +155,7 @@ class Workspace:
     # ------------------------------------------------------------- objects
 
     @property
-    def journal(self) -> Journal:
+    def journal(self) -> Any:
         """The journal (opened under ``state_dir`` on first use)."""
         with self._lock:
             if self._journal is None:
@@ -199,10 +182,16 @@ class Workspace:
         """Return the (cached) metrics source of ``model``, or None when not configured."""
         with self._lock:
             if model not in self._metrics:
-                self._metrics[model] = open_metrics(self.model(model))
+                from core.metrics.sources import open_source
+
+                model_cfg = self.model(model)
+                metrics = model_cfg.metrics
+                self._metrics[model] = (
+                    None if metrics is None else open_source(metrics, model_cfg.name)
+                )
             return self._metrics[model]
 
-    def repository(self, model: str) -> Repository:
+    def repository(self, model: str) -> Any:
         """Return the (cached) :class:`core.git.Repository` of ``model``.
 
         Raises BackendUnavailable when the path is not a git repository.
@@ -221,19 +210,8 @@ class Workspace:
         """
         return str(self.repository(model).resolve(rev))
 
-    def artifact_from_input(self, model: str, target: str, value: str) -> Artifact:
-        """Return the Artifact a value typed on the Rollouts screen names for ``target``.
-
-        On a local target ``value`` is a commit ref resolved in the model's
-        repository; on image targets it is an image reference, taken as is.
-        Raises NotFound when a local target's value names no commit, or for an
-        unknown model or target; ConfigError for an unknown target kind.
-        """
-        rule = kind_of(self.target_config(model, target)).artifact
-        return rule.from_input(value, lambda ref: self.resolve_commit(model, ref))
-
     @property
-    def test_runner(self) -> TestRunner:
+    def test_runner(self) -> Any:
         """The :class:`core.testing.TestRunner` shared by every model (runs queue per model)."""
         with self._lock:
             if self._runner is None:
@@ -244,7 +222,7 @@ class Workspace:
 
     def run_tests(
         self, model: str, commit: str, cancel: CancelToken | None = None
-    ) -> Iterator[TestEvent]:
+    ) -> Iterator[Any]:
         """Run ``model``'s test command at ``commit``; return the run's events.
 
         The events are :data:`core.testing.TestEvent` values, the last one
@@ -263,33 +241,34 @@ class Workspace:
             cancel=cancel,
         )
 
-    def image_builder(self, model: str) -> ImageBuilder:
+    def image_builder(self, model: str) -> Any:
         """Return a :class:`core.images.ImageBuilder` for ``model``.
 
-        It talks to the engine of the model's first target whose kind names
-        one (a docker target's ``base_url``), else to ``DOCKER_HOST`` (the
-        local engine). Raises NotFound for an unknown model, ConfigError for
-        an unknown target kind.
+        It talks to the engine of the model's first docker target that names
+        one, else to ``DOCKER_HOST`` (the local engine).
         """
         from core.images import ImageBuilder
 
         base_url = None
         for t in self.model(model).targets:
-            base_url = kind_of(t).build_engine(t)
-            if base_url:
+            if t.kind == "docker" and getattr(t, "base_url", None):
+                base_url = t.base_url  # type: ignore[union-attr]
                 break
         return ImageBuilder(base_url)
 
-    def guard(self, model: str) -> Any:
-        """Return the :class:`core.services.guard.Guard` configured for ``model``."""
+    def guard(self, model: str) -> Guard:
+        """Return the :class:`core.services.guard.Guard` configured for ``model``.
+
+        Starts the source's background collection (a scrape source only has
+        data while its scraper runs).
+        """
         from core.services.guard import Guard, GuardSettings
 
         model_cfg = self.model(model)
         metrics = model_cfg.metrics
         source = self.metrics(model)
-        start = getattr(source, "start", None)
-        if callable(start):
-            start()  # a scrape source only has data while its scraper runs
+        if source is not None:
+            source.start()
         queries = {}
         if metrics is not None:
             queries = {"error_rate": metrics.error_rate, "latency_p95": metrics.latency_p95}
@@ -302,7 +281,7 @@ class Workspace:
             rollback=self.rollback_action,
         )
 
-    def live_state_for(self, entry: JournalEntry) -> RolloutState:
+    def live_state_for(self, entry: Any) -> Any:
         """Return the live :class:`~core.domain.RolloutState` of a journal entry's target.
 
         Shown beside an entry whose outcome is unknown, so the operator can
@@ -312,12 +291,12 @@ class Workspace:
         """
         return self.target(entry.model, entry.target).status()
 
-    def note_guard(self, event: GuardEvent) -> None:
+    def note_guard(self, event: Any) -> None:
         """Remember the latest :class:`core.services.guard.GuardEvent` of its model and target."""
         with self._lock:
             self._guard_states[(event.model, event.target)] = event
 
-    def guard_state(self, model: str, target: str) -> GuardEvent | None:
+    def guard_state(self, model: str, target: str) -> Any:
         """Return the latest GuardEvent of ``model`` on ``target`` (None: never guarded here).
 
         The Rollouts and Drift screens show it: watching (STARTED/CHECK), passed,
@@ -326,18 +305,46 @@ class Workspace:
         with self._lock:
             return self._guard_states.get((model, target))
 
-    def drift_probe(self, model: str) -> Any:
-        """Return the drift scorer of ``model`` (a :class:`~core.services.guard.DriftProbe`).
+    def drift_inputs(self, model: str) -> tuple[TrainingReferences, ReleaseMarkers]:
+        """Return the (cached) loaders of what ``model``'s drift is judged against.
 
-        None when the model has no metrics source or no prediction histogram.
+        The training reference (the reference file at the deployed commit) and
+        the release markers; see :mod:`core.services.references`. The guard,
+        the Drift screen and the CLI share them. Raises NotFound.
         """
+        from core.services.references import ReleaseMarkers, TrainingReferences
+
+        self.model(model)
+        with self._lock:
+            if model not in self._drift_inputs:
+                self._drift_inputs[model] = (
+                    TrainingReferences(self, model),
+                    ReleaseMarkers(self, model),
+                )
+            return self._drift_inputs[model]
+
+    def drift_probe(self, model: str) -> DriftScorer | None:
+        """Return the (cached) :class:`~core.metrics.scoring.DriftScorer` of ``model``.
+
+        It scores a window against the configured reference (training,
+        before_release or fixed), gathering that reference itself. None when
+        the model has no metrics source or no prediction histogram. Does not
+        start the source. Raises NotFound.
+        """
+        from core.metrics.scoring import DriftScorer, DriftSettings
+
         model_cfg = self.model(model)
         source = self.metrics(model)
-        if source is None or model_cfg.metrics is None:
-            return None
-        if not model_cfg.metrics.prediction_histogram:
-            return None
-        return _WindowDrift(self, model_cfg, source)
+        training, markers = self.drift_inputs(model)
+        with self._lock:
+            if model not in self._scorers:
+                metrics = model_cfg.metrics
+                scorer = None
+                if source is not None and metrics is not None and metrics.prediction_histogram:
+                    settings = DriftSettings.from_config(metrics, model_cfg.drift, model_cfg.guard)
+                    scorer = DriftScorer(source, settings, training=training, markers=markers)
+                self._scorers[model] = scorer
+            return self._scorers[model]
 
     # ------------------------------------------------------------ actions
 
@@ -382,7 +389,7 @@ class Workspace:
 
     def rollback_action(
         self,
-        journal: Journal,
+        journal: Any,
         target: Target,
         to_revision: int | None = None,
         *,
@@ -398,6 +405,7 @@ class Workspace:
             objects: list[Any] = [*self._targets.values(), *self._metrics.values()]
             self._targets.clear()
             self._metrics.clear()
+            self._scorers.clear()
         for obj in objects:
             if obj is None:
                 continue
@@ -405,34 +413,3 @@ class Workspace:
                 obj.close()
             except Exception:
                 pass
-
-
-class _WindowDrift:
-    """Drift of the prediction histogram: the verify window against the model's reference."""
-
-    def __init__(self, workspace: Workspace, model_cfg: ModelConfig, source: MetricsSource):
-        self.workspace = workspace
-        self.model_cfg = model_cfg
-        self.source = source
-
-    def score(self, start: Any, end: Any) -> Any:
-        """Return the DriftScore of [start, end) against the reference window before ``start``."""
-        from datetime import timedelta
-
-        from core.metrics import drift
-
-        metrics = self.model_cfg.metrics
-        assert metrics is not None
-        cfg = self.model_cfg.drift
-        name = metrics.prediction_histogram
-        current = self.source.histogram_window(name, start, end)
-        if cfg.reference == "fixed" and cfg.reference_start and cfg.reference_end:
-            reference = self.source.histogram_window(name, cfg.reference_start, cfg.reference_end)
-        else:
-            reference = self.source.histogram_window(
-                name, start - timedelta(seconds=cfg.window), start
-            )
-        return drift.score(
-            reference, current, method=cfg.method, warn=cfg.warn, alert=cfg.alert,
-            min_samples=cfg.min_samples,
-        )  # fmt: skip

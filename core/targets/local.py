@@ -76,7 +76,6 @@ from core.domain import (
     TargetEvent,
 )
 from core.errors import BackendUnavailable, Cancelled, Conflict, NotFound, OperationFailed
-from core.targets.base import Target
 
 if TYPE_CHECKING:
     import httpx
@@ -174,7 +173,7 @@ class _Entry:
         )
 
 
-class LocalTarget(Target):
+class LocalTarget:
     """One model served by processes on this machine (see the module docstring)."""
 
     kind = "local"

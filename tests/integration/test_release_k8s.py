@@ -24,6 +24,7 @@ import pytest
 from core import config as config_mod
 from core.domain import Alert, Artifact, Histogram, Series
 from core.errors import Conflict
+from core.metrics.base import MetricsSource
 from core.services import guard as g
 from core.services import release as r
 from core.services.workspace import Workspace
@@ -109,7 +110,7 @@ def k8s_config(
     return path
 
 
-class FakeMetrics:
+class FakeMetrics(MetricsSource):
     """A metrics source whose error rate is whatever the test sets."""
 
     def __init__(self, error_rate: float | None) -> None:

@@ -14,9 +14,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.domain import DriftBand, Marker
-from core.metrics.model import DriftModel, DriftSettings, open_source
+from core.domain import Alert, DriftBand, Histogram, Marker, Series
+from core.metrics.base import MetricsSource
+from core.metrics.model import DriftModel
+from core.metrics.scoring import DriftSettings
 from core.metrics.scrape import ScrapeSource, Threshold
+from core.metrics.sources import open_source
 from tests.support.exporter import AFTER, BEFORE, Exporter, training_histogram
 
 pytestmark = pytest.mark.integration
@@ -247,7 +250,7 @@ def test_build_view_from_a_workspace_with_journal_markers(
     journal's rollout as marker and reference; real time, so windows are a few seconds."""
     from core.config import parse
     from core.journal import Journal
-    from core.metrics.model import build_view
+    from core.services.views import build_view
     from core.services.workspace import Workspace
 
     config = parse(
@@ -300,16 +303,28 @@ repo = "{tmp_path}"
     assert [s.name for s in view.quantile_series] == ["p10", "p50", "p90"]
 
 
-class WithoutHistogramRange:
-    """The scrape source seen through the bare MetricsSource protocol (no histogram_range)."""
+class WithoutHistogramRange(MetricsSource):
+    """The scrape source behind only the abstract methods: every capability is the default."""
 
     def __init__(self, inner: ScrapeSource) -> None:
         self.inner = inner
 
-    def __getattr__(self, name: str) -> object:
-        if name in ("histogram_range", "scrape_once"):
-            raise AttributeError(name)
-        return getattr(self.inner, name)
+    def range_query(
+        self, query: str, start: datetime, end: datetime, *, width: int = 120
+    ) -> list[Series]:
+        return self.inner.range_query(query, start, end, width=width)
+
+    def instant_query(self, query: str, at: datetime | None = None) -> list[Series]:
+        return self.inner.instant_query(query, at)
+
+    def histogram_window(self, metric: str, start: datetime, end: datetime) -> Histogram:
+        return self.inner.histogram_window(metric, start, end)
+
+    def alerts(self) -> list[Alert]:
+        return self.inner.alerts()
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def test_sources_without_histogram_range_give_the_same_view(exporter: Exporter) -> None:
@@ -318,7 +333,7 @@ def test_sources_without_histogram_range_give_the_same_view(exporter: Exporter) 
     run_history(exporter, source, clock)
     markers = [Marker(ts(RELEASE), "rollout → 2", "rollout")]
     fast = DriftModel(source, settings("before_release"), markers=markers)
-    slow = DriftModel(WithoutHistogramRange(source), settings("before_release"), markers=markers)  # type: ignore[arg-type]
+    slow = DriftModel(WithoutHistogramRange(source), settings("before_release"), markers=markers)
     a = fast.compute(ts(T0), ts(clock.now), width=61)
     b = slow.compute(ts(T0), ts(clock.now), width=61)
     assert a.drift.points and a.drift == b.drift

@@ -11,12 +11,18 @@ It serves, on 127.0.0.1 at a free port, what a model server exposes:
 Observations are deterministic: :meth:`Exporter.observe` records ``n``
 predictions spread over the buckets exactly in proportion to the current
 prediction distribution, which :meth:`Exporter.shift` changes on demand.
+
+``token`` makes the endpoint answer 401 to a request without
+``Authorization: Bearer <token>``. ``per_scrape`` records that many requests
+just before every scrape is answered, so every scrape sees exactly one more
+batch of traffic and any window of scrapes has the same distribution.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from core.domain import Histogram
 
@@ -44,8 +50,14 @@ class Exporter:
     ``url`` is the /metrics URL. Use as a context manager or call :meth:`stop`.
     """
 
-    def __init__(self, features: Sequence[str] = ("age", "income")) -> None:
-        from prometheus_client import CollectorRegistry, Counter, start_http_server
+    def __init__(
+        self,
+        features: Sequence[str] = ("age", "income"),
+        *,
+        token: str | None = None,
+        per_scrape: int = 0,
+    ) -> None:
+        from prometheus_client import CollectorRegistry, Counter
         from prometheus_client import Histogram as PromHistogram
 
         self.registry = CollectorRegistry()
@@ -68,8 +80,13 @@ class Exporter:
         self.weights: tuple[float, ...] = BEFORE
         self.feature_weights: dict[str, tuple[float, ...]] = {n: BEFORE for n in self.features}
         self.error_ratio = 0.0
+        self.token = token
+        self.per_scrape = per_scrape
+        #: Scrapes answered, and requests refused for a missing or wrong token.
+        self.scrapes = 0
+        self.refused = 0
         self._lock = threading.Lock()
-        self._server, self._thread = start_http_server(0, "127.0.0.1", registry=self.registry)
+        self._server, self._thread = self._serve()
         self.port = self._server.server_port
         self.url = f"http://127.0.0.1:{self.port}/metrics"
 
@@ -103,6 +120,34 @@ class Exporter:
             self.errors.inc(round(n * self.error_ratio))
             for _ in range(n):
                 self.latency.observe(0.02)
+
+    def _serve(self) -> tuple[Any, threading.Thread]:
+        from wsgiref.simple_server import make_server
+
+        from prometheus_client import make_wsgi_app
+        from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
+
+        metrics_app = make_wsgi_app(self.registry)
+        scrape_lock = threading.Lock()
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            wanted = f"Bearer {self.token}"
+            if self.token is not None and environ.get("HTTP_AUTHORIZATION", "") != wanted:
+                with self._lock:
+                    self.refused += 1
+                start_response("401 Unauthorized", [("Content-Type", "text/plain")])
+                return [b"missing or wrong bearer token\n"]
+            with scrape_lock:  # a scrape sees whole batches only
+                if self.per_scrape:
+                    self.observe(self.per_scrape)
+                with self._lock:
+                    self.scrapes += 1
+                return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+
+        server = make_server("127.0.0.1", 0, app, ThreadingWSGIServer, handler_class=_SilentHandler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        return server, thread
 
     def stop(self) -> None:
         """Stop serving (the port then refuses connections)."""

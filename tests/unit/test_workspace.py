@@ -10,8 +10,9 @@ import pytest
 
 from core import config as config_mod
 from core.errors import NotFound, ReadOnly
+from core.metrics.sources import open_source
 from core.services.doctor import doctor
-from core.services.workspace import Workspace, open_metrics
+from core.services.workspace import Workspace
 from tests.support.repos import BASE_TIME, commit_files, init_repo
 
 
@@ -133,8 +134,8 @@ def test_workspace_builds_targets_lazily_and_caches_them(
         ws.close()
 
 
-def test_open_metrics_builds_the_configured_source(config: config_mod.Config) -> None:
-    source = open_metrics(config.model("churn"))
+def test_open_source_builds_the_configured_source(config: config_mod.Config) -> None:
+    source = open_source(config.model("churn").metrics)  # type: ignore[arg-type]
     assert type(source).__name__ == "PrometheusSource"
     assert source.url == config.model("churn").metrics.url  # type: ignore[union-attr]
     assert source.selector == '{job="churn"}'  # type: ignore[union-attr]

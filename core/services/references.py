@@ -1,0 +1,143 @@
+"""What drift is judged against, gathered from the workspace (no screen needed).
+
+:class:`TrainingReferences` reads a model's training histograms from its
+repository at the commit its first reachable target runs; :class:`ReleaseMarkers`
+lists its rollouts and rollbacks from the journal and the targets' revision
+histories. Both are the loaders a :class:`~core.metrics.scoring.DriftScorer`
+is built with, and both cache the slow part (target calls) for
+:data:`SLOW_SECONDS`, so the guard, the Drift screen and the CLI share them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from core.domain import Marker
+from core.errors import MrcError
+from core.metrics.reference import InvalidReference, Reference, loads
+
+if TYPE_CHECKING:
+    from core.services.workspace import Workspace
+
+#: Seconds between two reads of the targets (deployed commit, revision history).
+SLOW_SECONDS = 30.0
+#: A target revision created this close to a journal marker is that marker.
+_SAME_RELEASE_SECONDS = 120.0
+
+
+class TrainingReferences:
+    """The training reference of ``model``: ``drift.reference_path`` at the deployed commit.
+
+    Calling it returns ``(Reference, "")`` or ``(None, why it is missing)``.
+    The deployed commit is re-read every :data:`SLOW_SECONDS`; the file is
+    read again only when that commit changes. When the deployed commit cannot
+    be told, the reference read before (if any) is kept. Thread-safe.
+    """
+
+    def __init__(
+        self, workspace: Workspace, model: str, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.workspace = workspace
+        self.model = model
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._checked_at: float | None = None
+        self._commit = ""
+        self._reference: Reference | None = None
+        self._why = "no training reference histograms loaded"
+
+    def __call__(self) -> tuple[Reference | None, str]:
+        with self._lock:
+            now = self._clock()
+            if self._checked_at is None or now - self._checked_at >= SLOW_SECONDS:
+                self._checked_at = now
+                self._load()
+            return self._reference, self._why
+
+    def _deployed_commit(self) -> str:
+        for target in self.workspace.targets(self.model):
+            commit = target.status().commit
+            if commit:
+                return str(commit)
+        return ""
+
+    def _load(self) -> None:
+        path = self.workspace.model(self.model).drift.reference_path
+        if not path:
+            self._reference, self._why = None, "drift.reference_path is not configured"
+            return
+        try:
+            commit = self._deployed_commit()
+        except MrcError as exc:
+            self._why = f"cannot tell the deployed commit: {exc}"
+            return  # keep the reference read before, if any
+        if not commit:
+            self._reference, self._why = None, "no target runs a known commit"
+            self._commit = ""
+            return
+        if commit == self._commit and self._reference is not None:
+            return
+        try:
+            text = self.workspace.repository(self.model).file_at(commit, path).decode("utf-8")
+            self._reference = loads(text, f"{path} at {commit[:8]}")
+            self._commit, self._why = commit, ""
+        except (MrcError, InvalidReference, UnicodeDecodeError) as exc:
+            self._reference, self._why, self._commit = None, str(exc), ""
+
+
+class ReleaseMarkers:
+    """The release markers of ``model``: the journal's rollouts and rollbacks, plus revisions
+    in the targets' histories the journal does not know (e.g. made by another tool).
+
+    Calling it returns the markers (journal first, any order). The journal is
+    read on every call; the histories every :data:`SLOW_SECONDS` (a target that
+    cannot be reached contributes nothing). Thread-safe.
+    """
+
+    def __init__(
+        self, workspace: Workspace, model: str, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.workspace = workspace
+        self.model = model
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._checked_at: float | None = None
+        self._history: list[Marker] = []
+
+    def __call__(self) -> list[Marker]:
+        journal = list(self.workspace.journal.markers(self.model))
+        with self._lock:
+            now = self._clock()
+            if self._checked_at is None or now - self._checked_at >= SLOW_SECONDS:
+                self._checked_at = now
+                try:
+                    self._history = self._history_markers(journal)
+                except MrcError:
+                    self._history = []
+            return journal + self._history
+
+    def _history_markers(self, journal: list[Marker]) -> list[Marker]:
+        out = []
+        for target in self.workspace.targets(self.model):
+            name = target.name
+            for rev in target.history():
+                if rev.created is None:
+                    continue
+                if any(
+                    m.target == name
+                    and abs((m.time - rev.created).total_seconds()) < _SAME_RELEASE_SECONDS
+                    for m in journal
+                ):
+                    continue
+                out.append(
+                    Marker(
+                        time=rev.created,
+                        label=f"revision {rev.number}",
+                        kind="rollout",
+                        target=name,
+                    )
+                )
+        return out

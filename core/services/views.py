@@ -1,0 +1,117 @@
+"""Screen-shaped use cases over a workspace: the Drift screen's view, the current drift.
+
+The view is computed by :class:`core.metrics.model.DriftModel` with the same
+inputs the guard scores with (:meth:`Workspace.drift_inputs`: the training
+reference at the deployed commit and the release markers), so the screen and
+the guard judge a model against the same reference; :func:`current_drift`
+asks the guard's own scorer (:meth:`Workspace.drift_probe`).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from core.domain import DriftScore
+from core.errors import BackendUnavailable, InvalidQuery, NotFound
+from core.metrics.model import DriftModel, DriftView
+from core.metrics.scoring import DriftSettings, not_enough
+
+if TYPE_CHECKING:
+    from core.services.workspace import Workspace
+
+
+class _DriftModels:
+    """One DriftModel per workspace and model (it keeps the last good view)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._models: weakref.WeakKeyDictionary[Workspace, dict[str, DriftModel]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def get(self, workspace: Workspace, model: str) -> DriftModel | None:
+        with self._lock:
+            return self._models.get(workspace, {}).get(model)
+
+    def put(self, workspace: Workspace, model: str, dm: DriftModel) -> None:
+        with self._lock:
+            self._models.setdefault(workspace, {})[model] = dm
+
+
+_MODELS = _DriftModels()
+
+
+def build_view(
+    workspace: Workspace, model: str, start: datetime, end: datetime, width: int = 120
+) -> DriftView:
+    """Return the Drift screen's view of ``model`` over [start, end] (blocking; call from a worker).
+
+    Markers come from the journal (every rollout and rollback the console
+    made) and the targets' revision histories (refreshed every 30 s). The
+    training reference is read from the repository at the commit the first
+    reachable target runs. The source's background collection is started.
+    Raises NotFound when the model has no metrics configured, BackendUnavailable
+    when the source cannot be reached (the screen marks its data stale).
+    """
+    cfg = workspace.model(model)
+    source = workspace.metrics(model)
+    if source is None or cfg.metrics is None or not cfg.metrics.prediction_histogram:
+        raise NotFound(f"model {model} has no [model.metrics] prediction_histogram configured")
+    source.start()
+    training, markers = workspace.drift_inputs(model)
+    dm = _MODELS.get(workspace, model)
+    if dm is None or dm.source is not source:
+        dm = DriftModel(
+            source,
+            DriftSettings.from_config(cfg.metrics, cfg.drift, cfg.guard),
+            training=training,
+            scrape_on_refresh=False,
+        )
+        _MODELS.put(workspace, model, dm)
+    dm.set_markers(markers())
+    view = dm.refresh(start, end, width)
+    if view.stale:
+        raise BackendUnavailable(view.error)
+    return view
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentDrift:
+    """The drift of one model's latest window against its configured reference.
+
+    ``reference`` describes the reference ("training histograms", "1 h before
+    rollout → 3 (...)", ...) or says why there is none.
+    """
+
+    model: str
+    score: DriftScore
+    reference: str
+
+
+def current_drift(
+    workspace: Workspace, model: str, end: datetime | None = None
+) -> CurrentDrift | None:
+    """Return the drift of ``model``'s latest ``drift.window`` up to ``end`` (now), or None
+    when it has no metrics source or prediction histogram.
+
+    Scored by the guard's scorer (:meth:`Workspace.drift_probe`). The source
+    is warmed up first (:meth:`MetricsSource.warm_up`: a scrape source opened
+    in this process scrapes twice, one interval apart, and so blocks for that
+    interval). A source that cannot be reached or rejects the query gives
+    NOT_ENOUGH_DATA with the error as reason; never raises for those.
+    Raises NotFound for an unknown model.
+    """
+    scorer = workspace.drift_probe(model)
+    if scorer is None:
+        return None
+    try:
+        scorer.source.warm_up()
+        score, described = scorer.current(end or datetime.now(UTC))
+    except (BackendUnavailable, InvalidQuery) as exc:
+        method = scorer.settings.method
+        return CurrentDrift(model, not_enough(method, f"source error: {exc}"), "unavailable")
+    return CurrentDrift(model, score, described)
