@@ -8,12 +8,19 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import work
+from textual import on
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import Hit, Hits, Provider
 from textual.screen import Screen
 
+from tui.operations import (
+    OperationEnded,
+    Operations,
+    PermissionsRead,
+    PreviewRead,
+    TestRunChanged,
+)
 from tui.runs import LiveOperation
 from tui.screens.base import MrcScreen
 from tui.screens.help import HelpScreen
@@ -22,8 +29,14 @@ from tui.screens.progress import OperationScreen
 from tui.widgets.banner import BannerInfo
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
+    from textual.notifications import SeverityLevel
+
     from core.domain import RollbackPreview
     from core.services.workspace import Workspace
+
+#: How long quitting waits for running changes to record their outcome (seconds).
+QUIT_GRACE_SECONDS = 5.0
 
 #: Screen names in key order: ``1`` opens the first.
 SCREENS_ORDER = ("commits", "tests", "rollouts", "rollbacks", "drift")
@@ -147,7 +160,9 @@ class MrcApp(App[None]):
         data_shift: Callable[[bool], None] | None = None,
     ) -> None:
         super().__init__()
-        self.workspace = workspace
+        self.workspace: Workspace = workspace
+        self.ops = Operations(self, workspace)  # every long operation, tracked
+        self._quitting = False
         self.data_shift = data_shift  # the demo's traffic switch (``S`` on the Drift screen)
         self._shift_on = False
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
@@ -160,7 +175,6 @@ class MrcApp(App[None]):
         self._preview_errors: dict[tuple[str, str], str] = {}
         self._paused_screens: set[str] = set()
         self._permissions: dict[tuple[str, str, str], str] = {}
-        self._operations: list[LiveOperation] = []
         theme = workspace.config.console.theme
         if theme in self.available_themes:
             self.theme = theme
@@ -302,21 +316,11 @@ class MrcApp(App[None]):
 
     # -- one-key rollback ----------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="warm-history", exit_on_error=False)
     def warm_history(self) -> None:
         """Keep the rollback preview of the selected target fresh, so ``u`` opens instantly."""
         model, target = self.selected_model, self.current_target_name()
-        if not model or not target:
-            return
-        key = (model, target)
-        try:
-            preview = self.workspace.target(model, target).preview_rollback(None)
-        except Exception as error:  # shown in the dialog / notification
-            self._preview_errors[key] = str(error)
-            self._previews.pop(key, None)
-            return
-        self._previews[key] = preview
-        self._preview_errors.pop(key, None)
+        if model and target:
+            self.ops.warm_history(model, target)
 
     def action_rollback_previous(self) -> None:
         model, target = self.selected_model, self.current_target_name()
@@ -327,46 +331,25 @@ class MrcApp(App[None]):
 
     def open_rollback(self, model: str, target: str, to_revision: int | None) -> None:
         """Show the confirm dialog for a rollback, then run it in a worker."""
-        from tui.screens.confirm import RollbackConfirm
-
-        key = (model, target)
-        preview = self._previews.get(key) if to_revision is None else None
+        preview = self._previews.get((model, target)) if to_revision is None else None
         if preview is None:
-            self._load_preview_then_confirm(model, target, to_revision)
+            self.ops.load_preview(model, target, to_revision)
             return
-
-        def decided(decision) -> None:  # type: ignore[no-untyped-def]
-            if decision is not None:
-                self.run_rollback(model, target, preview.to_revision, decision.reason, preview)
-
-        self.push_screen(RollbackConfirm(preview), decided)
+        self._confirm_preview(preview)
         self.warm_history()
 
-    @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
-    def _load_preview_then_confirm(self, model: str, target: str, to_revision: int | None) -> None:
-        try:
-            preview = self.workspace.target(model, target).preview_rollback(to_revision)
-        except Exception as error:
-            self.call_from_thread(
-                self.notify, f"cannot roll back: {error}", severity="error", markup=False
-            )
-            return
-        if to_revision is None:
-            self._previews[(model, target)] = preview
-        self.call_from_thread(self._confirm_preview, preview)
-
     def _confirm_preview(self, preview: RollbackPreview) -> None:
+        """Ask for confirmation of ``preview``, then roll back unless the target changed since."""
         from tui.screens.confirm import RollbackConfirm
 
         def decided(decision) -> None:  # type: ignore[no-untyped-def]
             if decision is not None:
                 self.run_rollback(
-                    preview.model, preview.target, preview.to_revision, decision.reason
+                    preview.model, preview.target, preview.to_revision, decision.reason, preview
                 )
 
         self.push_screen(RollbackConfirm(preview), decided)
 
-    @work(thread=True, group="rollback", exit_on_error=False)
     def run_rollback(
         self,
         model: str,
@@ -375,31 +358,25 @@ class MrcApp(App[None]):
         reason: str,
         preview: RollbackPreview | None = None,
     ) -> None:
-        """Roll back through the journalled action and report the outcome.
+        """Roll back in a tracked worker (see :meth:`tui.operations.Operations.rollback`)."""
+        self.notify(f"rolling back {model}/{target} to revision {to_revision}…", markup=False)
+        self.ops.rollback(model, target, to_revision, reason, preview)
 
-        ``preview`` is what the operator confirmed; the target refuses with a
-        conflict if its live revision changed since.
-        """
-        self.call_from_thread(
-            self.notify, f"rolling back {model}/{target} to revision {to_revision}…", markup=False
-        )
-        workspace = self.workspace
-        try:
-            handle = workspace.target(model, target)
-            for _ in workspace.run_rollback(handle, to_revision, reason=reason, expected=preview):
-                pass
-        except Exception as error:
-            self._notify_error(f"rollback of {model}/{target} failed: {error}")
-        else:
-            self.call_from_thread(
-                self.notify, f"{model}/{target} rolled back to revision {to_revision}", markup=False
-            )
-        self._previews.pop((model, target), None)
-        self.call_from_thread(self.after_change)
-
-    def _notify_error(self, message: str) -> None:
-        """Show an error notification from a worker thread."""
-        self.call_from_thread(self.notify, message, severity="error", timeout=15, markup=False)
+    @on(PreviewRead)
+    def _preview_read(self, message: PreviewRead) -> None:
+        key = (message.model, message.target)
+        if message.preview is None:
+            if message.confirm:
+                self.notify(f"cannot roll back: {message.error}", severity="error", markup=False)
+            else:
+                self._preview_errors[key] = message.error
+                self._previews.pop(key, None)
+            return
+        if message.cache:
+            self._previews[key] = message.preview
+            self._preview_errors.pop(key, None)
+        if message.confirm:
+            self._confirm_preview(message.preview)
 
     def after_change(self) -> None:
         """Refresh what an action may have changed: previews and the visible screen."""
@@ -415,49 +392,24 @@ class MrcApp(App[None]):
         """Return why ``action`` is not allowed on the target ("" when it is, or unknown yet)."""
         return self._permissions.get((model, target, action), "")
 
-    @work(thread=True, group="permissions", exit_on_error=False)
     def load_permissions(self) -> None:
         """Ask every opened target which actions the credentials allow (RBAC, reachability)."""
-        from tui import data
+        self.ops.load_permissions()
 
-        reasons: dict[tuple[str, str, str], str] = {}
-        for model, target, _kind in data.target_pairs(self.workspace):
-            try:
-                allowed = self.workspace.target(model, target).permissions()
-            except Exception:
-                continue
-            for action, permission in allowed.items():
-                if not permission.allowed:
-                    reasons[(model, target, action)] = permission.reason or "not allowed"
-        self._permissions = reasons
-        self.call_from_thread(self.refresh_bindings)
+    @on(PermissionsRead)
+    def _permissions_read(self, message: PermissionsRead) -> None:
+        self._permissions = message.reasons
+        self.refresh_bindings()
 
-    @work(thread=True, group="simple", exit_on_error=False)
     def run_simple(self, model: str, target: str, action: str) -> None:
-        """Pause, resume or restart a target through the journal."""
-        from core.services import actions
-
-        try:
-            self.workspace.require_writable(model, target)
-            handle = self.workspace.target(model, target)
-            actions.run_simple(self.workspace.journal, handle, action)
-        except Exception as error:
-            self._notify_error(f"{action} of {model}/{target} failed: {error}")
-        else:
-            self.call_from_thread(self.notify, f"{action}: {model}/{target} done", markup=False)
-        self.call_from_thread(self.after_change)
+        """Pause, resume or restart a target through the journal, in a tracked worker."""
+        self.ops.simple(model, target, action)
 
     # -- long operations ----------------------------------------------------
 
     def operations(self, kind: str | None = None) -> list[LiveOperation]:
-        """Operations started from this console, oldest first."""
-        return [op for op in self._operations if kind is None or op.kind == kind]
-
-    def _new_operation(self, kind: str, model: str, commit: str) -> LiveOperation:
-        op = LiveOperation(kind=kind, model=model, commit=commit)
-        self._operations.append(op)
-        del self._operations[:-50]
-        return op
+        """Tests, builds and releases started from this console, oldest first."""
+        return self.ops.history(kind)
 
     def can(self, action: str) -> str | None:
         """Return why ``action`` ("build", "release") cannot run now, or None when it can."""
@@ -478,62 +430,14 @@ class MrcApp(App[None]):
         if not self.workspace.config.model(model).test_command:
             self.notify(f"{model} has no test_command configured", severity="warning")
             return
-        op = self._new_operation("test", model, commit)
-        self._run_tests(op)
+        self.ops.tests(model, commit)
         self.notify(f"testing {commit[:8]}…", markup=False)
         self.goto("tests")
 
-    @work(thread=True, group="tests", exit_on_error=False)
-    def _run_tests(self, op: LiveOperation) -> None:
-        try:
-            for item in self.workspace.run_tests(op.model, op.commit, cancel=op.cancel):
-                run = getattr(item, "run", None)
-                if run is not None:
-                    changed = op.run is None or op.run.status != run.status
-                    op.run = run
-                    if changed:  # queued, started: show the row at once
-                        self.call_from_thread(self.after_change)
-                elif hasattr(item, "text"):
-                    op.append(item.text, getattr(item, "stream", "stdout"))
-        except Exception as error:
-            op.error = str(error)
-            self._notify_error(f"test run of {op.commit[:8]} failed to start: {error}")
-        finally:
-            op.finished = True
-        self.call_from_thread(self.after_change)
-        if op.run is not None:
-            status = op.run.status.value
-            severity = "information" if status == "passed" else "warning"
-            self.call_from_thread(
-                self.notify, f"tests at {op.commit[:8]}: {status}", severity=severity, markup=False
-            )
-
     def start_build(self, model: str, commit: str) -> None:
         """Build the model's image at ``commit`` with a progress view."""
-
-        op = self._new_operation("build", model, commit)
-        self._run_build(op)
+        op = self.ops.build(model, commit)
         self.push_screen(OperationScreen(op, live=self.live))
-
-    @work(thread=True, group="build", exit_on_error=False)
-    def _run_build(self, op: LiveOperation) -> None:
-        from core.domain import Progress
-
-        config = self.workspace.config.model(op.model)
-        try:
-            builder = self.workspace.image_builder(op.model)
-            repo = self.workspace.repository(op.model)
-            for progress in builder.build(
-                repo, op.commit, config.image, op.model, config.dockerfile, cancel=op.cancel
-            ):
-                op.add_step(progress)
-                if progress.step == "build" and progress.message:
-                    op.append(progress.message)
-        except Exception as error:
-            op.error = str(error)
-            op.add_step(Progress("failed", str(error), level="error"))
-        finally:
-            op.finished = True
 
     def start_release(self, model: str, commit: str) -> None:
         """Release ``commit``: typed confirmation on production targets, then the pipeline."""
@@ -547,8 +451,7 @@ class MrcApp(App[None]):
         def go(decision) -> None:  # type: ignore[no-untyped-def]
             if decision is None:
                 return
-            op = self._new_operation("release", model, commit)
-            self._run_release(op, target.name, decision.reason)
+            op = self.ops.release(model, commit, target.name, decision.reason)
             self.push_screen(OperationScreen(op, live=self.live))
 
         summary = Text(f"Release {commit[:8]} of {model} to {target.name} ({target.kind}).")
@@ -558,44 +461,6 @@ class MrcApp(App[None]):
             from tui.screens.confirm import Decision
 
             go(Decision())
-
-    @work(thread=True, group="release", exit_on_error=False)
-    def _run_release(self, op: LiveOperation, target: str, reason: str) -> None:
-        from core.domain import Progress
-        from core.services.release import ReleasePipeline
-
-        try:
-            pipeline = ReleasePipeline(self.workspace)
-            for event in pipeline.run(op.model, op.commit, target, reason=reason, cancel=op.cancel):
-                if event.line:
-                    op.append(event.line, event.stream)
-                step = event.step or "release"
-                if event.progress is not None:
-                    op.add_step(
-                        Progress(
-                            step,
-                            event.progress.message,
-                            event.progress.fraction,
-                            event.progress.detail,
-                            event.progress.level,
-                        )
-                    )
-                elif event.kind in ("step_failed",):
-                    op.add_step(Progress(step, event.message, level="error"))
-                elif event.kind != "step_progress" or event.message:
-                    op.add_step(Progress(step, event.message or event.kind.replace("_", " ")))
-                if event.kind == "release_finished":
-                    if event.outcome not in ("done",):
-                        op.error = f"{event.outcome}: {event.message}"
-                    if event.outcome == "alerted":
-                        self.guard_alert = f"GUARD ALERT {op.model}: {event.message} (u rolls back)"
-        except Exception as error:
-            op.error = str(error)
-            op.add_step(Progress("failed", str(error), level="error"))
-        finally:
-            op.finished = True
-        self.call_from_thread(self.after_change)
-        self.call_from_thread(self.refresh_banners)
 
     def request_rollout(self, model: str, target: str, value: str) -> None:
         """Roll out ``value`` after confirmation; production targets need the model's name typed."""
@@ -613,26 +478,92 @@ class MrcApp(App[None]):
         else:
             self.start_rollout(model, target, value, "set from the console")
 
-    @work(thread=True, group="rollout", exit_on_error=False)
     def start_rollout(self, model: str, target: str, value: str, reason: str = "") -> None:
-        """Roll out an image (or, for local targets, a commit) typed on the Rollouts screen."""
-        from core.domain import Artifact
+        """Roll out what ``value`` names (``Workspace.artifact_from_input``) in a tracked worker."""
+        self.ops.rollout(model, target, value, reason)
 
-        try:
-            handle = self.workspace.target(model, target)
-            if handle.kind == "local":
-                artifact = Artifact(commit=self.workspace.resolve_commit(model, value))
+    @on(TestRunChanged)
+    def _test_run_changed(self, message: TestRunChanged) -> None:
+        message.op.run = message.run
+        if message.status_changed:  # queued, started: show the row at once
+            self.after_change()
+
+    @on(OperationEnded)
+    def _operation_ended(self, message: OperationEnded) -> None:
+        op = message.op
+        op.error = message.error
+        op.finished = True
+        if op.kind == "rollback":
+            self._previews.pop((op.model, op.target), None)
+        if message.alert:
+            self.guard_alert = message.alert
+        if message.notice:
+            severity: SeverityLevel = "information"
+            if message.severity in ("warning", "error"):
+                severity = "error" if message.severity == "error" else "warning"
+            if message.timeout is None:
+                self.notify(message.notice, severity=severity, markup=False)
             else:
-                artifact = Artifact(image=value)
-            for _ in self.workspace.run_rollout(handle, artifact, reason=reason):
-                pass
-        except Exception as error:
-            self._notify_error(f"rollout of {model}/{target} failed: {error}")
-        else:
-            self.call_from_thread(
-                self.notify, f"{model}/{target}: rolled out {value}", markup=False
-            )
-        self.call_from_thread(self.after_change)
+                self.notify(
+                    message.notice, severity=severity, timeout=message.timeout, markup=False
+                )
+        if message.changed:
+            self.after_change()
+            self.refresh_banners()
+
+    # -- quitting ------------------------------------------------------------
+
+    def exit(
+        self,
+        result: None = None,
+        return_code: int = 0,
+        message: RenderableType | None = None,
+    ) -> None:
+        """Quit; running changes are cancelled and their outcome recorded first.
+
+        Every running mutating operation is cancelled, then the console waits
+        (in a worker, at most :data:`QUIT_GRACE_SECONDS`) until their journal
+        rows are closed out, and exits. Quitting again while it waits exits
+        at once. ``q``, the Jump prompt's ``quit`` and SIGTERM all come here.
+        """
+        running = self.ops.cancel_all()
+        if not running or self._quitting:
+            super().exit(result, return_code, message)
+            return
+        self._quitting = True
+        what = ", ".join(op.describe() for op in running)
+        self.notify(
+            f"stopping {what}; quitting once its outcome is in the journal (q: quit now)",
+            severity="warning",
+            markup=False,
+        )
+        self.run_worker(
+            self._exit_when_closed(result, return_code, message),
+            name="quit",
+            group="quit",
+            exit_on_error=False,
+        )
+
+    async def _exit_when_closed(
+        self, result: None, return_code: int, message: RenderableType | None
+    ) -> None:
+        import asyncio
+
+        await asyncio.to_thread(self.ops.wait_closed, QUIT_GRACE_SECONDS)
+        super().exit(result, return_code, message)
+
+    def stop_operations(self, timeout: float = QUIT_GRACE_SECONDS) -> list[LiveOperation]:
+        """Cancel every running change and wait up to ``timeout`` s for its journal row.
+
+        For the hangup handler: it blocks the calling thread but never needs
+        the event loop. Returns the operations still running afterwards.
+        """
+        self.ops.cancel_all()
+        return self.ops.wait_closed(timeout)
+
+    def on_unmount(self) -> None:
+        # However the app ends, nothing it started keeps changing targets unobserved.
+        self.ops.cancel_all()
 
     def toggle_data_shift(self) -> None:
         """Demo only: switch the traffic generator's input data shift on or off."""

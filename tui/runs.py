@@ -1,8 +1,11 @@
 """Long operations started from the console and their live output.
 
-A test run, build or release keeps running while the operator switches
-screens, so its state lives here (owned by the app), not in a screen. Output
-is kept in a bounded buffer; screens read what is new since they last looked.
+A test run, build, release, rollout, rollback, pause, resume or restart keeps
+running while the operator switches screens, so its state lives here (owned
+by the app, started by :mod:`tui.operations`), not in a screen. Output is
+kept in a bounded buffer that the operation's worker thread appends to and
+screens read what is new since they last looked; the other fields are set on
+the event loop, from the worker's messages.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ _ids = itertools.count(1)
 class LiveOperation:
     """One running (or finished) operation: what, its output, how to cancel it."""
 
-    kind: str  # "test", "build", "release"
+    kind: str  # "test", "build", "release", "rollout", "rollback", "pause", "resume", "restart"
     model: str
-    commit: str
+    commit: str = ""  # tests, builds and releases
+    target: str = ""  # releases and target actions
     cancel: CancelToken = field(default_factory=CancelToken)
     key: int = field(default_factory=lambda: next(_ids))
     run: TestRun | None = None  # test runs: the journal record, once known
@@ -36,6 +40,12 @@ class LiveOperation:
     finished: bool = False
     error: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def describe(self) -> str:
+        """Return what the operation does, for the operator ("rollback of churn/prod-eu")."""
+        subject = f"{self.model}/{self.target}" if self.target else self.model
+        at = f" at {self.commit[:8]}" if self.commit else ""
+        return f"{self.kind} of {subject}{at}"
 
     def append(self, text: str, stream: str = "stdout") -> None:
         """Add one output line (thread-safe)."""

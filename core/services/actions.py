@@ -22,10 +22,19 @@ from core.errors import Cancelled, ReadOnly
 from core.journal import Journal, JournalError
 from core.targets.base import Target
 
-#: Actions :func:`run_simple` performs.
-SIMPLE_ACTIONS = ("pause", "resume", "restart")
+#: Actions :func:`run_simple` performs, each with the Target method that does it.
+SIMPLE_ACTIONS: Mapping[str, Callable[[Target], None]] = {
+    "pause": lambda target: target.pause(),
+    "resume": lambda target: target.resume(),
+    "restart": lambda target: target.restart(),
+}
 
 ABANDONED = "stopped following the operation before it ended; verify the target"
+
+#: Error of a change cancelled after it was sent whose effect is not known.
+CANCELLED_AFTER_SEND = (
+    "cancelled after the change was sent; it may have been applied: verify the target"
+)
 
 
 def _refuse_if_read_only(target: Target, action: str, read_only: bool) -> None:
@@ -64,6 +73,47 @@ def _finish(journal: Journal, entry: int, outcome: Outcome, error: str = "", **k
     return ""
 
 
+def _live(revision: str, observed: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the ``live_*`` details of an observation (``live_revision`` when known)."""
+    return {**({"live_revision": revision} if revision else {}), **observed}
+
+
+def _finish_cancelled(
+    journal: Journal,
+    entry: int,
+    target: Target,
+    sent: bool,
+    before: tuple[str, Mapping[str, Any]],
+) -> None:
+    """Record a cancelled action: ``failed``/"cancelled" or ``unknown``.
+
+    Nothing yielded yet means nothing was sent: ``failed`` with "cancelled".
+    After the target yielded, the change may have been applied, so the live
+    state is read: unchanged from ``before`` (revision, image, commit all
+    known and equal) it is still ``failed``/"cancelled" (the target undid
+    its attempt); otherwise ``unknown`` with what is live as ``live_*``
+    details and CANCELLED_AFTER_SEND as the error.
+    """
+    if not sent:
+        _finish(journal, entry, Outcome.FAILED, "cancelled")
+        return
+    revision, observed = _observe(target, "live_")
+    was_revision, was = before
+    unchanged = (
+        bool(revision)
+        and "live_status_error" not in observed
+        and "from_status_error" not in was
+        and revision == was_revision
+        and observed.get("live_image") == was.get("from_image")
+        and observed.get("live_commit") == was.get("from_commit")
+    )
+    details = _live(revision, observed)
+    if unchanged:
+        _finish(journal, entry, Outcome.FAILED, "cancelled", details=details)
+    else:
+        _finish(journal, entry, Outcome.UNKNOWN, CANCELLED_AFTER_SEND, details=details)
+
+
 def _journalled(
     journal: Journal,
     target: Target,
@@ -87,13 +137,17 @@ def _journalled(
         reason=reason,
         details={**details, **before},
     )
+    sent = False  # True once the target yielded: from then on the change may have landed
     try:
-        yield from start()
+        for progress in start():
+            sent = True
+            yield progress
     except Cancelled:
-        _finish(journal, entry, Outcome.FAILED, "cancelled")
+        _finish_cancelled(journal, entry, target, sent, (from_revision, before))
         raise
     except GeneratorExit:
-        _finish(journal, entry, Outcome.UNKNOWN, ABANDONED)
+        revision, live = _observe(target, "live_")
+        _finish(journal, entry, Outcome.UNKNOWN, ABANDONED, details=_live(revision, live))
         raise
     except Exception as error:
         _finish(journal, entry, Outcome.FAILED, _error_text(error))
@@ -124,8 +178,11 @@ def run_rollout(
 
     Raises ReadOnly at once (nothing journalled) when ``read_only``. While
     iterating, raises what :meth:`Target.rollout` raises, after recording it
-    as ``failed`` (Cancelled as "cancelled"). The intent is written when
-    iteration starts. Closing the iterator early records outcome ``unknown``.
+    as ``failed``. Cancelled is recorded as ``failed``/"cancelled" when
+    nothing was sent or the live state is unchanged, else as ``unknown`` with
+    the live state (see :func:`_finish_cancelled`). The intent is written
+    when iteration starts. Closing the iterator early records outcome
+    ``unknown`` with the live state.
     """
     _refuse_if_read_only(target, "rollout", read_only)
     return _journalled(
@@ -179,19 +236,22 @@ def run_simple(
     reason: str = "",
     *,
     read_only: bool = False,
+    cancel: CancelToken | None = None,
 ) -> None:
     """Pause, resume or restart ``target`` with an audit row.
 
     Raises ValueError for another ``action``, ReadOnly when ``read_only``, and
-    re-raises what the target raises after recording it as ``failed``.
+    re-raises what the target raises after recording it as ``failed``. The
+    action is one call: ``cancel`` is honoured until it is made (Cancelled,
+    nothing journalled), not during it.
     """
-    if action not in SIMPLE_ACTIONS:
+    perform = SIMPLE_ACTIONS.get(action)
+    if perform is None:
         raise ValueError(f"unknown action {action!r} (expected {', '.join(SIMPLE_ACTIONS)})")
     _refuse_if_read_only(target, action, read_only)
-    method: Callable[[], None] = getattr(target, action)
 
     def start() -> Iterator[Progress]:
-        method()
+        perform(target)
         return iter(())
 
     for progress in _journalled(
@@ -200,7 +260,7 @@ def run_simple(
         action,
         start,
         reason=reason,
-        cancel=None,
+        cancel=cancel,
         to_revision="",
         details={},
     ):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -93,10 +93,11 @@ class GuardSettings:
         if guard is None:
             return cls() if interval is None else cls(interval=interval)
 
+        # A [model.guard] table (core.config.GuardConfig) or a mapping of the same keys.
+        values: dict[str, Any] = guard if isinstance(guard, dict) else asdict(guard)
+
         def get(name: str, default: Any = None) -> Any:
-            if isinstance(guard, dict):
-                return guard.get(name, default)
-            return getattr(guard, name, default)
+            return values.get(name, default)
 
         duration = durations.seconds(get("duration", 300.0))
         step = interval if interval is not None else durations.seconds(get("interval", None) or 0)

@@ -17,10 +17,11 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.cancel import CancelToken
-from core.domain import Artifact, Phase, Progress, RunStatus, TestRun
+from core.config import ModelConfig
+from core.domain import Artifact, OutputLine, Phase, Progress, RunStatus, TestRun
 from core.errors import (
     BackendUnavailable,
     Cancelled,
@@ -29,6 +30,11 @@ from core.errors import (
 )
 from core.services import guard as guard_mod
 from core.services.guard import GuardEvent
+from core.targets.base import Target
+from core.targets.kinds import artifact_rule
+
+if TYPE_CHECKING:
+    from core.services.workspace import Workspace
 
 #: The pipeline's steps, in order.
 STEPS = ("tests", "build", "push", "rollout", "wait", "verify")
@@ -127,7 +133,7 @@ class ReleasePipeline:
     ``poll`` is the status polling interval of that step.
     """
 
-    def __init__(self, workspace: Any, *, wait_timeout: float = 600.0, poll: float = 1.0):
+    def __init__(self, workspace: Workspace, *, wait_timeout: float = 600.0, poll: float = 1.0):
         self.workspace = workspace
         self.wait_timeout = wait_timeout
         self.poll = poll
@@ -144,8 +150,10 @@ class ReleasePipeline:
 
         Yields events until RELEASE_FINISHED, which is always the last one.
         Errors found before anything is journalled are raised: NotFound (model,
-        target, commit), ReadOnly, ConfigError. Everything that happens after
-        the release row exists ends in RELEASE_FINISHED instead.
+        target, commit, target kind), ReadOnly, ConfigError. Everything that
+        happens after the release row exists ends in RELEASE_FINISHED instead.
+        The target kind's artifact rule (:data:`core.targets.kinds.KINDS`)
+        decides what is installed and whether an image is built and pushed.
         """
         cancel = cancel or CancelToken()
         ws = self.workspace
@@ -154,6 +162,7 @@ class ReleasePipeline:
         if ws.is_read_only(model, tgt.name):
             raise ReadOnly(f"{model} on {tgt.name} is read-only: releases are disabled")
         sha = ws.resolve_commit(model, commit)
+        rule = artifact_rule(tgt.kind)
         reason = reason or f"release {sha[:8]}"
         record = ReleaseRecord(ws.journal, model=model, target=tgt.name, commit=sha, reason=reason)
 
@@ -166,8 +175,9 @@ class ReleasePipeline:
         current = ""
         outcome, message, error = DONE, "", None
         try:
-            image = _image_ref(model_cfg, sha) if tgt.kind != "local" else ""
-            artifact = Artifact(commit=sha, image=image)
+            artifact = rule.for_commit(model_cfg, sha)
+            skip_build = rule.skip_build(model_cfg)
+            image = "" if skip_build else artifact.image
             since = [datetime.now(UTC)]
             steps: list[tuple[str, Callable[[], _Step | None]]] = [
                 ("tests", lambda: self._tests(model, model_cfg, sha, cancel, ev)),
@@ -191,9 +201,10 @@ class ReleasePipeline:
                     since[0] = datetime.now(UTC)
                 gen = body()
                 if gen is None:
-                    record.step_finished(step, "skipped", _skip_reason(step, tgt.kind))
+                    skipped = f"{step} skipped: {skip_build}"
+                    record.step_finished(step, "skipped", skipped)
                     current = ""
-                    yield ev(STEP_SKIPPED, step, message=_skip_reason(step, tgt.kind))
+                    yield ev(STEP_SKIPPED, step, message=skipped)
                     continue
                 summary = yield from gen
                 record.step_finished(step, "done", summary or "")
@@ -226,14 +237,15 @@ class ReleasePipeline:
     # ------------------------------------------------------------------ steps
     # Each step is a generator of events whose return value is its summary.
 
-    def _tests(self, model: str, model_cfg: Any, sha: str, cancel: CancelToken, ev: Any) -> _Step:
+    def _tests(
+        self, model: str, model_cfg: ModelConfig, sha: str, cancel: CancelToken, ev: Any
+    ) -> _Step:
         run: TestRun | None = None
         for item in self.workspace.run_tests(model, sha, cancel=cancel):
-            if hasattr(item, "text"):  # a line of output
-                yield ev(
-                    STEP_PROGRESS, "tests", line=item.text, stream=getattr(item, "stream", "stdout")
-                )
-            elif getattr(item, "run", None) is not None:
+            # A TestEvent: a line of output, or a queued/started/finished run.
+            if isinstance(item, OutputLine):
+                yield ev(STEP_PROGRESS, "tests", line=item.text, stream=item.stream)
+            else:
                 run = item.run
                 if not item.run.status.finished:
                     yield ev(STEP_PROGRESS, "tests", message=f"test run {item.run.status.value}")
@@ -245,24 +257,25 @@ class ReleasePipeline:
             counts = f"{run.passed} passed, {run.failed} failed, {run.errors} errors"
             detail = f": {run.message}" if run.message else ""
             raise _StepFailed(f"tests {run.status.value} ({counts}){detail}")
-        problems = quality_problems(_quality(model_cfg), run.metrics)
+        problems = quality_problems(model_cfg.quality, run.metrics)
         if problems:
             raise _StepFailed("quality gate failed: " + "; ".join(problems))
         gate = ""
-        if _quality(model_cfg):
+        if model_cfg.quality:
             gate = ", quality " + ", ".join(
-                f"{k}={run.metrics[k]:g}" for k in sorted(_quality(model_cfg))
+                f"{k}={run.metrics[k]:g}" for k in sorted(model_cfg.quality)
             )
         return f"{run.passed} passed{gate}"
 
     def _build(
-        self, model: str, model_cfg: Any, sha: str, image: str, cancel: CancelToken, ev: Any
+        self, model: str, model_cfg: ModelConfig, sha: str, image: str, cancel: CancelToken, ev: Any
     ) -> _Step:
         builder = self.workspace.image_builder(model)
         repo = self.workspace.repository(model)
         name = image.rsplit(":", 1)[0]
-        dockerfile = getattr(model_cfg, "dockerfile", "Dockerfile")
-        for progress in builder.build(repo, sha, name, model, dockerfile=dockerfile, cancel=cancel):
+        for progress in builder.build(
+            repo, sha, name, model, dockerfile=model_cfg.dockerfile, cancel=cancel
+        ):
             yield ev(STEP_PROGRESS, "build", progress=progress, message=progress.message)
         return f"built {image}"
 
@@ -273,20 +286,19 @@ class ReleasePipeline:
         return f"pushed {image}"
 
     def _rollout(
-        self, tgt: Any, artifact: Artifact, reason: str, cancel: CancelToken, ev: Any
+        self, tgt: Target, artifact: Artifact, reason: str, cancel: CancelToken, ev: Any
     ) -> _Step:
         for progress in self.workspace.run_rollout(tgt, artifact, reason=reason, cancel=cancel):
             yield ev(STEP_PROGRESS, "rollout", progress=progress, message=progress.message)
         return f"rolled out {artifact.describe()}"
 
-    def _wait(self, tgt: Any, cancel: CancelToken, ev: Any) -> _Step:
+    def _wait(self, tgt: Target, cancel: CancelToken, ev: Any) -> _Step:
         deadline = time.monotonic() + self.wait_timeout
         last = ""
         while True:
             try:
                 state = tgt.status()
             except BackendUnavailable as exc:
-                state = None
                 text = f"status unavailable: {exc}"
             else:
                 text = f"{state.phase.value}: {state.ready}/{state.desired} ready"
@@ -302,16 +314,16 @@ class ReleasePipeline:
             if cancel.wait(self.poll):
                 raise Cancelled("cancelled while waiting for the rollout")
 
-    def _verify(self, model: str, tgt: Any, since: datetime, cancel: CancelToken, ev: Any) -> _Step:
+    def _verify(
+        self, model: str, tgt: Target, since: datetime, cancel: CancelToken, ev: Any
+    ) -> _Step:
         guard = self.workspace.guard(model)
         if guard is None or not guard.settings.limits():
             return "no guard checks configured"
         last: GuardEvent | None = None
-        note = getattr(self.workspace, "note_guard", None)
         for item in guard.watch(model, tgt, since, cancel):
             last = item
-            if note is not None:
-                note(item)
+            self.workspace.note_guard(item)
             yield ev(STEP_PROGRESS, "verify", guard=item, message=item.message)
         if last is None or last.kind == guard_mod.CANCELLED:
             raise Cancelled("cancelled during the verify window")
@@ -337,22 +349,6 @@ def quality_problems(minimums: dict[str, float], metrics: dict[str, float]) -> l
         elif float(metrics[name]) < limit:
             problems.append(f"{name} = {float(metrics[name]):g} is below the minimum {limit:g}")
     return problems
-
-
-def _quality(model_cfg: Any) -> dict[str, float]:
-    q = getattr(model_cfg, "quality", None)
-    return dict(q or {})
-
-
-def _image_ref(model_cfg: Any, sha: str) -> str:
-    image = getattr(model_cfg, "image", "") or ""
-    return f"{image}:{sha[:8]}" if image else ""
-
-
-def _skip_reason(step: str, kind: str) -> str:
-    if kind == "local":
-        return f"{step} skipped: local targets run the commit itself"
-    return f"{step} skipped: the model has no image configured"
 
 
 def _quiet(fn: Any, *args: Any) -> None:

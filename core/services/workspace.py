@@ -18,15 +18,20 @@ from core import config as config_mod
 from core import paths
 from core.cancel import CancelToken
 from core.config import Config, ModelConfig, TargetConfig
-from core.domain import Artifact, Progress, RollbackPreview
+from core.domain import Artifact, JournalEntry, Progress, RollbackPreview, RolloutState
 from core.errors import ConfigError, NotFound, ReadOnly
 from core.metrics.base import MetricsSource
 from core.targets.base import Target
+from core.targets.kinds import KINDS, kind_of
 
 if TYPE_CHECKING:
+    from core.git import Repository
+    from core.images import ImageBuilder
+    from core.journal import Journal
     from core.metrics.scoring import DriftScorer
-    from core.services.guard import Guard
+    from core.services.guard import Guard, GuardEvent
     from core.services.references import ReleaseMarkers, TrainingReferences
+    from core.testing import TestEvent, TestRunner
 
 # --------------------------------------------------------------------------
 # Factories
@@ -35,40 +40,17 @@ if TYPE_CHECKING:
 def open_target(model_cfg: ModelConfig, target_cfg: TargetConfig, state_dir: Path) -> Target:
     """Return the live :class:`Target` for one model on one configured target.
 
-    The implementation module is imported here, on first use. Constructing a
-    target does not contact the backend. Raises ConfigError for an unknown kind.
+    The kind's constructor (see :data:`core.targets.kinds.KINDS`) imports its
+    module here, on first use. Constructing a target does not contact the
+    backend. Raises ConfigError for an unknown kind.
     """
-    kind = target_cfg.kind
-    if kind == "kubernetes":
-        from core.targets.kubernetes import KubernetesTarget
-
-        k8s: Any = KubernetesTarget.from_config(model_cfg, target_cfg)
-        return k8s  # type: ignore[no-any-return]
-    if kind == "docker":
-        from core.targets import docker as docker_target
-
-        from_config = getattr(docker_target.DockerTarget, "from_config", None)
-        if from_config is not None:
-            return from_config(model_cfg, target_cfg)  # type: ignore[no-any-return]
-        cfg: Any = target_cfg
-        return docker_target.DockerTarget(
-            model_cfg.name,
-            cfg.name,
-            base_url=cfg.base_url,
-            container=cfg.container or model_cfg.name,
-            port=cfg.port or 8080,
-            health_path=cfg.health_path,
-            keep=max(2, cfg.keep),
-            timeout=cfg.timeout,
-            health_timeout=cfg.ready_timeout,
+    entry = KINDS.get(target_cfg.kind)
+    if entry is None:
+        raise ConfigError(
+            str(model_cfg.name),
+            [f"model {model_cfg.name}: target {target_cfg.name}: kind {target_cfg.kind!r}"],
         )
-    if kind == "local":
-        from core.targets.local import LocalTarget
-
-        return LocalTarget.from_config(model_cfg, target_cfg, state_dir)  # type: ignore[arg-type]
-    raise ConfigError(
-        str(model_cfg.name), [f"model {model_cfg.name}: target {target_cfg.name}: kind {kind!r}"]
-    )
+    return entry.open(model_cfg, target_cfg, state_dir)
 
 
 # --------------------------------------------------------------------------
@@ -86,7 +68,7 @@ class Workspace:
         self,
         config: Config,
         *,
-        journal: Any = None,
+        journal: Journal | None = None,
         state_dir: Path | None = None,
     ) -> None:
         self.config = config
@@ -95,9 +77,9 @@ class Workspace:
         self._lock = threading.RLock()
         self._targets: dict[tuple[str, str], Target] = {}
         self._metrics: dict[str, MetricsSource | None] = {}
-        self._repos: dict[str, Any] = {}
-        self._runner: Any = None
-        self._guard_states: dict[tuple[str, str], Any] = {}
+        self._repos: dict[str, Repository] = {}
+        self._runner: TestRunner | None = None
+        self._guard_states: dict[tuple[str, str], GuardEvent] = {}
         self._drift_inputs: dict[str, tuple[TrainingReferences, ReleaseMarkers]] = {}
         self._scorers: dict[str, DriftScorer | None] = {}
 
@@ -155,7 +137,7 @@ class Workspace:
     # ------------------------------------------------------------- objects
 
     @property
-    def journal(self) -> Any:
+    def journal(self) -> Journal:
         """The journal (opened under ``state_dir`` on first use)."""
         with self._lock:
             if self._journal is None:
@@ -191,7 +173,7 @@ class Workspace:
                 )
             return self._metrics[model]
 
-    def repository(self, model: str) -> Any:
+    def repository(self, model: str) -> Repository:
         """Return the (cached) :class:`core.git.Repository` of ``model``.
 
         Raises BackendUnavailable when the path is not a git repository.
@@ -210,8 +192,19 @@ class Workspace:
         """
         return str(self.repository(model).resolve(rev))
 
+    def artifact_from_input(self, model: str, target: str, value: str) -> Artifact:
+        """Return the Artifact a value typed on the Rollouts screen names for ``target``.
+
+        On a local target ``value`` is a commit ref resolved in the model's
+        repository; on image targets it is an image reference, taken as is.
+        Raises NotFound when a local target's value names no commit, or for an
+        unknown model or target; ConfigError for an unknown target kind.
+        """
+        rule = kind_of(self.target_config(model, target)).artifact
+        return rule.from_input(value, lambda ref: self.resolve_commit(model, ref))
+
     @property
-    def test_runner(self) -> Any:
+    def test_runner(self) -> TestRunner:
         """The :class:`core.testing.TestRunner` shared by every model (runs queue per model)."""
         with self._lock:
             if self._runner is None:
@@ -222,7 +215,7 @@ class Workspace:
 
     def run_tests(
         self, model: str, commit: str, cancel: CancelToken | None = None
-    ) -> Iterator[Any]:
+    ) -> Iterator[TestEvent]:
         """Run ``model``'s test command at ``commit``; return the run's events.
 
         The events are :data:`core.testing.TestEvent` values, the last one
@@ -241,18 +234,20 @@ class Workspace:
             cancel=cancel,
         )
 
-    def image_builder(self, model: str) -> Any:
+    def image_builder(self, model: str) -> ImageBuilder:
         """Return a :class:`core.images.ImageBuilder` for ``model``.
 
-        It talks to the engine of the model's first docker target that names
-        one, else to ``DOCKER_HOST`` (the local engine).
+        It talks to the engine of the model's first target whose kind names
+        one (a docker target's ``base_url``), else to ``DOCKER_HOST`` (the
+        local engine). Raises NotFound for an unknown model, ConfigError for
+        an unknown target kind.
         """
         from core.images import ImageBuilder
 
         base_url = None
         for t in self.model(model).targets:
-            if t.kind == "docker" and getattr(t, "base_url", None):
-                base_url = t.base_url  # type: ignore[union-attr]
+            base_url = kind_of(t).build_engine(t)
+            if base_url:
                 break
         return ImageBuilder(base_url)
 
@@ -281,7 +276,7 @@ class Workspace:
             rollback=self.rollback_action,
         )
 
-    def live_state_for(self, entry: Any) -> Any:
+    def live_state_for(self, entry: JournalEntry) -> RolloutState:
         """Return the live :class:`~core.domain.RolloutState` of a journal entry's target.
 
         Shown beside an entry whose outcome is unknown, so the operator can
@@ -291,12 +286,12 @@ class Workspace:
         """
         return self.target(entry.model, entry.target).status()
 
-    def note_guard(self, event: Any) -> None:
+    def note_guard(self, event: GuardEvent) -> None:
         """Remember the latest :class:`core.services.guard.GuardEvent` of its model and target."""
         with self._lock:
             self._guard_states[(event.model, event.target)] = event
 
-    def guard_state(self, model: str, target: str) -> Any:
+    def guard_state(self, model: str, target: str) -> GuardEvent | None:
         """Return the latest GuardEvent of ``model`` on ``target`` (None: never guarded here).
 
         The Rollouts and Drift screens show it: watching (STARTED/CHECK), passed,
@@ -389,7 +384,7 @@ class Workspace:
 
     def rollback_action(
         self,
-        journal: Any,
+        journal: Journal,
         target: Target,
         to_revision: int | None = None,
         *,

@@ -8,6 +8,12 @@ that talks to a backend has a timeout, so a dead backend raises
 
 Mutating methods do not journal: callers go through :mod:`core.services.actions`,
 which writes the intent row before and the outcome after.
+
+Optional capabilities (:meth:`Target.pause`, :meth:`Target.resume`,
+:meth:`Target.start`, :meth:`Target.stop_all`) are declared here with their
+default behaviour; an implementation subclasses :class:`Target` explicitly to
+inherit the defaults and overrides what its backend supports. Callers call
+them directly, never probe for them.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from core.domain import (
     TargetDetail,
     TargetEvent,
 )
+from core.errors import OperationFailed
 
 #: Actions whose permission a target reports in :meth:`Target.permissions`.
 ACTIONS = ("rollout", "rollback", "pause", "resume", "restart")
@@ -96,12 +103,37 @@ class Target(Protocol):
         ...
 
     def pause(self) -> None:
-        """Pause rollouts (Kubernetes) or raise OperationFailed where unsupported."""
-        ...
+        """Pause rollouts (Kubernetes Deployments support it).
+
+        Default: raise OperationFailed "pause is not supported by <kind> targets".
+        """
+        raise OperationFailed(f"pause is not supported by {self.kind} targets")
 
     def resume(self) -> None:
-        """Resume a paused target."""
-        ...
+        """Resume a paused target.
+
+        Default: raise OperationFailed "resume is not supported by <kind> targets".
+        """
+        raise OperationFailed(f"resume is not supported by {self.kind} targets")
+
+    def start(self, *, cancel: CancelToken | None = None) -> Iterator[Progress]:
+        """Bring the live revision back up when the console itself runs it; yield progress.
+
+        Local targets run model servers as this console's processes and start
+        the recorded live revision again (OperationFailed when nothing was
+        ever deployed). Default: the backend keeps the live revision running
+        on its own, so there is nothing to start and nothing is yielded.
+        """
+        return iter(())
+
+    def stop_all(self) -> None:
+        """Stop whatever this console runs for the target; never raises.
+
+        Local targets stop their processes (the history keeps the live
+        revision for :meth:`start`). Default: nothing runs under the console,
+        so nothing is stopped.
+        """
+        return None
 
     def restart(self) -> None:
         """Restart the running revision without changing it."""

@@ -47,7 +47,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from core.cancel import CancelToken
@@ -73,6 +73,10 @@ from core.errors import (
     OperationFailed,
 )
 from core.images import LABEL_REVISION, ImageBuilder, parse_time
+from core.targets.base import Target
+
+if TYPE_CHECKING:
+    from core.config import DockerTargetConfig, ModelConfig
 
 LABEL_MODEL = "mrc.model"
 LABEL_TARGET = "mrc.target"
@@ -190,7 +194,7 @@ def probe_host_for(base_url: str | None) -> str:
     return host or "127.0.0.1"
 
 
-class DockerTarget:
+class DockerTarget(Target):
     """The :class:`~core.targets.base.Target` of one model on one Docker host.
 
     ``container`` is the name prefix of the model's containers (default: the
@@ -237,6 +241,25 @@ class DockerTarget:
         self._ops_client: Any = None
         self._images: ImageBuilder | None = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, model: ModelConfig, target: DockerTargetConfig) -> DockerTarget:
+        """Return the target described by ``target`` of ``model``; does not contact the engine.
+
+        The container defaults to the model name, the port to 8080; at least
+        two revisions are kept (the live one and one to roll back to).
+        """
+        return cls(
+            model.name,
+            target.name,
+            base_url=target.base_url,
+            container=target.container or model.name,
+            port=target.port or 8080,
+            health_path=target.health_path,
+            keep=max(2, target.keep),
+            timeout=target.timeout,
+            health_timeout=target.ready_timeout,
+        )
 
     # ------------------------------------------------------------------ plumbing
 

@@ -46,7 +46,7 @@ from core.errors import (
 )
 from core.targets import k8s_rollback as undo
 from core.targets import k8s_status as st
-from core.targets.base import ACTIONS
+from core.targets.base import ACTIONS, Target
 from core.targets.k8s_api import Api, ApiError, Obj, api_for, apps_path, closer, core_path
 
 JSON_PATCH = "application/json-patch+json"
@@ -63,7 +63,7 @@ WRITE_RETRIES = 3
 # The target
 
 
-class KubernetesTarget:
+class KubernetesTarget(Target):
     """One model's container in one Deployment (see :class:`core.targets.base.Target`).
 
     ``container`` "" means the pod template's first container. Constructing

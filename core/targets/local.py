@@ -76,6 +76,7 @@ from core.domain import (
     TargetEvent,
 )
 from core.errors import BackendUnavailable, Cancelled, Conflict, NotFound, OperationFailed
+from core.targets.base import Target
 
 if TYPE_CHECKING:
     import httpx
@@ -173,7 +174,7 @@ class _Entry:
         )
 
 
-class LocalTarget:
+class LocalTarget(Target):
     """One model served by processes on this machine (see the module docstring)."""
 
     kind = "local"

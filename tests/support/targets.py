@@ -7,6 +7,7 @@ a cluster; every real target kind is proven against its backend elsewhere.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -31,7 +32,13 @@ FIXED_NOW = datetime.fromtimestamp(BASE_TIME, UTC) + timedelta(days=1)
 
 @dataclass
 class ScriptedTarget:
-    """A target whose history is a list; rollback moves the live revision like kubectl."""
+    """A target whose history is a list; rollback moves the live revision like kubectl.
+
+    With ``hold`` set, a rollback applies the change, yields its first
+    progress, sets ``holding`` and then follows the "rollout" until ``hold``
+    is set or its cancel token is cancelled (then it raises Cancelled, as a
+    Kubernetes target does when it stops following a rollout).
+    """
 
     model: str
     name: str
@@ -41,6 +48,8 @@ class ScriptedTarget:
     calls: list[tuple[str, object]] = field(default_factory=list)
     denied: dict[str, str] = field(default_factory=dict)
     fail_with: Exception | None = None
+    hold: threading.Event | None = None
+    holding: threading.Event = field(default_factory=threading.Event)
 
     def _live(self) -> Revision:
         return next(r for r in self.revisions if r.current)
@@ -125,6 +134,19 @@ class ScriptedTarget:
         self.revisions = [replace(r, current=False) for r in self.revisions if r is not target]
         self.revisions.append(replace(target, number=new_number, current=True))
         yield Progress("rollback", f"rolled back to revision {preview.to_revision}")
+        if self.hold is not None:
+            self._follow(self.hold, cancel)
+
+    def _follow(self, hold: threading.Event, cancel) -> None:  # type: ignore[no-untyped-def]
+        """Wait until ``hold`` is set or ``cancel`` is cancelled (then raise Cancelled)."""
+        if cancel is not None:
+            cancel.on_cancel(hold.set)
+        self.holding.set()
+        hold.wait()
+        if cancel is not None and cancel.cancelled:
+            from core.errors import Cancelled
+
+            raise Cancelled(f"stopped following the rollback of {self.model}; it goes on")
 
     def rollout(self, artifact: Artifact, *, reason="", cancel=None) -> Iterator[Progress]:  # type: ignore[no-untyped-def]
         self.calls.append(("rollout", artifact))

@@ -92,7 +92,7 @@ def _feed(app: MrcApp, lines: list[str]) -> LiveOperation:
     op.run = TestRun(id=1, model="m", commit="0" * 40, status=RunStatus.RUNNING)
     for line in lines:
         op.append(line)
-    app._operations.append(op)
+    app.ops.remember(op)
     return op
 
 

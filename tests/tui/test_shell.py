@@ -270,3 +270,68 @@ async def test_disabled_keys_say_why(console) -> None:
         await pilot.pause()
         assert "b: fraud has no `image` in its configuration" in screen_text(app)
         assert app.screen.check_action("build", ()) is None
+
+
+async def test_quitting_during_a_rollback_records_what_is_live(console) -> None:
+    """`q` while a rollback is being followed cancels it and waits for the journal:
+    the row says `unknown` with the revision now live, never a dangling `intent`."""
+    import threading
+
+    c = console()
+    target = c.targets[("churn", "prod-eu")]
+    target.hold = threading.Event()
+    app = c.make_app()
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: ("churn", "prod-eu") in app._previews)
+            await pilot.press("u")
+            await pilot.pause()
+            await pilot.press("y")
+            await wait_for(pilot, target.holding.is_set)  # applied, now being followed
+            await pilot.press("q")
+            await wait_for(pilot, lambda: app.return_code is not None)
+        [entry] = c.workspace.journal.entries(model="churn")
+    finally:
+        target.hold.set()  # never leave the worker thread waiting
+    assert (entry.action, entry.outcome) == ("rollback", Outcome.UNKNOWN), entry
+    assert entry.outcome_unknown and "verify" in entry.error
+    assert (entry.from_revision, entry.details["live_revision"]) == ("3", "4")
+    assert entry.details["live_commit"] == c.repo_shas[-2]
+
+
+async def test_rollback_from_the_history_is_refused_when_the_target_changed(console) -> None:
+    """Enter on a revision of the Rollbacks screen (the preview is read for the dialog,
+    not taken from the warm cache): a change made while the dialog is open is a conflict."""
+    from textual.widgets import DataTable
+
+    c = console()
+    target = c.targets[("churn", "prod-eu")]
+    app = c.make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("4")
+        table = app.screen.query_one("#rollbacks-history", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 3)
+        await pilot.press("down", "enter")  # revision 2, below the live one
+        await wait_for(pilot, lambda: isinstance(app.screen, RollbackConfirm))
+        for _ in target.rollback(1):  # another operator acts while the dialog is open
+            pass
+        target.calls.clear()
+        await pilot.press("y")
+        await wait_for(pilot, lambda: bool(target.calls))
+        await app.workers.wait_for_complete()
+    [entry] = c.workspace.journal.entries(model="churn")
+    assert entry.outcome is Outcome.FAILED and "was 3" in entry.error
+    assert target.status().revision == 4  # what the other operator did stays
+
+
+async def test_enter_on_the_rollouts_table_opens_the_detail(console) -> None:
+    """`enter` on a row of the Rollouts screen opens its pods and events (the focused
+    table must not swallow the key)."""
+    from tui.screens.rollouts import TargetDetailScreen
+
+    app = console().make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("3")
+        await wait_for(pilot, lambda: app.screen.query_one("#rollouts-table").row_count == 2)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, TargetDetailScreen))

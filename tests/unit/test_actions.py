@@ -125,7 +125,72 @@ def test_cancelled_rollout_is_recorded_as_failed_cancelled(journal: Journal) -> 
         next(iterator)
     (entry,) = journal.entries()
     assert (entry.outcome, entry.error) == (Outcome.FAILED, "cancelled")
-    assert target.live == 2
+    assert target.live == 2 and entry.details["live_revision"] == "2"
+
+
+class SwitchFirstTarget(FakeTarget):
+    """Applies the rollout, then yields and follows it (as a Kubernetes Deployment does)."""
+
+    def rollout(
+        self, artifact: Artifact, *, reason: str = "", cancel: CancelToken | None = None
+    ) -> Iterator[Progress]:
+        self._touch()
+        number = self.revisions[-1][0] + 1
+        self.revisions.append((number, artifact.image))
+        self.live = number
+        yield Progress("rollout", f"revision {number} applied")
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        yield Progress("rollout", "available", fraction=1.0)
+
+
+def test_cancelled_after_the_change_was_sent_is_unknown_with_what_is_live(
+    journal: Journal,
+) -> None:
+    target = SwitchFirstTarget(journal)
+    cancel = CancelToken()
+    iterator = actions.run_rollout(journal, target, Artifact(image="img:3"), cancel=cancel)
+    next(iterator)
+    cancel.cancel()
+    with pytest.raises(Cancelled):
+        next(iterator)
+    (entry,) = journal.entries()
+    assert entry.outcome is Outcome.UNKNOWN and entry.outcome_unknown
+    assert entry.error == actions.CANCELLED_AFTER_SEND
+    assert entry.details["live_revision"] == "3" and entry.details["live_image"] == "img:3"
+    assert entry.details["from_image"] == "img:2"
+
+
+def test_cancelled_after_sending_with_an_unreadable_target_is_unknown(journal: Journal) -> None:
+    target = FakeTarget(journal)
+    cancel = CancelToken()
+    iterator = actions.run_rollout(journal, target, Artifact(image="img:3"), cancel=cancel)
+    next(iterator)
+    target.status_error = BackendUnavailable("API server timed out")
+    cancel.cancel()
+    with pytest.raises(Cancelled):
+        next(iterator)
+    (entry,) = journal.entries()
+    assert entry.outcome is Outcome.UNKNOWN
+    assert entry.details["live_status_error"] == "API server timed out"
+
+
+def test_cancelled_before_the_target_yielded_is_failed_cancelled(journal: Journal) -> None:
+    target = FakeTarget(journal)
+    target.fail_with = Cancelled("cancelled while preparing")
+    with pytest.raises(Cancelled):
+        list(actions.run_rollback(journal, target, 1))
+    (entry,) = journal.entries()
+    assert (entry.outcome, entry.error) == (Outcome.FAILED, "cancelled")
+
+
+def test_simple_action_cancelled_before_the_call_sends_nothing(journal: Journal) -> None:
+    target = FakeTarget(journal)
+    cancel = CancelToken()
+    cancel.cancel()
+    with pytest.raises(Cancelled):
+        actions.run_simple(journal, target, "restart", cancel=cancel)
+    assert journal.entries() == [] and target.seen_at_call == []
 
 
 def test_cancelled_before_start_touches_nothing(journal: Journal) -> None:
@@ -145,6 +210,7 @@ def test_abandoned_iteration_leaves_outcome_unknown(journal: Journal) -> None:
     (entry,) = journal.entries()
     assert entry.outcome is Outcome.UNKNOWN and entry.outcome_unknown
     assert entry.error == actions.ABANDONED
+    assert entry.details["live_revision"] == "2"  # what was live when it was dropped
 
 
 def test_rollback_records_requested_and_reached_revision(journal: Journal) -> None:

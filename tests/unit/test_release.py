@@ -26,6 +26,7 @@ from core.errors import Conflict, ReadOnly
 from core.journal import Journal
 from core.services import guard as g
 from core.services import release as r
+from core.targets.kinds import KINDS
 
 SHA = "a" * 40
 
@@ -92,6 +93,7 @@ class FakeWorkspace:
     auto_rollback: bool = True
     log: list[str] = field(default_factory=list)
     on_rollout: Any = None
+    guard_events: list[g.GuardEvent] = field(default_factory=list)
 
     def model(self, name: str) -> ModelConfig:
         return ModelConfig(name=name, repo=Path("/nowhere"), image=self.image,
@@ -134,6 +136,9 @@ class FakeWorkspace:
             self.journal.finish(entry, "failed", str(exc))
             raise
         self.journal.finish(entry, "done")
+
+    def note_guard(self, event: g.GuardEvent) -> None:
+        self.guard_events.append(event)
 
     def guard(self, model: str) -> g.Guard | None:
         if self.guard_value is None:
@@ -322,3 +327,40 @@ def test_cancel_between_steps_keeps_finished_steps_done(journal: Journal) -> Non
     assert steps_of(journal) == [("tests", "done"), ("build", "done")]
     assert journal.releases("churn")[0].status == "cancelled"
     assert not any(line.startswith("push") for line in ws.log)
+
+
+def test_the_target_kinds_artifact_rule_decides_what_is_built_and_installed(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.unit.test_kinds import BUNDLE
+
+    monkeypatch.setitem(KINDS, "bundle", BUNDLE)  # type: ignore[arg-type]
+    ws = FakeWorkspace(journal, passed_run(), target_obj=FakeTarget(name="shelf", kind="bundle"))
+    events = release_all(ws)
+    assert events[-1].outcome == r.DONE, events[-1].message
+    assert ws.log == ["tests", f"rollout bundle/{SHA[:4]}"]
+    skipped = [(e.step, e.message) for e in events if e.kind == r.STEP_SKIPPED]
+    assert skipped == [
+        ("build", "build skipped: bundles are uploaded, not built"),
+        ("push", "push skipped: bundles are uploaded, not built"),
+    ]
+
+
+def test_an_image_target_without_an_image_skips_build_and_push_with_the_reason(
+    journal: Journal,
+) -> None:
+    ws = FakeWorkspace(journal, passed_run(), image="")
+    events = release_all(ws)
+    skipped = [e.message for e in events if e.kind == r.STEP_SKIPPED]
+    assert skipped == [
+        "build skipped: the model has no image configured",
+        "push skipped: the model has no image configured",
+    ]
+    assert ws.log == ["tests", f"rollout commit {SHA[:8]}"]
+
+
+def test_verify_reports_each_guard_event_to_the_workspace(journal: Journal) -> None:
+    ws = FakeWorkspace(journal, passed_run(), guard_value=0.5)
+    events = release_all(ws)
+    assert [e.guard for e in events if e.guard is not None] == ws.guard_events
+    assert ws.guard_events[-1].kind == g.ROLLED_BACK

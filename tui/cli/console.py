@@ -25,6 +25,7 @@ def _install_hangup_handler(app: MrcApp) -> None:
         # too). Stop the processes this console started, then die of the signal.
         from core import procs
 
+        app.stop_operations()  # cancel running changes; their journal rows close (bounded)
         procs.run_cleanups()
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)

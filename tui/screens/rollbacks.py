@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
@@ -225,6 +225,11 @@ class RollbacksScreen(MrcScreen):
             if str(revision.number) == key:
                 return revision
         return None
+
+    @on(DataTable.RowSelected, "#rollbacks-history")
+    def history_selected(self) -> None:
+        # The focused table takes `enter` for itself: it is still "roll back to".
+        self.action_rollback_to()
 
     def action_rollback_to(self) -> None:
         revision = self.selected_revision()

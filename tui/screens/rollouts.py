@@ -283,6 +283,11 @@ class RolloutsScreen(MrcScreen):
             self.mrc.select_model(row.model, row.target)
         self._sync_selection()
 
+    @on(DataTable.RowSelected, "#rollouts-table")
+    def row_selected(self) -> None:
+        # The focused table takes `enter` for itself: it is still "detail".
+        self.action_detail()
+
     def action_detail(self) -> None:
         row = self._current()
         if row is not None:

@@ -275,6 +275,11 @@ class TestsScreen(MrcScreen):
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         return self.runs.get(key) if key else None
 
+    @on(DataTable.RowSelected, "#tests-table")
+    def row_selected(self) -> None:
+        # The focused table takes `enter` for itself: it is still "results".
+        self.action_results()
+
     def action_results(self) -> None:
         run = self.selected_run()
         if run is not None:
