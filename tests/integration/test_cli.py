@@ -361,9 +361,9 @@ def test_rollback_on_the_real_control_plane(k8s_cluster, k8s_model) -> None:
                                                              "registry.local/churn:v2")  # fmt: skip
     assert row["production"] is True
 
-    # production: rollback is still one confirmation, "y" on a terminal; --yes for scripts
-    back = mrc("rollback", "churn", "--yes", "--json", "--reason", "p95 up", config=config,
-               state=state)  # fmt: skip
+    # production: rollback is one confirmation, "y" on a terminal; scripts name the model
+    back = mrc("rollback", "churn", "--confirm", "churn", "--json", "--reason", "p95 up",
+               config=config, state=state)  # fmt: skip
     assert back.returncode == EXIT_OK, back.stderr
     rb = doc(back)
     assert (rb["from_revision"], rb["to_revision"], rb["result"]) == (2, 1, "done")
@@ -386,7 +386,8 @@ def test_rollback_on_the_real_control_plane(k8s_cluster, k8s_model) -> None:
     checks = {c["backend"]: c for c in doc(doctor)["checks"]}
     assert checks["kubernetes"]["ok"] and "server v1." in checks["kubernetes"]["detail"]
 
-    missing = mrc("rollback", "churn", "--to", "99", "--yes", config=config, state=state)
+    missing = mrc("rollback", "churn", "--to", "99", "--confirm", "churn", config=config,
+                  state=state)  # fmt: skip
     assert missing.returncode == EXIT_NOT_FOUND
     assert "99" in missing.stderr
 
@@ -400,7 +401,7 @@ def test_rollback_denied_by_rbac_and_unreachable_cluster(
     viewer = k8s_config(tmp_path / "viewer", sample.path, k8s_cluster, ns,
                         kubeconfig=k8s_cluster.restricted_kubeconfig,
                         context=k8s_cluster.restricted_context)  # fmt: skip
-    denied = mrc("rollback", "churn", "--yes", config=viewer, state=state)
+    denied = mrc("rollback", "churn", "--confirm", "churn", config=viewer, state=state)
     assert denied.returncode == EXIT_PERMISSION, denied.stderr
     assert live_image(k8s_cluster, ns) == "registry.local/churn:v2"  # unchanged
 
@@ -410,7 +411,8 @@ def test_rollback_denied_by_rbac_and_unreachable_cluster(
     dead.write_text(text.replace(k8s_cluster.server, f"https://127.0.0.1:{free_port()}"))
     (tmp_path / "dead").mkdir()
     unreachable = k8s_config(tmp_path / "dead", sample.path, k8s_cluster, ns, kubeconfig=dead)
-    down = mrc("rollback", "churn", "--yes", config=unreachable, state=state, timeout=120)
+    down = mrc("rollback", "churn", "--confirm", "churn", config=unreachable, state=state,
+               timeout=120)  # fmt: skip
     assert down.returncode == EXIT_UNAVAILABLE, down.stderr
     st = mrc("status", "--json", config=unreachable, state=state)
     assert st.returncode == EXIT_UNAVAILABLE

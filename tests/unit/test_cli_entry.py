@@ -56,15 +56,22 @@ def test_every_scripting_command_is_parsed_and_run() -> None:
     assert (args.command, args.model, args.to_revision, args.yes, args.json) == (
         "rollback", "churn", 3, True, True,
     )  # fmt: skip
+    args = build_parser().parse_args(["release", "churn", "HEAD", "--confirm", "churn"])
+    assert (args.confirm_name, args.yes) == ("churn", False)
 
 
-def test_invalid_configuration_is_exit_2_with_the_reason_and_empty_stdout(tmp_path: Path) -> None:
+def test_invalid_configuration_is_exit_2_with_the_reason(tmp_path: Path) -> None:
+    """On stderr for people; with --json also as the one document's ``error``."""
     config = tmp_path / "mrc.toml"
     config.write_text('[[model]]\nname = "churn"\nbogus = 1\n', encoding="utf-8")
-    proc = mrc("--config", str(config), "status", "--json", cwd=tmp_path)
+    proc = mrc("--config", str(config), "status", cwd=tmp_path)
     assert proc.returncode == EXIT_USAGE
     assert proc.stdout == ""
     assert "mrc: invalid configuration" in proc.stderr and "bogus" in proc.stderr
+    as_json = mrc("--config", str(config), "status", "--json", cwd=tmp_path)
+    assert as_json.returncode == EXIT_USAGE
+    assert set(json.loads(as_json.stdout)) == {"error"}
+    assert "bogus" in json.loads(as_json.stdout)["error"]
 
 
 def test_unknown_command_is_a_usage_error() -> None:

@@ -9,8 +9,6 @@ history, test, release, rollback and doctor have one module each, run by
 
 from __future__ import annotations
 
-import sys
-
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``mrc`` with ``argv`` (default: the process' arguments); return the exit code.
@@ -32,8 +30,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return run_demo(args)
         except MrcError as error:
-            print(f"mrc: {error}", file=sys.stderr)
-            return 2
+            from tui.cli.output import EXIT_USAGE, Streams
+
+            Streams.std().say(f"mrc: {error}")
+            return EXIT_USAGE
     from tui.cli.runner import run_script
 
     return run_script(args)

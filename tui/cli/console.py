@@ -69,8 +69,10 @@ def open_console(args: argparse.Namespace) -> int:
     try:
         workspace = Workspace.open(args.config, read_only=args.read_only)
     except ConfigError as error:
-        print(f"mrc: {error}", file=sys.stderr)
-        return 2
+        from tui.cli.output import EXIT_USAGE, Streams
+
+        Streams.std().say(f"mrc: {error}")
+        return EXIT_USAGE
     return run_console(workspace)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from core.errors import BackendUnavailable, NotFound
-from tui.cli.output import EXIT_OK, EXIT_UNAVAILABLE, Streams, iso
+from tui.cli.output import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, Streams, iso, short
+from tui.cli.preflight import repository_problems
 
 if TYPE_CHECKING:
     from core.domain import JournalEntry, Release, Revision
@@ -80,11 +81,13 @@ def cmd_history(
 ) -> int:
     """Print the revision history of the model's targets and its journal entries.
 
-    Returns 0, 3 when a target could not be read (its revisions are then
-    empty and ``error`` says why). Raises NotFound (exit 6) for an unknown
-    model or target.
+    Returns 0; 2 when the model's repository is missing or not a git
+    repository (``warnings`` says so; the rest is printed all the same); 3
+    when a target could not be read (its revisions are then empty and
+    ``error`` says why). Raises NotFound (exit 6) for an unknown model or target.
     """
     model_cfg = ws.model(model)
+    warnings = repository_problems(ws, [model])
     names = [target] if target else [t.name for t in model_cfg.targets]
     targets = []
     code = EXIT_OK
@@ -103,22 +106,34 @@ def cmd_history(
         targets.append(item)
     entries = [_entry_dict(e) for e in ws.journal.entries(model=model, target=target)]
     releases = [_release_dict(x) for x in ws.journal.releases(model=model, target=target)]
+    if warnings:
+        code = EXIT_USAGE
     if as_json:
-        streams.json({"model": model, "targets": targets, "journal": entries, "releases": releases})
+        streams.json(
+            {
+                "model": model,
+                "targets": targets,
+                "journal": entries,
+                "releases": releases,
+                "warnings": warnings,
+            }
+        )
         return code
+    for warning in warnings:
+        streams.say(f"mrc: warning: {warning}")
     for item in targets:
         streams.result(f"{model} on {item['target']} ({item['kind']}):")
         if item["error"]:
             streams.result(f"  error: {item['error']}")
         for r in item["revisions"]:
             mark = "*" if r["current"] else " "
-            what = r["image"] or (r["commit"][:8] if r["commit"] else "")
+            what = r["image"] or short(r["commit"])
             streams.result(f" {mark}{r['revision']:>4}  {what}  {r['change_cause']}")
     streams.result("releases:")
     for x in releases:
         steps = " ".join(f"{st['step']}:{st['status']}" for st in x["steps"])
         streams.result(
-            f"  #{x['id']} {x['started_at']}  {x['target']:<12} {x['commit'][:8]} "
+            f"  #{x['id']} {x['started_at']}  {x['target']:<12} {short(x['commit'])} "
             f"{x['status']:<11} {x['user']}  {steps}  {x['message']}"
         )
     streams.result("journal:")

@@ -1,28 +1,57 @@
 """What the scripting commands of ``mrc`` write, and the exit codes they return.
 
 This docstring is the CLI's contract (status, history, test, release,
-rollback, doctor). The commands drive the same core as the console. Progress
-and prompts go to stderr, results to stdout; with ``--json`` stdout holds
-exactly one JSON document (keys sorted, documented below) so scripts can
-parse it.
+rollback, doctor); the README's exit-code table summarises it. The commands
+drive the same core as the console. Progress and prompts go to stderr,
+results to stdout; with ``--json`` stdout holds exactly one JSON document
+(keys sorted, documented below) so scripts can parse it.
+
+Text from outside (commit messages, change-causes, journal reasons, backend
+error messages, test output, names from the configuration) is shown as
+data: every text line on stdout and stderr passes
+:func:`core.sanitize.clean_line`, so an escape sequence appears as ``␛`` and a
+control character as its control picture, and no ESC or BEL byte reaches the
+terminal. JSON documents keep the values unchanged but are written in ASCII:
+control and non-ASCII characters are ``\\uXXXX`` escapes.
 
 Exit codes
 ----------
+
+One table for every command; when several problems occur, the first row
+that applies (in the order 2, 3, 6 for ``status``, ``history`` and ``doctor``,
+which still print what they could read) gives the code.
 
 ====  ==========================================================================
 code  meaning
 ====  ==========================================================================
 0     success (``status``/``doctor``: everything answered; ``test``: tests passed)
-1     the operation ran and failed (tests failed, rollout failed, guard breach,
-      a doctor check failed)
-2     usage or configuration error (bad arguments, invalid config, confirmation
-      needed but stdin is not a terminal and ``--yes`` was not given, declined)
-3     a backend is unavailable (git, Docker, Kubernetes, Prometheus, journal)
+1     the operation ran and failed (tests failed, rollout failed, guard breach)
+2     usage or configuration error: bad arguments; invalid configuration; no
+      configuration file found; a model's ``repo`` missing or not a git
+      repository; confirmation needed but stdin is not a terminal; declined;
+      ``--yes`` alone on a production target (scripts pass ``--confirm MODEL``)
+3     a backend is unavailable (git, Docker, Kubernetes, Prometheus, journal;
+      ``doctor``: a check failed)
 4     conflict: somebody else changed the target meanwhile; nothing was overwritten
-5     permission denied (RBAC, read-only mode or a read-only target)
+5     permission denied: RBAC, or read-only (``--read-only``, ``[console]
+      read_only`` or a read-only target) refused ``test``, ``release`` or
+      ``rollback`` before anything ran or was journalled
 6     not found (model, target, commit or revision)
 130   cancelled (Ctrl-C)
 ====  ==========================================================================
+
+Confirmation: ``release`` and ``rollback`` ask on a terminal (a production
+release needs the model's name typed). In scripts ``--yes`` confirms on
+non-production targets; on a production target only ``--confirm MODEL``
+(the model's name) does, and ``--yes`` alone is refused (exit 2) before
+anything is journalled or changed.
+
+Problems with the configuration: no configuration file at all is an error
+(exit 2) for every scripting command. A model whose ``repo`` is missing or
+is not a git repository is an error for ``test`` and ``release``; ``status``,
+``history`` and ``doctor`` still print what they could read, name the problem
+on stderr (``mrc: warning: ...``) and in their document's ``warnings`` list,
+and exit 2; ``rollback`` does not need the repository and only warns.
 
 JSON documents
 --------------
@@ -83,15 +112,21 @@ process died); a step's is running, done, failed, skipped, cancelled or unknown.
 
     {"ok", "checks": [{"backend", "name", "ok", "detail"}]}
 
+``status``, ``history``, ``doctor`` and ``rollback`` documents also hold
+``"warnings": [str]`` (empty when there is nothing to say).
+
 Times are ISO 8601 UTC strings (or null); revisions are integers (or null).
 When a command ends with an error before it has a result (exit 2-6, 130),
-stdout is empty and stderr ends with ``mrc: <what went wrong>``.
+stderr ends with ``mrc: <what went wrong>``; with ``--json`` stdout then holds
+``{"error": "<what went wrong>"}`` (argparse's own usage errors, exit 2,
+print no document).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 from datetime import datetime
 from typing import Any, TextIO
@@ -107,6 +142,8 @@ from core.errors import (
     PermissionDenied,
     ReadOnly,
 )
+from core.git import NotARepository
+from core.sanitize import clean_line
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -119,12 +156,16 @@ EXIT_CANCELLED = 130
 
 
 class UsageError(MrcError):
-    """Bad arguments, or a confirmation that cannot be asked or was declined."""
+    """Bad arguments, or a confirmation that cannot be asked, was declined or is missing."""
+
+
+class MissingConfiguration(UsageError):
+    """No configuration file was found where ``mrc`` looks for one."""
 
 
 #: Exception kinds and their exit codes; the first matching row wins.
 _EXIT_CODES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], int], ...] = (
-    ((UsageError, ConfigError), EXIT_USAGE),
+    ((UsageError, ConfigError, NotARepository), EXIT_USAGE),
     (BackendUnavailable, EXIT_UNAVAILABLE),
     (Conflict, EXIT_CONFLICT),
     ((PermissionDenied, ReadOnly), EXIT_PERMISSION),
@@ -142,13 +183,37 @@ def exit_code_for(error: BaseException) -> int:
     return EXIT_FAILED
 
 
+_LINE_BREAK = re.compile(r"\r?\n")
+
+
+def inert(text: str) -> str:
+    """Return ``text`` with each of its lines passed through :func:`core.sanitize.clean_line`.
+
+    Line breaks are kept; everything a terminal would interpret (escape
+    sequences, control characters, bidirectional overrides) is replaced by a
+    visible mark and each line is bounded in length. Never raises.
+    """
+    return "\n".join(clean_line(line) for line in _LINE_BREAK.split(text))
+
+
+def short(value: str, width: int = 8) -> str:
+    """Return the first ``width`` characters of ``value`` once it is inert (sanitise, then cut)."""
+    return clean_line(value)[:width]
+
+
 @dataclasses.dataclass
 class Streams:
-    """Where a command writes: ``out`` results, ``err`` progress and prompts, ``inp`` answers."""
+    """Where a command writes: ``out`` results, ``err`` progress and prompts, ``inp`` answers.
+
+    Every text written passes :func:`inert`; JSON is written in ASCII. This
+    is the only place the scripting commands write.
+    """
 
     out: TextIO
     err: TextIO
     inp: TextIO
+    wrote_json: bool = False
+    """True once :meth:`json` has written the command's document."""
 
     @classmethod
     def std(cls) -> Streams:
@@ -156,18 +221,31 @@ class Streams:
         return cls(sys.stdout, sys.stderr, sys.stdin)
 
     def say(self, text: str) -> None:
-        """Write one progress line to stderr."""
-        print(text, file=self.err, flush=True)
+        """Write progress (one line, or several separated by newlines) to stderr."""
+        print(inert(text), file=self.err, flush=True)
+
+    def ask(self, text: str) -> None:
+        """Write a question to stderr, leaving the cursor after it for the answer."""
+        self.err.write(inert(text))
+        self.err.flush()
 
     def result(self, text: str) -> None:
-        """Write one result line to stdout."""
-        print(text, file=self.out, flush=True)
+        """Write one result line (or several separated by newlines) to stdout."""
+        print(inert(text), file=self.out, flush=True)
 
     def json(self, document: Any) -> None:
-        """Write one JSON document to stdout (keys sorted, stable)."""
-        self.out.write(json.dumps(document, sort_keys=True, indent=2, default=_json_default))
+        """Write one JSON document to stdout (keys sorted, stable, ASCII only).
+
+        ``ensure_ascii`` escapes every control and non-ASCII character as
+        ``\\uXXXX``: strings keep their value, the bytes hold no ESC or BEL.
+        """
+        text = json.dumps(
+            document, sort_keys=True, indent=2, ensure_ascii=True, default=_json_default
+        )
+        self.out.write(text)
         self.out.write("\n")
         self.out.flush()
+        self.wrote_json = True
 
 
 def _json_default(value: Any) -> Any:

@@ -53,7 +53,14 @@ def _add_script_commands(subparsers: argparse._SubParsersAction[argparse.Argumen
 
     def mutating(p: argparse.ArgumentParser) -> None:
         p.add_argument("--reason", default="", help="why (recorded in the journal)")
-        p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+        p.add_argument(
+            "--yes", "-y", action="store_true",
+            help="do not ask for confirmation (not enough on a production target)",
+        )  # fmt: skip
+        p.add_argument(
+            "--confirm", metavar="MODEL", default=None, dest="confirm_name",
+            help="confirm by the model's name, without asking (needed on production targets)",
+        )  # fmt: skip
 
     add("status", "live state of every model on every target")
 

@@ -14,34 +14,65 @@ from core.cancel import CancelToken
 from tui.cli.output import Streams, UsageError
 
 
+def confirmed_by_flags(
+    *, model: str, production: bool, yes: bool = False, confirm_name: str | None = None
+) -> bool:
+    """Return True when ``--yes`` / ``--confirm NAME`` confirm a change of ``model``.
+
+    Commands call it before reading the target, so a refusal comes first.
+    Raises UsageError when ``confirm_name`` is not ``model`` or when ``yes``
+    alone is given for a ``production`` target.
+    """
+    if confirm_name is not None:
+        if confirm_name != model:
+            raise UsageError(
+                f"--confirm {confirm_name!r} is not the model's name {model!r}: nothing was changed"
+            )
+        return True
+    if yes and production:
+        raise UsageError(
+            f"--yes is not enough on a production target: pass --confirm {model} "
+            "(the model's name) to confirm; nothing was changed"
+        )
+    return yes
+
+
 def confirm(
     streams: Streams,
     question: str,
     *,
-    yes: bool,
-    typed: str = "",
+    model: str,
+    production: bool,
+    yes: bool = False,
+    confirm_name: str | None = None,
+    type_name: bool = False,
     interactive: bool | None = None,
 ) -> None:
-    """Ask ``question`` on stderr and read the answer; return when confirmed.
+    """Return when the change ``question`` describes is confirmed; ask on a terminal if needed.
 
-    With ``yes`` nothing is asked. ``typed`` (production targets) must be
-    typed exactly instead of "y". ``interactive`` says whether stdin is a
-    terminal (None: ask ``streams.inp``). Raises UsageError when stdin is not
-    a terminal (scripts must pass ``--yes``) or the answer is not a yes.
+    ``confirm_name`` (``--confirm NAME``) confirms on any target when it is
+    ``model``. ``yes`` (``--yes``) confirms on a non-production target only
+    (see :func:`confirmed_by_flags`). Otherwise the question is asked on
+    stderr: with ``type_name`` the model's name must be typed, else "y".
+    ``interactive`` says whether stdin is a terminal (None: ask
+    ``streams.inp``). Raises UsageError, before anything changes, when
+    ``confirm_name`` is not the model's name, when ``yes`` is given for a
+    ``production`` target, when stdin is not a terminal and neither flag
+    confirms, or when the answer is not a yes.
     """
-    if yes:
+    if confirmed_by_flags(model=model, production=production, yes=yes, confirm_name=confirm_name):
         return
     if interactive is None:
         interactive = streams.inp.isatty()
     if not interactive:
-        raise UsageError("confirmation needed but stdin is not a terminal: pass --yes")
-    if typed:
-        streams.err.write(f"{question}\nType the model name ({typed}) to confirm: ")
+        flag = f"--confirm {model}" if production else "--yes"
+        raise UsageError(f"confirmation needed but stdin is not a terminal: pass {flag}")
+    if type_name:
+        streams.ask(f"{question}\nType the model name ({model}) to confirm: ")
     else:
-        streams.err.write(f"{question} [y/N] ")
-    streams.err.flush()
+        streams.ask(f"{question} [y/N] ")
     answer = streams.inp.readline().strip()
-    if (typed and answer != typed) or (not typed and answer.lower() not in ("y", "yes")):
+    if (type_name and answer != model) or (not type_name and answer.lower() not in ("y", "yes")):
         raise UsageError("not confirmed: nothing was changed")
 
 

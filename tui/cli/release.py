@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 from core.cancel import CancelToken
 from core.errors import OperationFailed
 from tui.cli.output import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, Streams, exit_code_for
-from tui.cli.prompts import confirm
+from tui.cli.preflight import refuse_if_read_only, require_repository
+from tui.cli.prompts import confirm, confirmed_by_flags
 
 if TYPE_CHECKING:
     from core.services.release import ReleaseEvent
@@ -23,31 +24,38 @@ def cmd_release(
     target: str | None = None,
     reason: str = "",
     yes: bool = False,
+    confirm_name: str | None = None,
     as_json: bool = False,
     cancel: CancelToken | None = None,
     interactive: bool | None = None,
 ) -> int:
     """Run the release pipeline for ``commit``; progress to stderr, outcome to stdout.
 
-    Asks for confirmation unless ``yes`` (production targets: the model name
-    must be typed). Returns 0 when the release is live and passed its verify
+    Confirmation as :func:`tui.cli.prompts.confirm` (production targets: the
+    model's name typed on a terminal, ``confirm_name`` in scripts, never
+    ``yes`` alone). Returns 0 when the release is live and passed its verify
     window, 1 when it failed or the guard found a breach, 130 when cancelled,
     or the exit code of the error that ended it (e.g. 3, 4, 5). Raises what
     the pipeline raises before anything is journalled (NotFound, ReadOnly,
-    ConfigError) and UsageError when not confirmed.
+    ConfigError, NotARepository) and UsageError when not confirmed.
     """
     from core.services import release
 
     cancel = cancel or CancelToken()
     tcfg = ws.target_config(model, target)
-    ws.require_writable(model, tcfg.name)
+    refuse_if_read_only(ws, "release", model, tcfg.name)
+    confirmed_by_flags(model=model, production=tcfg.production, yes=yes, confirm_name=confirm_name)
+    require_repository(ws, model)
     sha = ws.resolve_commit(model, commit)
     prod = " (PRODUCTION)" if tcfg.production else ""
     confirm(
         streams,
         f"Release {model} {sha[:8]} to {tcfg.name}{prod}?",
+        model=model,
+        production=tcfg.production,
         yes=yes,
-        typed=model if tcfg.production else "",
+        confirm_name=confirm_name,
+        type_name=tcfg.production,
         interactive=interactive,
     )
     step_results = {

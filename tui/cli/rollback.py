@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from core.cancel import CancelToken
-from tui.cli.output import EXIT_OK, Streams
-from tui.cli.prompts import confirm
+from tui.cli.output import EXIT_OK, Streams, short
+from tui.cli.preflight import refuse_if_read_only, repository_problems
+from tui.cli.prompts import confirm, confirmed_by_flags
 
 if TYPE_CHECKING:
     from core.services.workspace import Workspace
@@ -21,21 +22,29 @@ def cmd_rollback(
     to_revision: int | None = None,
     reason: str = "",
     yes: bool = False,
+    confirm_name: str | None = None,
     as_json: bool = False,
     cancel: CancelToken | None = None,
     interactive: bool | None = None,
 ) -> int:
     """Roll the model back on ``target`` to ``to_revision`` (None: the previous one).
 
-    Shows current -> target revision and asks for confirmation unless ``yes``
-    (one "y" even on production targets). Returns 0 when rolled back (or
-    already at that revision). Raises what the target raises (Conflict,
-    PermissionDenied, ReadOnly, NotFound for an unknown revision, ...) and
-    UsageError when not confirmed.
+    Shows current -> target revision and asks for confirmation as
+    :func:`tui.cli.prompts.confirm`: one "y" on a terminal even on production
+    targets; in scripts ``yes``, or ``confirm_name`` (the model's name) which
+    production targets require. A model repository that is missing is only
+    warned about (the rollback does not need it). Returns 0 when rolled back
+    (or already at that revision). Raises ReadOnly before anything is
+    journalled, what the target raises (Conflict, PermissionDenied, NotFound
+    for an unknown revision, ...) and UsageError when not confirmed.
     """
     cancel = cancel or CancelToken()
     tcfg = ws.target_config(model, target)
-    ws.require_writable(model, tcfg.name)
+    refuse_if_read_only(ws, "rollback", model, tcfg.name)
+    confirmed_by_flags(model=model, production=tcfg.production, yes=yes, confirm_name=confirm_name)
+    warnings = repository_problems(ws, [model])
+    for warning in warnings:
+        streams.say(f"mrc: warning: {warning}")
     tgt = ws.target(model, tcfg.name)
     preview = tgt.preview_rollback(to_revision)
     doc: dict[str, Any] = {
@@ -47,9 +56,10 @@ def cmd_rollback(
         "to_image": preview.to_image,
         "result": "",
         "message": "",
+        "warnings": warnings,
     }
-    frm = preview.from_image or preview.from_commit[:8]
-    to = preview.to_image or preview.to_commit[:8]
+    frm = preview.from_image or short(preview.from_commit)
+    to = preview.to_image or short(preview.to_commit)
     summary = (
         f"{model} on {tcfg.name}: revision {preview.from_revision} ({frm}) -> "
         f"{preview.to_revision} ({to})"
@@ -62,7 +72,15 @@ def cmd_rollback(
             message=f"already at revision {preview.to_revision}: nothing to roll back",
         )
     else:
-        confirm(streams, f"Roll back {summary}?", yes=yes, interactive=interactive)
+        confirm(
+            streams,
+            f"Roll back {summary}?",
+            model=model,
+            production=tcfg.production,
+            yes=yes,
+            confirm_name=confirm_name,
+            interactive=interactive,
+        )
         streams.say(f"rolling back {summary}")
         for progress in ws.run_rollback(
             tgt,

@@ -14,6 +14,7 @@ from core.errors import MrcError
 from tui.cli.doctor import cmd_doctor
 from tui.cli.history import cmd_history
 from tui.cli.output import Streams, exit_code_for
+from tui.cli.preflight import require_configuration
 from tui.cli.prompts import sigint_cancels
 from tui.cli.release import cmd_release
 from tui.cli.rollback import cmd_rollback
@@ -28,10 +29,20 @@ Body = Callable[["Workspace", Streams, CancelToken], int]
 
 
 def _open_workspace(args: argparse.Namespace) -> Workspace:
-    """Return the workspace of ``--config`` / ``--read-only``; raises ConfigError."""
+    """Return the workspace of ``--config`` / ``--read-only``.
+
+    Raises ConfigError when the file is invalid, MissingConfiguration when
+    there is none.
+    """
     from core.services.workspace import Workspace
 
-    return Workspace.open(args.config, read_only=args.read_only)
+    ws = Workspace.open(args.config, read_only=args.read_only)
+    try:
+        require_configuration(ws)
+    except MrcError:
+        ws.close()
+        raise
+    return ws
 
 
 def run_command(
@@ -40,12 +51,15 @@ def run_command(
     *,
     streams: Streams | None = None,
     workspace: Workspace | None = None,
+    as_json: bool = False,
 ) -> int:
     """Run ``body(ws, streams, cancel)`` with Ctrl-C cancelling; return its exit code.
 
     ``ws`` is ``workspace``, else the one ``args`` names (opened here and
     closed afterwards). An MrcError or a second Ctrl-C is printed on stderr as
-    ``mrc: <message>`` and mapped to its exit code; nothing else is caught.
+    ``mrc: <message>`` and mapped to its exit code; with ``as_json``, unless
+    the command already wrote its document, stdout gets ``{"error": <message>}``.
+    Nothing else is caught.
     """
     streams = streams or Streams.std()
     cancel = CancelToken()
@@ -58,6 +72,8 @@ def run_command(
     except (MrcError, KeyboardInterrupt) as exc:
         text = "cancelled" if isinstance(exc, KeyboardInterrupt) else str(exc)
         streams.say(f"mrc: {text}")
+        if as_json and not streams.wrote_json:
+            streams.json({"error": text})
         return exit_code_for(exc)
     finally:
         if ws is not None and workspace is None:
@@ -79,14 +95,14 @@ def _test(a: argparse.Namespace) -> Body:
 def _release(a: argparse.Namespace) -> Body:
     return lambda ws, s, c: cmd_release(
         ws, s, a.model, a.commit, target=a.target, reason=a.reason, yes=a.yes,
-        as_json=a.json, cancel=c,
+        confirm_name=a.confirm_name, as_json=a.json, cancel=c,
     )  # fmt: skip
 
 
 def _rollback(a: argparse.Namespace) -> Body:
     return lambda ws, s, c: cmd_rollback(
         ws, s, a.model, target=a.target, to_revision=a.to_revision, reason=a.reason,
-        yes=a.yes, as_json=a.json, cancel=c,
+        yes=a.yes, confirm_name=a.confirm_name, as_json=a.json, cancel=c,
     )  # fmt: skip
 
 
@@ -108,4 +124,4 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Body]] = {
 
 def run_script(args: argparse.Namespace) -> int:
     """Run the scripting command ``args.command`` on the process' streams; return its exit code."""
-    return run_command(COMMANDS[args.command](args), args)
+    return run_command(COMMANDS[args.command](args), args, as_json=args.json)

@@ -6,7 +6,15 @@ from typing import TYPE_CHECKING, Any
 
 from core.domain import Phase
 from core.errors import BackendUnavailable, MrcError
-from tui.cli.output import EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE, Streams
+from tui.cli.output import (
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    Streams,
+    short,
+)
+from tui.cli.preflight import repository_problems
 
 if TYPE_CHECKING:
     from core.config import ModelConfig, TargetConfig
@@ -84,19 +92,24 @@ def _drift_rows(ws: Workspace) -> list[dict[str, Any]]:
 def cmd_status(ws: Workspace, streams: Streams, *, as_json: bool = False) -> int:
     """Print the live state of every model on every target.
 
-    Returns 0 when every target answered, 3 when one was unreachable, 6 when
-    one does not exist (the other rows are printed all the same).
+    Returns 0 when every target answered; else, in this order, 2 when a
+    model's repository is missing or not a git repository (named in
+    ``warnings``), 3 when a target was unreachable, 6 when one does not exist
+    (the other rows are printed all the same).
     """
+    warnings = repository_problems(ws, [m.name for m in ws.models])
     rows = [_state_row(ws, m, t) for m in ws.models for t in m.targets]
     if as_json:
-        streams.json({"targets": rows, "drift": _drift_rows(ws)})
+        streams.json({"targets": rows, "drift": _drift_rows(ws), "warnings": warnings})
     else:
+        for warning in warnings:
+            streams.say(f"mrc: warning: {warning}")
         streams.result(
             f"{'MODEL':<16} {'TARGET':<14} {'KIND':<10} {'PHASE':<12} {'REV':>4} READY  WHAT"
         )
         for r in rows:
             rev = "-" if r["revision"] is None else str(r["revision"])
-            what = r["image"] or (r["commit"][:8] if r["commit"] else "")
+            what = r["image"] or short(r["commit"])
             if r["error"]:
                 what = f"error: {r['error']}"
             prod = " [production]" if r["production"] else ""
@@ -104,6 +117,8 @@ def cmd_status(ws: Workspace, streams: Streams, *, as_json: bool = False) -> int
                 f"{r['model']:<16} {r['target']:<14} {r['kind']:<10} {r['phase']:<12} {rev:>4} "
                 f"{r['ready']}/{r['desired']:<4} {what}{prod}"
             )
+    if warnings:
+        return EXIT_USAGE
     if any(r["phase"] == Phase.DISCONNECTED.value for r in rows):
         return EXIT_UNAVAILABLE
     if any(r["error"] for r in rows):

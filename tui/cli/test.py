@@ -8,6 +8,7 @@ from core.cancel import CancelToken
 from core.domain import OutputLine, RunStatus, TestRun
 from core.errors import OperationFailed
 from tui.cli.output import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, Streams
+from tui.cli.preflight import refuse_if_read_only, require_repository
 
 if TYPE_CHECKING:
     from core.services.workspace import Workspace
@@ -42,10 +43,14 @@ def cmd_test(
     """Run the model's tests at ``commit``; stream output to stderr, summary to stdout.
 
     Returns 0 when the tests passed, 1 when they failed or errored, 130 when
-    cancelled. Raises OperationFailed when the runner ends without a result.
+    cancelled. Raises ReadOnly in read-only mode and NotARepository when the
+    model's repository is missing, both before anything runs or is
+    journalled; OperationFailed when the runner ends without a result.
     """
     from core.testing import RunFinished, RunStarted
 
+    refuse_if_read_only(ws, "test", model, None)
+    require_repository(ws, model)
     cancel = cancel or CancelToken()
     sha = ws.resolve_commit(model, commit)
     run: TestRun | None = None
