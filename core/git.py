@@ -553,6 +553,57 @@ class Repository:
                 raise self._error(args, err.read())
         return target
 
+    def export(self, sha: str, dest: str | os.PathLike[str]) -> Path:
+        """Write the tree of commit ``sha`` into directory ``dest`` (created if needed); return it.
+
+        ``git archive`` is streamed into :mod:`tarfile` with its ``data``
+        filter, so no entry lands outside ``dest`` and nothing but files,
+        directories and links inside it is created. Raises
+        :class:`CommitNotFound`, :class:`UnreadableObject`,
+        :class:`~core.errors.MrcError` when git or the archive fails, and
+        OSError when ``dest`` cannot be written. After an error ``dest`` may
+        hold part of the tree.
+        """
+        import tarfile  # only exports need it
+
+        full = self.resolve(sha)
+        args = ["archive", "--format=tar", full]
+        target = Path(dest)
+        target.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile() as err:
+            try:
+                proc = subprocess.Popen(
+                    self._argv(args),
+                    stdout=subprocess.PIPE,
+                    stderr=err,
+                    stdin=subprocess.DEVNULL,
+                    env=self._env,
+                )
+            except OSError as exc:
+                raise BackendUnavailable(f"cannot run git in {self.root}: {exc}") from exc
+            assert proc.stdout is not None
+            try:
+                with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+                    tar.extractall(target, filter="data")
+            except tarfile.TarError as exc:
+                proc.kill()
+                proc.wait()
+                err.seek(0)
+                stderr = err.read()
+                if stderr.strip():
+                    raise self._error(args, stderr) from exc
+                raise MrcError(f"cannot export commit {full[:8]} of {self.root}: {exc}") from exc
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+            finally:
+                proc.stdout.close()
+            if proc.wait() != 0:
+                err.seek(0)
+                raise self._error(args, err.read())
+        return target
+
     def file_at(self, sha: str, path: str) -> bytes:
         """Return the content of file ``path`` (relative to the repository root) at ``sha``.
 

@@ -1,7 +1,7 @@
 """The ``local`` target: model-server processes on this machine.
 
 A *revision* is a commit of the model repository served by a process. Its
-artifact is the commit's tree exported with ``git archive`` into
+artifact is the commit's tree exported (:meth:`core.git.Repository.export`) into
 ``<state_dir>/artifacts/<sha>/`` (cached). The server command is a shell
 template: ``{port}``, ``{artifact}``, ``{python}`` (this interpreter),
 ``{commit}`` and ``{revision}`` are substituted; it runs with the artifact as
@@ -50,7 +50,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tarfile
 import threading
 import time
 from collections import deque
@@ -75,7 +74,15 @@ from core.domain import (
     TargetDetail,
     TargetEvent,
 )
-from core.errors import BackendUnavailable, Cancelled, Conflict, NotFound, OperationFailed
+from core.errors import (
+    BackendUnavailable,
+    Cancelled,
+    Conflict,
+    MrcError,
+    NotFound,
+    OperationFailed,
+)
+from core.git import Repository
 from core.targets.base import Target
 
 if TYPE_CHECKING:
@@ -228,6 +235,8 @@ class LocalTarget(Target):
         self._events: deque[TargetEvent] = deque(maxlen=200)
         self._event_seq = 0
         self._cleanup_registered = False
+        self._repo_lock = threading.Lock()  # guards _repo
+        self._repo: Repository | None = None
 
     # ------------------------------------------------------------------
     # Construction from the configuration
@@ -352,15 +361,21 @@ class LocalTarget(Target):
     # ------------------------------------------------------------------
     # Artifacts
 
-    def _git(self, *args: str, stdout: Any = subprocess.PIPE) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
-        return subprocess.Popen(
-            ["git", "-C", str(self.repo_path), *args],
-            stdout=stdout,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
+    def _repository(self) -> Repository:
+        """Return the model repository, opened once (GitPython is imported on first use).
+
+        Raises BackendUnavailable when the path is missing, is not a git
+        repository, or git cannot be used.
+        """
+        with self._repo_lock:
+            if self._repo is None:
+                if not self.repo_path.is_dir():
+                    raise BackendUnavailable(f"repository {self.repo_path} does not exist")
+                try:
+                    self._repo = Repository(self.repo_path)
+                except NotFound as exc:
+                    raise BackendUnavailable(f"{self.repo_path} is not a git repository") from exc
+            return self._repo
 
     def resolve(self, ref: str) -> str:
         """Return the full sha of commit ``ref``.
@@ -369,17 +384,7 @@ class LocalTarget(Target):
         """
         if not ref:
             raise NotFound("the artifact names no commit")
-        if not self.repo_path.is_dir():
-            raise BackendUnavailable(f"repository {self.repo_path} does not exist")
-        proc = self._git(
-            "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"
-        )
-        out, err = proc.communicate(timeout=30)
-        if proc.returncode != 0:
-            if b"not a git repository" in err:
-                raise BackendUnavailable(f"{self.repo_path} is not a git repository")
-            raise NotFound(f"commit {ref!r} not found in {self.repo_path}")
-        return out.decode().strip()
+        return self._repository().resolve(ref)
 
     def artifact_dir(self, sha: str) -> Path:
         """Return the export directory of commit ``sha`` (it may not exist yet)."""
@@ -388,31 +393,24 @@ class LocalTarget(Target):
     def export(self, sha: str) -> Path:
         """Export the tree of ``sha`` (a full sha) into its artifact dir, once; return the dir.
 
-        Raises BackendUnavailable when git cannot produce the archive.
+        Raises NotFound for an unknown commit, BackendUnavailable when git
+        cannot produce the tree or the state dir cannot hold it.
         """
         target = self.artifact_dir(sha)
         if target.is_dir():
             return target
+        repository = self._repository()
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".tmp-{sha}-{os.getpid()}-{threading.get_ident()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        proc = self._git("archive", "--format=tar", sha)
-        assert proc.stdout is not None
         try:
-            with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
-                tar.extractall(tmp, filter="data")
-        except (tarfile.TarError, OSError) as exc:
-            proc.kill()
-            proc.wait()
+            repository.export(sha, tmp)
+        except NotFound:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        except (MrcError, OSError) as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             raise BackendUnavailable(f"cannot export commit {sha[:8]}: {exc}") from exc
-        err = proc.stderr.read() if proc.stderr else b""
-        if proc.wait() != 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise BackendUnavailable(
-                f"git archive {sha[:8]} failed: {err.decode('utf-8', 'replace').strip()}"
-            )
         try:
             os.rename(tmp, target)
         except OSError:

@@ -269,6 +269,30 @@ def test_archive_and_file_at(repo: Repository, history: HistoryRepo, tmp_path: P
         repo.file_at(history.shas[1], "data/file9.txt")
 
 
+def test_export_writes_the_tree_of_a_commit(
+    repo: Repository, history: HistoryRepo, tmp_path: Path
+) -> None:
+    dest = repo.export(history.shas[1][:10], tmp_path / "out" / "tree")
+    assert dest == tmp_path / "out" / "tree"
+    files = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert files == ["data/file0.txt", "data/file1.txt"]
+    assert (dest / "data/file1.txt").read_bytes() == b"line for change 1\n" * 2
+    with pytest.raises(CommitNotFound):
+        repo.export("no-such-commit", tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+
+
+def test_export_refuses_a_link_out_of_the_destination(tmp_path: Path) -> None:
+    path = init_repo(tmp_path / "links")
+    (path / "inside").symlink_to("../../outside-secret")
+    git(path, "add", "inside")
+    commit_files(path, {"README": "x\n"}, "a link pointing out", when=BASE_TIME)
+    dest = tmp_path / "out" / "tree"
+    with pytest.raises(MrcError, match="cannot export commit"):
+        Repository(path).export("HEAD", dest)
+    assert not (dest / "inside").is_symlink()
+
+
 # ------------------------------------------------------------------ errors
 
 

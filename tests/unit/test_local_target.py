@@ -18,7 +18,7 @@ import pytest
 from core import procs
 from core.cancel import CancelToken
 from core.domain import Artifact, Phase
-from core.errors import Cancelled, Conflict, NotFound, OperationFailed
+from core.errors import BackendUnavailable, Cancelled, Conflict, NotFound, OperationFailed
 from core.targets.base import Target
 from core.targets.local import LocalTarget, free_port
 from tests.support.repos import BASE_TIME, commit_files, init_repo
@@ -245,6 +245,34 @@ def test_history_keeps_only_keep_revisions_and_their_artifacts(repo, tmp_path: P
             deploy(t, "no-such-commit")
     finally:
         t.close()
+
+
+def test_artifacts_come_from_the_repository_by_short_sha_or_tag(repo, tmp_path: Path) -> None:
+    path, shas = repo
+    t = make_target(path, tmp_path / "state")
+    try:
+        assert t.resolve(shas["2"][:8]) == shas["2"]
+        exported = t.export(shas["2"])
+        assert exported == t.artifact_dir(shas["2"])
+        assert (exported / "VERSION").read_text() == "2\n"
+        assert sorted(p.name for p in exported.iterdir()) == ["VERSION", "server.py"]
+        assert t.export(shas["2"]) == exported  # cached
+        with pytest.raises(NotFound, match="not found"):
+            t.resolve("no-such-commit")
+    finally:
+        t.close()
+
+
+def test_a_repository_path_without_git_is_backend_unavailable(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for path, message in ((plain, "is not a git repository"), (tmp_path / "gone", "does not")):
+        t = make_target(path, tmp_path / f"state-{path.name}")
+        try:
+            with pytest.raises(BackendUnavailable, match=message):
+                deploy(t, "HEAD")
+        finally:
+            t.close()
 
 
 def test_restart_replaces_the_process_of_the_live_revision(target: LocalTarget, repo) -> None:
