@@ -23,6 +23,7 @@ import dataclasses
 import difflib
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ from urllib.parse import urlsplit
 
 from core import durations, paths
 from core.errors import ConfigError, NotFound
+from core.procs import DEFAULT_CHILD_ENV, ChildEnv
+from core.sanitize import redact_url
 
 TARGET_KINDS = ("kubernetes", "docker", "local")
 METRICS_SOURCES = ("prometheus", "scrape")
@@ -82,6 +85,10 @@ class ConsoleSettings:
     """True removes every mutating key (``--read-only`` sets it too)."""
     theme: str = "textual-dark"
     """The Textual theme name."""
+    child_env: tuple[str, ...] = DEFAULT_CHILD_ENV
+    """Variables (names or globs such as ``LC_*``) that test commands, model servers and
+    other child processes get from the console's environment; nothing else is passed, and
+    never a variable named by a ``*_env`` key (see :attr:`Config.child_env`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +164,8 @@ class LocalTargetConfig(_TargetCommon):
     """Seconds allowed per health request."""
     ready_timeout: float = 60.0
     """Seconds a new process has to become healthy before the rollout fails."""
+    child_env: ChildEnv = field(default_factory=ChildEnv)
+    """What the server processes get of the console's environment (from ``[console]``)."""
 
 
 TargetConfig = KubernetesTargetConfig | DockerTargetConfig | LocalTargetConfig
@@ -286,6 +295,17 @@ class Config:
     """The configured models, in file order."""
     source: Path | None = None
     """The file this came from, or None when no file was found."""
+    secret_variables: frozenset[str] = frozenset()
+    """The environment variables named by ``*_env`` keys anywhere in the file."""
+
+    @property
+    def child_env(self) -> ChildEnv:
+        """What child processes get of the console's environment.
+
+        The ``[console] child_env`` allow-list, less every variable a ``*_env``
+        key names (secrets are never passed on, even when the list matches them).
+        """
+        return ChildEnv(self.console.child_env, self.secret_variables)
 
     def model(self, name: str) -> ModelConfig:
         """Return the model called ``name``; raises NotFound when there is none."""
@@ -410,6 +430,22 @@ def parse(
 
 
 _MISSING: Any = object()
+_ENV_PATTERN = re.compile(r"[A-Za-z0-9_*?\[\]!]+")
+
+
+def _secret_variables(data: object) -> frozenset[str]:
+    """Return the variable names given by ``*_env`` string keys anywhere in ``data``."""
+    found: set[str] = set()
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(value, str) and key.endswith("_env") and value.strip():
+                found.add(value.strip())
+            else:
+                found |= _secret_variables(value)
+    elif isinstance(data, list):
+        for item in data:
+            found |= _secret_variables(item)
+    return frozenset(found)
 
 
 def _describe(value: object) -> str:
@@ -421,6 +457,7 @@ def _describe(value: object) -> str:
     if isinstance(value, float):
         return f"float {value}"
     if isinstance(value, str):
+        value = redact_url(value)
         shown = value if len(value) <= 40 else value[:37] + "..."
         return f'string "{shown}"'
     if isinstance(value, dict):
@@ -683,6 +720,7 @@ class _Builder:
         self.base = base
         self.environ = environ
         self.problems: list[str] = []
+        self.child_env_policy = ChildEnv()
 
     def build(self, data: dict[str, Any], source: Path | None) -> Config:
         root = _Table(data, "", self.problems)
@@ -692,8 +730,11 @@ class _Builder:
             console = ConsoleSettings(
                 read_only=console_table.boolean("read_only", False),
                 theme=console_table.string("theme", "textual-dark"),
+                child_env=self.child_env(console_table),
             )
             console_table.finish()
+        secrets = _secret_variables(data)
+        self.child_env_policy = ChildEnv(console.child_env, secrets)
         models: list[ModelConfig] = []
         seen: dict[str, str] = {}
         for table in root.tables("model"):
@@ -709,7 +750,23 @@ class _Builder:
                 seen[model.name] = table.path
             models.append(model)
         root.finish()
-        return Config(console=console, models=tuple(models), source=source)
+        return Config(
+            console=console, models=tuple(models), source=source, secret_variables=secrets
+        )
+
+    @staticmethod
+    def child_env(table: _Table) -> tuple[str, ...]:
+        """Return ``[console] child_env``: variable names and globs (default: the built-in list)."""
+        if not table.has("child_env"):
+            return DEFAULT_CHILD_ENV
+        names = table.string_list("child_env")
+        for index, name in enumerate(names):
+            if not _ENV_PATTERN.fullmatch(name):
+                table.problems.append(
+                    f"{table.key('child_env')}[{index}]: {_describe(name)} is not a variable "
+                    "name or glob (letters, digits, _ and the glob characters * ? [ ] !)"
+                )
+        return tuple(n for n in names if _ENV_PATTERN.fullmatch(n))
 
     def model(self, table: _Table, read_only: bool) -> ModelConfig | None:
         name = table.string("name")
@@ -810,6 +867,7 @@ class _Builder:
                 keep=table.integer("keep", 3, minimum=1),
                 timeout=table.duration("timeout", 10.0),
                 ready_timeout=table.duration("ready_timeout", 60.0),
+                child_env=self.child_env_policy,
             )
         else:
             if isinstance(kind_value, str) and kind_value.strip():
@@ -836,7 +894,7 @@ class _Builder:
         if url:
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.netloc:
-                table.problem("url", f'expected an http(s) URL, got "{url}"')
+                table.problem("url", f'expected an http(s) URL, got "{redact_url(url)}"')
         if source == "prometheus" and not url and table.data.get("source") == "prometheus":
             table.problem("url", "required field missing (the Prometheus base URL)")
         if source == "scrape" and not url:

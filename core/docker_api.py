@@ -29,6 +29,7 @@ from core.errors import (
     OperationFailed,
     PermissionDenied,
 )
+from core.sanitize import redact_url
 
 
 def describe_url(base_url: str | None) -> str:
@@ -98,7 +99,8 @@ def docker_errors(base_url: str | None, what: str = "") -> Iterator[None]:
         docker.errors.DockerException,
         OSError,
     ) as err:
-        raise BackendUnavailable(f"cannot reach Docker at {describe_url(base_url)}: {err}") from err
+        message = f"cannot reach Docker at {describe_url(base_url)}: {err}"
+        raise BackendUnavailable(redact_url(message)) from err
 
 
 def _explanation(err: Any) -> str:

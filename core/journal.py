@@ -16,6 +16,7 @@ turns it into ``unknown`` ("outcome unknown — verify").
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -170,6 +171,17 @@ def _json_object(text: str | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _refuse_symlinks(path: Path) -> None:
+    """Raise OSError(ELOOP) when ``path`` or its ``-wal``/``-shm`` companion is a symbolic link.
+
+    SQLite opens those companions by name next to the database and would
+    follow a link planted there.
+    """
+    for candidate in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if candidate.is_symlink():
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(candidate))
+
+
 class Journal:
     """The SQLite journal. Safe to share between threads and processes."""
 
@@ -184,8 +196,11 @@ class Journal:
 
         ``path`` None uses ``journal.sqlite3`` in the state directory. With
         ``close_orphans`` the rows of dead processes are closed at once (see
-        :meth:`mark_orphans`). Raises JournalError when the file cannot be
-        opened or its schema is newer than this program knows.
+        :meth:`mark_orphans`). Its directory is made private (see
+        :func:`core.paths.ensure_dir`) and a file left readable by others is
+        made 0600. Raises JournalError when the file cannot be opened, when it
+        (or its ``-wal``/``-shm`` file) is a symbolic link, or when its schema
+        is newer than this program knows.
         """
         self.path = Path(path) if path is not None else paths.journal_path()
         self.busy_timeout = busy_timeout
@@ -194,9 +209,11 @@ class Journal:
         self._connections: list[sqlite3.Connection] = []
         try:
             paths.ensure_dir(self.path.parent)
+            _refuse_symlinks(self.path)
             # Create the file private to the user before SQLite does (its WAL and
-            # shared-memory files inherit the database file's mode).
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            # shared-memory files inherit the database file's mode). O_NOFOLLOW:
+            # a symbolic link planted in its place is refused, never followed.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
             try:
                 info = os.fstat(fd)
                 if info.st_uid == os.getuid() and info.st_mode & 0o077:
@@ -204,7 +221,11 @@ class Journal:
             finally:
                 os.close(fd)
         except OSError as error:
-            raise JournalError(f"cannot open the journal {self.path}: {error.strerror}") from None
+            reason = error.strerror
+            if error.errno == errno.ELOOP:
+                link = error.filename or self.path
+                reason = f"{link} is a symbolic link (refused: the journal never follows one)"
+            raise JournalError(f"cannot open the journal {self.path}: {reason}") from None
         self._migrate()
         if close_orphans:
             self.mark_orphans()

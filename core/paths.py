@@ -51,11 +51,19 @@ def state_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def ensure_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) private to the user (mode 0700) if missing; return it.
+    """Make ``path`` a directory private to the user (mode 0700); return it.
 
-    Raises OSError when it cannot be created.
+    A missing directory is created (its missing parents with the default
+    mode). An existing one owned by the user that others may read, write or
+    enter (any group or other permission bit) is tightened to 0700: the state
+    directory holds the journal, test output and server logs. One owned by
+    somebody else is left as it is. Raises OSError when it cannot be created
+    or changed.
     """
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = path.stat()
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        path.chmod(0o700)
     return path
 
 

@@ -23,6 +23,15 @@ registry of cleanup callbacks run at exit and on SIGHUP/SIGTERM
 (:func:`register_cleanup`, :func:`install_exit_handlers`) so processes are
 stopped gracefully when possible.
 
+Environment: no child gets the console's whole environment, which holds the
+metrics tokens and passwords named by the configuration's ``*_env`` keys,
+``KUBECONFIG``, ``DOCKER_CONFIG``, cloud credentials and the like. Every
+child's environment is built by :func:`child_environment` from an allow-list
+of variable names and globs (:data:`DEFAULT_CHILD_ENV`, or ``[console]
+child_env`` through :class:`ChildEnv`) plus the values the console sets
+itself; :func:`spawn_guarded` uses the default list when given no
+environment.
+
 Limitation: a process forked (not exec'd) from the console inherits the write
 end and keeps guards alive until it exits.
 """
@@ -38,9 +47,78 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
+
+#: Variables (names or ``fnmatch`` globs) a child process gets from the console's
+#: environment unless ``[console] child_env`` says otherwise.
+DEFAULT_CHILD_ENV: tuple[str, ...] = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LANGUAGE",
+    "LC_*",
+    "TZ",
+    "TERM",
+    "TMPDIR",
+    "PYTHON*",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "CUDA_VISIBLE_DEVICES",
+    "OMP_NUM_THREADS",
+)
+
+
+class ChildEnv(NamedTuple):
+    """Which of the console's environment variables a child process gets.
+
+    ``allow`` holds names and ``fnmatch`` globs (case-sensitive, e.g.
+    ``LC_*``); ``deny`` holds names never passed even when ``allow`` matches
+    them (the variables the configuration reads secrets from).
+    """
+
+    allow: tuple[str, ...] = DEFAULT_CHILD_ENV
+    deny: frozenset[str] = frozenset()
+
+    def build(
+        self, extra: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """Return a child's environment under this policy; see :func:`child_environment`."""
+        return child_environment(self.allow, extra, deny=self.deny, environ=environ)
+
+
+def child_environment(
+    allow: Sequence[str] = DEFAULT_CHILD_ENV,
+    extra: Mapping[str, str] | None = None,
+    *,
+    deny: Collection[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Return the environment of a child process: never the console's whole one.
+
+    Holds the variables of ``environ`` (default ``os.environ``) whose name
+    matches an entry of ``allow`` (a name or an ``fnmatch`` glob, matched
+    case-sensitively) and is not in ``deny``, then ``extra`` (values the
+    console sets itself, such as ``PORT``; they win over inherited ones and
+    are passed as given). Never raises.
+    """
+    from fnmatch import fnmatchcase
+
+    source = os.environ if environ is None else environ
+    names = [a for a in allow if not any(c in a for c in "*?[")]
+    globs = [a for a in allow if a not in names]
+    env = {
+        name: value
+        for name, value in source.items()
+        if name not in deny and (name in names or any(fnmatchcase(name, g) for g in globs))
+    }
+    env.update(extra or {})
+    return env
+
 
 #: Seconds a guarded group gets between SIGTERM and SIGKILL.
 GRACE = 3.0
@@ -77,10 +155,15 @@ def spawn_guarded(
 
     The guard's pid is also the process group id of everything it runs.
     ``tag`` is written on the guard's command line so that a later console can
-    recognise the process (:func:`is_guard_of`). Output goes to ``log_path``
-    (appended) or is discarded. Raises OSError when the guard cannot start.
+    recognise the process (:func:`is_guard_of`). ``env`` is the whole
+    environment of the guard and the command (build it with
+    :func:`child_environment`); None gives :func:`child_environment` with the
+    default allow-list, never the console's own environment. Output goes to
+    ``log_path`` (appended) or is discarded. Raises OSError when the guard
+    cannot start.
     """
     fd = _lifeline_fd()
+    env = dict(env) if env is not None else child_environment()
     cmd = [sys.executable, "-I", "-S", guard_script(), "--fd", str(fd), "--tag", tag, "--"]
     cmd += list(argv)
     log = open(log_path, "ab") if log_path is not None else None  # noqa: SIM115
@@ -88,7 +171,7 @@ def spawn_guarded(
         return subprocess.Popen(
             cmd,
             cwd=cwd,
-            env=dict(env) if env is not None else None,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=log if log is not None else subprocess.DEVNULL,
             stderr=subprocess.STDOUT if log is not None else subprocess.DEVNULL,

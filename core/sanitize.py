@@ -80,3 +80,59 @@ def _mark(match: re.Match[str]) -> str:
     if code == 0x7F:
         return "\u2421"  # ␡
     return CONTROL_MARK
+
+
+# --------------------------------------------------------------------------
+# Credentials in text
+
+#: What a redacted credential is shown as.
+REDACTED = "******"
+
+# scheme://netloc, the netloc running to the first "/", "?", "#" or white space (a quote
+# may be part of a password; one that closes a quoted URL stays with the host).
+_URL = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<netloc>[^\s/?#]*)")
+# name=value where the name says it holds a credential (query parameters, command options).
+_SECRET_PARAM = re.compile(
+    r"(?P<name>(?<![\w.\-])[\w.\-]*?"
+    r"(?:token|secret|passw(?:or)?d|pwd|key|sig|signature|credentials?|auth|authorization"
+    r"|session(?:id)?))=(?P<quote>[\"']?)(?P<value>[^\s&;#\"'<>`]+)",
+    re.IGNORECASE,
+)
+# An HTTP Authorization header value written out.
+_AUTH_HEADER = re.compile(r"\b(?P<scheme>Bearer|Basic)\s+(?P<value>[A-Za-z0-9._~+/=\-]{6,})")
+# Schemes whose user name alone (no password) is itself usually a token.
+_TOKEN_USER_SCHEMES = ("http://", "https://", "ws://", "wss://")
+
+
+def redact_url(text: str) -> str:
+    """Return ``text`` with the credentials of the URLs in it replaced by ``******``.
+
+    In every ``scheme://user:password@host`` the password goes (the user
+    stays); in ``http(s)://token@host`` the lone user name goes too (Git and
+    many APIs take a token there; ``ssh://git@host`` keeps its user). Values of
+    parameters whose name says they hold a credential (``?token=``,
+    ``access_token=``, ``api_key=``, ``X-Amz-Signature=``, ``--password=``, ...)
+    and ``Bearer``/``Basic`` header values go anywhere in the text. Everything
+    else is unchanged, and redacting twice changes nothing more. Use it on any
+    message that may carry a configured URL, before the message is shown,
+    logged or raised. Never raises.
+    """
+    if not text:
+        return text
+    text = _URL.sub(_redact_netloc, text)
+    text = _SECRET_PARAM.sub(lambda m: f"{m.group('name')}={m.group('quote')}{REDACTED}", text)
+    return _AUTH_HEADER.sub(lambda m: f"{m.group('scheme')} {REDACTED}", text)
+
+
+def _redact_netloc(match: re.Match[str]) -> str:
+    """Return one ``scheme://netloc`` with the credentials of its user part redacted."""
+    scheme, netloc = match.group("scheme"), match.group("netloc")
+    userinfo, at, host = netloc.rpartition("@")
+    if not at:
+        return match.group()
+    user, colon, _password = userinfo.partition(":")
+    if colon:
+        userinfo = f"{user}:{REDACTED}"
+    elif scheme.lower() in _TOKEN_USER_SCHEMES and userinfo != REDACTED:
+        userinfo = REDACTED
+    return f"{scheme}{userinfo}@{host}"

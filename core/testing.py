@@ -14,6 +14,10 @@ The command gets two environment variables:
   quality is tracked per commit. Values that are not finite numbers are
   ignored with a warning line.
 
+(and ``MRC_MODEL``, ``MRC_COMMIT``, ``PYTHONUNBUFFERED=1``). Of the console's
+own environment it gets only what the runner's :class:`~core.procs.ChildEnv`
+allows (``[console] child_env``); secrets named by ``*_env`` keys never.
+
 JUnit rule: when the command is a single pytest invocation (it starts with
 ``pytest``, ``py.test`` or ``python -m pytest``, optionally after ``VAR=value``
 assignments or a path, contains no shell operator such as ``;``, ``&&``,
@@ -56,7 +60,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Protocol
 
-from core import procs
+from core import paths, procs
 from core.cancel import CancelToken
 from core.domain import OutputLine, RunStatus, TestRun
 from core.errors import MrcError
@@ -300,6 +304,8 @@ class TestRunner:
     ``output_dir`` receives ``<run id>.log`` (and ``<run id>.junit.xml``).
     ``journal`` None keeps runs in memory only (ids count from 1).
     Worktrees are created under ``worktree_dir`` (default: the temp dir).
+    ``child_env`` says what the test commands get of the console's environment
+    (default: :data:`core.procs.DEFAULT_CHILD_ENV`).
     """
 
     __test__ = False
@@ -312,10 +318,12 @@ class TestRunner:
         max_output_bytes: int = MAX_OUTPUT_BYTES,
         kill_grace: float = KILL_GRACE,
         worktree_dir: str | os.PathLike[str] | None = None,
+        child_env: procs.ChildEnv | None = None,
     ) -> None:
         self.journal = journal
+        self.child_env = child_env if child_env is not None else procs.ChildEnv()
         self.output_dir = Path(output_dir)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        paths.ensure_dir(self.output_dir)
         self.max_output_bytes = max_output_bytes
         self.kill_grace = kill_grace
         self.worktree_dir = worktree_dir
@@ -534,13 +542,14 @@ class TestRunner:
     ) -> Iterator[OutputLine]:
         run = handle.run
         token = handle.cancel_token
-        env = dict(os.environ)
-        env.update(
-            MRC_JUNIT_XML=str(junit),
-            MRC_METRICS_FILE=str(metrics_file),
-            MRC_MODEL=run.model,
-            MRC_COMMIT=run.commit,
-            PYTHONUNBUFFERED="1",
+        env = self.child_env.build(
+            {
+                "MRC_JUNIT_XML": str(junit),
+                "MRC_METRICS_FILE": str(metrics_file),
+                "MRC_MODEL": run.model,
+                "MRC_COMMIT": run.commit,
+                "PYTHONUNBUFFERED": "1",
+            }
         )
         command = with_junit_report(handle.command)
         try:

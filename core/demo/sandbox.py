@@ -295,10 +295,8 @@ class Sandbox:
 
     def _start_traffic(self, rate: float) -> subprocess.Popen[bytes]:
         root = str(Path(churn.__file__).resolve().parents[2])
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
-        }
+        pythonpath = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+        env = procs.child_environment(extra={"PYTHONPATH": pythonpath})
         argv = [self.python, "-m", "core.demo.traffic", "--url", self.url, "--rate", f"{rate:g}"]
         argv += ["--shift-file", str(self.shift_file), "--seed", str(self.seed)]
         return procs.spawn_guarded(

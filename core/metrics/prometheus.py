@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from core.domain import Alert, Histogram, Series
 from core.errors import BackendUnavailable, InvalidQuery, PermissionDenied
 from core.metrics.base import MetricsSource
+from core.sanitize import redact_url
 
 if TYPE_CHECKING:
     import httpx
@@ -119,14 +120,15 @@ class PrometheusSource(MetricsSource):
     ) -> None:
         import httpx
 
-        self.url = url.rstrip("/")
+        # ``url`` is what messages show: a password or token in it is redacted.
+        self.url = redact_url(url.rstrip("/"))
         self.selector = selector
         self.timeout = timeout
         all_headers = {"Accept": "application/json", **(headers or {})}
         if token:
             all_headers["Authorization"] = f"Bearer {token}"
         self._client = httpx.Client(
-            base_url=self.url,
+            base_url=url.rstrip("/"),
             headers=all_headers,
             timeout=httpx.Timeout(timeout),
             auth=auth,

@@ -48,6 +48,7 @@ from core.errors import BackendUnavailable, InvalidQuery
 from core.metrics.base import MetricsSource, SourceHealth
 from core.metrics.drift import histogram_delta, quantile
 from core.metrics.prometheus import parse_selector, series_name, step_for
+from core.sanitize import redact_url
 
 if TYPE_CHECKING:
     import httpx
@@ -159,7 +160,9 @@ class ScrapeSource(MetricsSource):
         selector: str = "",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.url = url
+        # ``url`` is what messages show: a password or token in it is redacted.
+        self.url = redact_url(url)
+        self._endpoint = url
         self.clock = clock
         self.interval = interval
         self.timeout = timeout
@@ -188,14 +191,14 @@ class ScrapeSource(MetricsSource):
             self._client = httpx.Client(timeout=httpx.Timeout(self.timeout), headers=self.headers)
         at = self.clock()
         try:
-            response = self._client.get(self.url)
+            response = self._client.get(self._endpoint)
             response.raise_for_status()
             samples = parse_exposition(response.text)
         except httpx.TimeoutException as exc:
             self.last_error = f"{self.url} did not answer within {self.timeout:g}s"
             raise BackendUnavailable(self.last_error) from exc
         except httpx.HTTPError as exc:
-            self.last_error = f"cannot scrape {self.url}: {exc}"
+            self.last_error = redact_url(f"cannot scrape {self.url}: {exc}")
             raise BackendUnavailable(self.last_error) from exc
         except ValueError as exc:
             self.last_error = f"{self.url} served metrics that do not parse: {exc}"

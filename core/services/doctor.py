@@ -1,7 +1,9 @@
 """``mrc doctor``: check once that every configured backend answers.
 
 Each check returns a one-line description of what answered; a failure is a
-failed :class:`DoctorLine`, never an exception.
+failed :class:`DoctorLine`, never an exception. Names and details pass
+:func:`core.sanitize.redact_url`: a password or token in a configured URL
+never reaches the report.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from core.config import Config
 from core.errors import NotFound
+from core.sanitize import redact_url
 from core.targets.kinds import KINDS
 
 
@@ -33,7 +36,8 @@ def doctor(config: Config, *, timeout: float = 5.0) -> list[DoctorLine]:
     its kind's check (:data:`core.targets.kinds.KINDS`: a Docker engine
     answers ping, a Kubernetes context answers /version, a local target's
     command resolves); each metrics source answers (Prometheus /-/ready,
-    scrape URL GET). Never raises for a backend problem (it is a failed line).
+    scrape URL GET). Credentials in URLs are redacted from every line.
+    Never raises for a backend problem (it is a failed line).
     """
     lines: list[DoctorLine] = []
     seen: set[tuple[str, str]] = set()
@@ -51,7 +55,7 @@ def doctor(config: Config, *, timeout: float = 5.0) -> list[DoctorLine]:
             ok, detail = False, _one_line(exc)
         if ok:
             detail = f"{detail} ({(time.monotonic() - started) * 1000:.0f} ms)"
-        lines.append(DoctorLine(backend, name, ok, detail))
+        lines.append(DoctorLine(backend, redact_url(name), ok, redact_url(detail)))
 
     for model in config.models:
         add("git", f"{model.name}: {model.repo}", lambda m=model: _check_git(m.repo))

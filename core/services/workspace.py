@@ -210,7 +210,9 @@ class Workspace:
             if self._runner is None:
                 from core.testing import TestRunner
 
-                self._runner = TestRunner(self.journal, self.state_dir / "test-output")
+                self._runner = TestRunner(
+                    self.journal, self.state_dir / "test-output", child_env=self.config.child_env
+                )
             return self._runner
 
     def run_tests(

@@ -33,6 +33,7 @@ from core.errors import (
     OperationFailed,
     PermissionDenied,
 )
+from core.sanitize import redact_url
 
 #: Server-side timeout of one watch request; short so cancellation is noticed promptly.
 WATCH_SECONDS = 5
@@ -102,7 +103,7 @@ class Api:
         text = _one_line(exc)
         if method != "GET" and "timed out" in text.lower():
             text += " (the change may or may not have been applied)"
-        return BackendUnavailable(f"cannot reach {self.context} API server: {text}")
+        return BackendUnavailable(redact_url(f"cannot reach {self.context} API server: {text}"))
 
     def request(
         self,

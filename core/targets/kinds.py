@@ -30,6 +30,7 @@ from core.config import (
 )
 from core.domain import Artifact
 from core.errors import ConfigError, NotFound
+from core.sanitize import redact_url
 
 if TYPE_CHECKING:
     from core.targets.base import Target
@@ -101,8 +102,9 @@ class TargetKind:
 
     ``open(model, target, state_dir)`` returns the live target without
     contacting the backend. ``doctor_label(target)`` names what
-    ``doctor_check(target, timeout)`` checks; the check returns a one-line
-    description of what answered and raises when nothing does.
+    ``doctor_check(target, timeout)`` checks (credentials in it redacted); the
+    check returns a one-line description of what answered and raises when
+    nothing does.
     ``build_engine(target)`` is the Docker engine URL that builds images for
     this target (None: this kind names none; ``DOCKER_HOST`` is used).
     """
@@ -230,7 +232,7 @@ KINDS: Mapping[str, TargetKind] = {
         name="docker",
         config_type=DockerTargetConfig,
         open=_open_docker,
-        doctor_label=lambda t: t.base_url or "$DOCKER_HOST",
+        doctor_label=lambda t: redact_url(t.base_url) if t.base_url else "$DOCKER_HOST",
         doctor_check=_check_docker,
         artifact=ImageRule(),
         build_engine=lambda t: t.base_url or None,
@@ -239,7 +241,7 @@ KINDS: Mapping[str, TargetKind] = {
         name="local",
         config_type=LocalTargetConfig,
         open=_open_local,
-        doctor_label=lambda t: t.command,
+        doctor_label=lambda t: redact_url(t.command),
         doctor_check=_check_local,
         artifact=CommitRule(),
     ),

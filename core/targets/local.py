@@ -6,7 +6,9 @@ artifact is the commit's tree exported (:meth:`core.git.Repository.export`) into
 template: ``{port}``, ``{artifact}``, ``{python}`` (this interpreter),
 ``{commit}`` and ``{revision}`` are substituted; it runs with the artifact as
 working directory, with ``MRC_COMMIT``, ``MRC_REVISION`` and ``PORT`` in its
-environment.
+environment. Of the console's own environment a server (and the forwarder)
+gets only what the target's :class:`~core.procs.ChildEnv` allows
+(``[console] child_env``); secrets named by ``*_env`` keys never.
 
 Switching without moving the address: clients talk to the target's stable
 ``port``, served by a small forwarder process (:mod:`core.targets.local_proxy`)
@@ -59,7 +61,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core import procs
+from core import paths, procs
 from core.cancel import CancelToken
 from core.domain import (
     Artifact,
@@ -201,12 +203,16 @@ class LocalTarget(Target):
         request_timeout: float = 2.0,
         env: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] | None = None,
+        child_env: procs.ChildEnv | None = None,
     ) -> None:
         """Describe the target; nothing is started and no lock is taken yet.
 
         ``port`` is the stable address (None: no forwarder, clients must ask
         :meth:`detail` for the live port). ``keep`` is the number of revisions
-        kept for rollback, the live one included.
+        kept for rollback, the live one included. ``env`` holds values set for
+        every server on top of what ``child_env`` (default
+        :data:`core.procs.DEFAULT_CHILD_ENV`) lets through of the console's
+        environment.
         """
         import httpx
 
@@ -223,6 +229,7 @@ class LocalTarget(Target):
         self.health_timeout = health_timeout
         self.request_timeout = request_timeout
         self.env = dict(env or {})
+        self.child_env = child_env if child_env is not None else procs.ChildEnv()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._http: httpx.Client = httpx.Client(timeout=request_timeout, trust_env=False)
         self._lock = threading.RLock()  # guards the fields below and state.json
@@ -261,6 +268,7 @@ class LocalTarget(Target):
             keep=target.keep,
             health_timeout=target.ready_timeout,
             request_timeout=target.timeout,
+            child_env=target.child_env,
         )
 
     # ------------------------------------------------------------------
@@ -300,7 +308,7 @@ class LocalTarget(Target):
             for p in self._all_procs()
             if p.alive()
         ]
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        paths.ensure_dir(self.state_dir)
         _write_json_atomic(self._state_file, data)
 
     def _all_procs(self) -> list[_Proc]:
@@ -323,7 +331,7 @@ class LocalTarget(Target):
         """
         if self._lockfile is not None:
             return
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        paths.ensure_dir(self.state_dir)
         fh = open(self.state_dir / "lock", "a+")  # noqa: SIM115
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -442,14 +450,15 @@ class LocalTarget(Target):
         with open(log, "ab") as fh:
             stamp = self._clock().isoformat(timespec="seconds")
             fh.write(f"--- {stamp} starting revision {number} on port {port}: {command}\n".encode())
-        env = {
-            **os.environ,
-            **self.env,
-            "MRC_COMMIT": sha,
-            "MRC_REVISION": str(number),
-            "PORT": str(port),
-            "PYTHONUNBUFFERED": "1",
-        }
+        env = self.child_env.build(
+            {
+                **self.env,
+                "MRC_COMMIT": sha,
+                "MRC_REVISION": str(number),
+                "PORT": str(port),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         try:
             popen = procs.spawn_guarded(
                 ["/bin/sh", "-c", command], tag=self._tag, cwd=artifact, env=env, log_path=log
@@ -475,7 +484,9 @@ class LocalTarget(Target):
             argv = [sys.executable, "-I", "-S", script, "--port", str(self.port)]
             argv += ["--upstream-file", str(self.upstream_file)]
             try:
-                popen = procs.spawn_guarded(argv, tag=self._tag, log_path=log)
+                popen = procs.spawn_guarded(
+                    argv, tag=self._tag, env=self.child_env.build(), log_path=log
+                )
             except OSError as exc:
                 raise OperationFailed(f"cannot start the forwarder: {exc}") from exc
             proxy = _Proc("proxy", popen, self.port, log, self._clock())
