@@ -247,6 +247,18 @@ class GuardConfig:
     """Highest acceptable 95th percentile latency in seconds, or None."""
     max_drift: float | None = None
     """Highest acceptable drift score, or None."""
+    on_inconclusive: str = ""
+    """What a verify window without a verdict does: ``"rollback"`` (through the journalled
+    rollback, like a breach), ``"alert"`` (the operator decides; ``u`` rolls back) or
+    ``"accept"`` (recorded, nothing else). "" (not set): ``"rollback"`` on production
+    targets when ``auto_rollback`` is on, else ``"alert"``."""
+    max_consecutive_errors: int = 4
+    """Source errors in a row (unreachable, garbled or stale answers) after which a check,
+    and so the whole window, is inconclusive."""
+
+
+#: The values of ``[model.guard] on_inconclusive``.
+ON_INCONCLUSIVE = ("rollback", "alert", "accept")
 
 
 @dataclass(frozen=True, slots=True)
@@ -996,6 +1008,8 @@ class _Builder:
             max_error_rate=table.number("max_error_rate", None, minimum=0.0, maximum=1.0),
             max_latency_p95=table.number("max_latency_p95", None, minimum=0.0),
             max_drift=table.number("max_drift", None, minimum=0.0),
+            on_inconclusive=table.choice("on_inconclusive", ON_INCONCLUSIVE, ""),
+            max_consecutive_errors=table.integer("max_consecutive_errors", 4, minimum=1),
         )
         table.finish()
         return config

@@ -350,7 +350,10 @@ class DriftBand(enum.StrEnum):
 class DriftScore:
     """A drift score, or the reason there is none.
 
-    ``value`` is None exactly when ``band`` is ``NOT_ENOUGH_DATA``.
+    ``value`` is None exactly when ``band`` is ``NOT_ENOUGH_DATA``; ``missing``
+    then says what was missing: ``"reference"`` (no reference to compare
+    with), ``"samples"`` (a side has too few samples) or ``""`` (another
+    reason, in ``reason``).
     """
 
     method: str  # "psi" or "js"
@@ -358,6 +361,7 @@ class DriftScore:
     band: DriftBand
     samples: float = 0.0
     reason: str = ""
+    missing: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,7 +432,8 @@ class ReleaseStep:
 
     id: int
     step: str
-    status: str  # "running", then "done", "failed", "skipped", "cancelled" or "unknown"
+    status: str  # "running", then "done", "failed", "skipped", "cancelled", "inconclusive"
+    # (verify only: the guard had no verdict) or "unknown"
     message: str = ""
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -439,7 +444,8 @@ class Release:
     """A release of one commit to one target as journalled.
 
     ``status`` is "running" until :meth:`core.journal.Journal.finish_release` records the
-    outcome (see :mod:`core.services.release`), or "unknown" when its process died.
+    outcome (see :mod:`core.services.release`: done, failed, cancelled, rolled_back,
+    alerted or inconclusive — live but not verified), or "unknown" when its process died.
     """
 
     id: int

@@ -28,6 +28,18 @@ class BackendUnavailable(MrcError):
     """A backend (git, Docker, Kubernetes, Prometheus, a process) cannot be reached."""
 
 
+class InvalidResponse(BackendUnavailable):
+    """A backend answered, but not with what its API promises.
+
+    Raised by the metrics sources for a wrong JSON shape, an HTML page where
+    an API answer belongs, a non-numeric value, NaN or an infinity where a
+    count is required, a negative count or cumulative buckets that decrease.
+    A subclass of :class:`BackendUnavailable`: whoever handles an unreachable
+    backend handles a garbled one the same way (the data is not usable).
+    An empty answer is not an error: it is "no data".
+    """
+
+
 class NotFound(MrcError):
     """A commit, revision, deployment, image or model that does not exist."""
 

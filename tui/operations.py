@@ -322,7 +322,9 @@ class Operations:
                 if event.kind == "release_finished":
                     if event.outcome != "done":
                         error = f"{event.outcome}: {event.message}"
-                    if event.outcome == "alerted":
+                    if event.outcome == "alerted" or (
+                        event.guard is not None and event.guard.action == "alert"
+                    ):
                         alert = f"GUARD ALERT {op.model}: {event.message} (u rolls back)"
         except Exception as failure:
             op.add_step(Progress("failed", str(failure), level="error"))

@@ -164,8 +164,9 @@ def score(
 
     ``warn``/``alert`` default to :data:`DEFAULT_BANDS` of ``method``. When
     either side has fewer than ``min_samples`` samples (or none at all) the
-    score's band is NOT_ENOUGH_DATA, its value None and ``reason`` says which
-    side is short; ``samples`` is the current window's sample count. Raises
+    score's band is NOT_ENOUGH_DATA, its value None, ``missing`` "samples" and
+    ``reason`` says which side is short; ``samples`` is the current window's
+    sample count. Raises
     ValueError for an unknown method or mismatched bucket bounds.
     """
     if method not in METHODS:
@@ -182,7 +183,9 @@ def score(
         if n <= 0 or n < min_samples
     ]
     if short:
-        return DriftScore(method, None, DriftBand.NOT_ENOUGH_DATA, cur_n, "; ".join(short))
+        return DriftScore(
+            method, None, DriftBand.NOT_ENOUGH_DATA, cur_n, "; ".join(short), missing="samples"
+        )
     reference, current = align(reference, current)
     ref_p = smooth(bins_from_cumulative(reference), epsilon)
     cur_p = smooth(bins_from_cumulative(current), epsilon)

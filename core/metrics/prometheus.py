@@ -6,6 +6,12 @@ prometheus-api-client package wraps a rejected query into the repr of the raw
 response body and retries refused connections with back-off; an operator
 needs Prometheus' own ``parse error: ...`` text and a fast "unreachable", so
 the few calls needed here are made directly.
+
+Answers are checked, never trusted: an answer that is not what the API
+promises (wrong JSON shape, an HTML page, a value that is not a number, a
+negative or non-finite bucket count, cumulative buckets that decrease by more
+than ``increase()``'s extrapolation can explain) raises
+:class:`~core.errors.InvalidResponse`. An empty result is no data, not an error.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from core.domain import Alert, Histogram, Series
-from core.errors import BackendUnavailable, InvalidQuery, PermissionDenied
+from core.errors import BackendUnavailable, InvalidQuery, InvalidResponse, PermissionDenied
 from core.metrics.base import MetricsSource
 from core.sanitize import redact_url
 
@@ -26,6 +32,12 @@ if TYPE_CHECKING:
 
 #: Prometheus refuses range queries with more than this many points per series.
 MAX_POINTS = 11_000
+
+#: ``increase()`` extrapolates each bucket on its own, so a windowed cumulative count may
+#: dip below the bucket before it by a little (the drift math clips that to 0). A dip
+#: larger than this fraction of the window's total (and than one sample) is not rounding:
+#: the answer is refused as InvalidResponse.
+MONOTONE_SLACK = 0.01
 
 _SELECTOR_PAIR = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*')
 
@@ -141,8 +153,9 @@ class PrometheusSource(MetricsSource):
     def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """Return the ``data`` member of an API answer.
 
-        Raises BackendUnavailable (no answer in time, 5xx, not an API answer),
-        PermissionDenied (401/403) or InvalidQuery (Prometheus' error text).
+        Raises BackendUnavailable (no answer in time, an error status),
+        InvalidResponse (HTTP 200 that is not a successful API answer, e.g. an
+        HTML page), PermissionDenied (401/403) or InvalidQuery (Prometheus' error text).
         """
         import httpx
 
@@ -172,9 +185,14 @@ class PrometheusSource(MetricsSource):
             if response.status_code >= 500 and kind not in ("execution", "timeout"):
                 raise BackendUnavailable(f"Prometheus at {self.url}: {error}")
             raise InvalidQuery(str(error))
-        if response.status_code != 200 or not isinstance(body, dict) or "data" not in body:
+        if response.status_code != 200:
             raise BackendUnavailable(
                 f"Prometheus at {self.url} answered HTTP {response.status_code}: "
+                f"{response.text[:200]!r}"
+            )
+        if not isinstance(body, dict) or body.get("status") != "success" or "data" not in body:
+            raise InvalidResponse(
+                f"Prometheus at {self.url} answered HTTP 200 without an API answer: "
                 f"{response.text[:200]!r}"
             )
         return body["data"]
@@ -187,7 +205,8 @@ class PrometheusSource(MetricsSource):
         """Return the series of PromQL ``query`` over [start, end], about ``width`` points each.
 
         Non-finite values (NaN from an empty ``histogram_quantile``) are dropped.
-        Raises InvalidQuery with Prometheus' error text, or BackendUnavailable.
+        Raises InvalidQuery with Prometheus' error text, BackendUnavailable, or
+        InvalidResponse for an answer of the wrong shape or a value that is not a number.
         """
         step = step_for(start, end, width)
         data = self._get(
@@ -199,55 +218,131 @@ class PrometheusSource(MetricsSource):
     def instant_query(self, query: str, at: datetime | None = None) -> list[Series]:
         """Return one-point series of PromQL ``query`` at ``at`` (now when None).
 
-        Raises InvalidQuery with Prometheus' error text, or BackendUnavailable.
+        Non-finite values are dropped (no data). Raises InvalidQuery with
+        Prometheus' error text, BackendUnavailable, or InvalidResponse as
+        :meth:`range_query`.
         """
         params: dict[str, Any] = {"query": query}
         if at is not None:
             params["time"] = at.timestamp()
         return self._to_series(self._get("/api/v1/query", params), query)
 
-    @staticmethod
-    def _to_series(data: dict[str, Any], query: str) -> list[Series]:
-        kind = data.get("resultType")
+    def _to_series(self, data: Any, query: str) -> list[Series]:
+        """Return the series of a query answer's ``data``; raises InvalidResponse for a
+        wrong shape or a value that is not a number. NaN and infinite values (an empty
+        ``histogram_quantile``, a division by zero) are dropped: they are no data."""
+        kind, result = self._result(data, ("vector", "matrix", "scalar"))
         out: list[Series] = []
         if kind == "scalar":
-            t, v = data["result"]
-            value = float(v)
-            return [Series(query, ((float(t), value),))] if math.isfinite(value) else []
-        for item in data.get("result", []):
-            labels = dict(item.get("metric", {}))
-            raw = item.get("values") if kind == "matrix" else [item.get("value")]
-            points = tuple((float(t), float(v)) for t, v in (raw or []) if math.isfinite(float(v)))
+            t, value = self._point(result)
+            return [Series(query, ((t, value),))] if math.isfinite(value) else []
+        for item in result:
+            labels = self._labels(item)
+            if kind == "matrix":
+                raw = item.get("values")
+                if not isinstance(raw, list):
+                    raise self._bad(f"a matrix result without a list of values: {item!r}")
+            else:
+                raw = [item.get("value")]
+            points = tuple(p for p in map(self._point, raw) if math.isfinite(p[1]))
             name = series_name(labels, query)
             labels.pop("__name__", None)
             out.append(Series(name, points, labels))
         return out
 
+    # -- checking answers -----------------------------------------------
+
+    def _bad(self, what: str) -> InvalidResponse:
+        return InvalidResponse(f"Prometheus at {self.url} answered {what[:300]}")
+
+    def _result(self, data: Any, kinds: tuple[str, ...]) -> tuple[str, Any]:
+        """Return ``(resultType, result)`` of a query answer; raises InvalidResponse."""
+        if not isinstance(data, dict):
+            raise self._bad(f"data that is not an object: {data!r}")
+        kind = data.get("resultType")
+        result = data.get("result")
+        if kind not in kinds:
+            raise self._bad(f"result type {kind!r} (expected {' or '.join(kinds)})")
+        if kind == "scalar" or isinstance(result, list):
+            return kind, result
+        raise self._bad(f"a {kind} result that is not a list: {result!r}")
+
+    def _labels(self, item: Any) -> dict[str, str]:
+        """Return the labels of one result item; raises InvalidResponse for a wrong shape."""
+        if not isinstance(item, dict) or not isinstance(item.get("metric", {}), dict):
+            raise self._bad(f"a result item that is not a series: {item!r}")
+        return {str(k): str(v) for k, v in item.get("metric", {}).items()}
+
+    def _point(self, pair: Any) -> tuple[float, float]:
+        """Return ``(time, value)`` of a ``[t, "v"]`` pair; raises InvalidResponse."""
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            raise self._bad(f"a sample that is not a [time, value] pair: {pair!r}")
+        t, v = pair
+        try:
+            if isinstance(t, bool) or isinstance(v, bool) or not isinstance(v, str | int | float):
+                raise ValueError
+            return float(t), float(v)
+        except (TypeError, ValueError):
+            raise self._bad(f"a sample that is not a number: {pair!r}") from None
+
+    def _count(self, pair: Any, le: float) -> tuple[float, float]:
+        """Return ``(time, count)`` of a bucket sample; raises InvalidResponse unless the
+        count is a finite number >= 0."""
+        t, value = self._point(pair)
+        if not math.isfinite(value) or value < 0:
+            raise self._bad(f"bucket le={le:g} with count {pair[1]!r} (not a count)")
+        return t, value
+
+    def _le(self, item: Any) -> float | None:
+        """Return the ``le`` bound of a bucket result item (None: no ``le`` label)."""
+        le = self._labels(item).get("le")
+        if le is None:
+            return None
+        try:
+            bound = float(le)
+        except ValueError:
+            raise self._bad(f"bucket bound le={le!r} that is not a number") from None
+        if math.isnan(bound):
+            raise self._bad(f"bucket bound le={le!r} that is not a number")
+        return bound
+
     def _window_query(self, metric: str, seconds: float) -> str:
         selected = bucket_metric(with_selector(metric, self.selector))
         return f"sum by (le) (increase({selected}[{max(1, round(seconds))}s]))"
 
-    @staticmethod
-    def _histogram(by_le: dict[float, float]) -> Histogram:
+    def _histogram(self, by_le: dict[float, float]) -> Histogram:
+        """Return the histogram of ``{le: cumulative count}``; raises InvalidResponse when
+        the counts decrease by more than :data:`MONOTONE_SLACK` allows."""
         bounds = tuple(sorted(by_le))
-        return Histogram(bounds, tuple(by_le[b] for b in bounds))
+        counts = tuple(by_le[b] for b in bounds)
+        slack = max(1.0, MONOTONE_SLACK * max(counts, default=0.0))
+        for i in range(1, len(counts)):
+            if counts[i] < counts[i - 1] - slack:
+                raise self._bad(
+                    f"cumulative buckets that decrease: le={bounds[i - 1]:g} has "
+                    f"{counts[i - 1]:g}, le={bounds[i]:g} has {counts[i]:g}"
+                )
+        return Histogram(bounds, counts)
 
     def histogram_window(self, metric: str, start: datetime, end: datetime) -> Histogram:
         """Return the increase of histogram ``metric``'s buckets over [start, end].
 
         One instant query at ``end`` of ``sum by (le) (increase(metric_bucket[end-start]))``;
-        an empty result gives an empty Histogram. Raises InvalidQuery or BackendUnavailable.
+        an empty result gives an empty Histogram (no data). Raises InvalidQuery,
+        BackendUnavailable, or InvalidResponse for a wrong shape, a count that is
+        not a finite number >= 0, or buckets that decrease (see :data:`MONOTONE_SLACK`).
         """
         seconds = (end - start).total_seconds()
         data = self._get(
             "/api/v1/query",
             {"query": self._window_query(metric, seconds), "time": end.timestamp()},
         )
+        _, result = self._result(data, ("vector",))
         by_le: dict[float, float] = {}
-        for item in data.get("result", []):
-            le = item.get("metric", {}).get("le")
+        for item in result:
+            le = self._le(item)
             if le is not None:
-                by_le[float(le)] = float(item["value"][1])
+                by_le[le] = self._count(item.get("value"), le)[1]
         return self._histogram(by_le)
 
     def histogram_range(
@@ -256,7 +351,8 @@ class PrometheusSource(MetricsSource):
         """Return ``(t, histogram of the window (t - window, t])`` for t stepping over [start, end].
 
         One range query (step from :func:`step_for`) instead of one query per
-        point. Raises InvalidQuery or BackendUnavailable.
+        point. Raises InvalidQuery, BackendUnavailable or InvalidResponse as
+        :meth:`histogram_window`.
         """
         step = step_for(start, end, width)
         data = self._get(
@@ -268,37 +364,48 @@ class PrometheusSource(MetricsSource):
                 "step": step,
             },
         )
+        _, result = self._result(data, ("matrix",))
         per_time: dict[float, dict[float, float]] = defaultdict(dict)
-        for item in data.get("result", []):
-            le = item.get("metric", {}).get("le")
+        for item in result:
+            le = self._le(item)
             if le is None:
                 continue
-            for t, v in item.get("values", []):
-                value = float(v)
-                if math.isfinite(value):
-                    per_time[float(t)][float(le)] = value
+            values = item.get("values")
+            if not isinstance(values, list):
+                raise self._bad(f"a matrix result without a list of values: {item!r}")
+            for pair in values:
+                t, value = self._count(pair, le)
+                per_time[t][le] = value
         return [(t, self._histogram(per_time[t])) for t in sorted(per_time)]
 
     def alerts(self) -> list[Alert]:
         """Return the firing and pending alerts whose labels match the selector's matchers.
 
-        Raises BackendUnavailable.
+        Raises BackendUnavailable, or InvalidResponse for an answer of the wrong shape.
         """
         wanted = parse_selector(self.selector)
         data = self._get("/api/v1/alerts")
+        items = data.get("alerts") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise self._bad(f"alerts that are not a list: {data!r}")
         out = []
-        for item in data.get("alerts", []):
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("labels", {}), dict):
+                raise self._bad(f"an alert that is not an object with labels: {item!r}")
             labels = {str(k): str(v) for k, v in item.get("labels", {}).items()}
             if any(labels.get(k) != v for k, v in wanted.items()):
                 continue
-            annotations = item.get("annotations", {}) or {}
+            annotations = item.get("annotations") or {}
+            if not isinstance(annotations, dict):
+                raise self._bad(f"alert annotations that are not an object: {item!r}")
+            active = item.get("activeAt")
             out.append(
                 Alert(
                     name=labels.get("alertname", "?"),
                     state=str(item.get("state", "")),
                     severity=labels.get("severity", ""),
                     summary=str(annotations.get("summary") or annotations.get("description", "")),
-                    since=_parse_time(item.get("activeAt")),
+                    since=_parse_time(active if isinstance(active, str) else None),
                     labels=labels,
                 )
             )

@@ -135,9 +135,10 @@ def feature_name(metric: str) -> str:
     return m.group(1) if m else metric.partition("{")[0]
 
 
-def not_enough(method: str, reason: str) -> DriftScore:
-    """Return the NOT_ENOUGH_DATA score of ``method`` with ``reason``."""
-    return DriftScore(method, None, DriftBand.NOT_ENOUGH_DATA, 0.0, reason)
+def not_enough(method: str, reason: str, missing: str = "") -> DriftScore:
+    """Return the NOT_ENOUGH_DATA score of ``method`` with ``reason`` and what is
+    ``missing`` (see :class:`~core.domain.DriftScore`)."""
+    return DriftScore(method, None, DriftBand.NOT_ENOUGH_DATA, 0.0, reason, missing)
 
 
 def _fmt_span(seconds: float) -> str:
@@ -234,7 +235,7 @@ class DriftScorer:
         when ``ref`` is None, or with the math's reason when either side is short)."""
         s = self.settings
         if ref is None:
-            return not_enough(s.method, reason)
+            return not_enough(s.method, reason, "reference")
         try:
             return drift.score(ref, current, s.method, s.warn, s.alert, s.min_samples)
         except ValueError as exc:
@@ -244,7 +245,7 @@ class DriftScorer:
         """Return the score of the prediction histogram over [start, end) against the
         reference, and the reference's description (or why there is none).
 
-        Raises BackendUnavailable or InvalidQuery.
+        Raises BackendUnavailable (InvalidResponse for a garbled answer) or InvalidQuery.
         """
         metric = self.settings.prediction_histogram
         if not metric:
@@ -252,15 +253,16 @@ class DriftScorer:
             return not_enough(self.settings.method, reason), "none"
         ref, described = self.reference(metric, "", end)
         if ref is None:
-            return not_enough(self.settings.method, described), described
+            return not_enough(self.settings.method, described, "reference"), described
         current = self.source.histogram_window(metric, start, end)
         return self.judge(ref, described, current), described
 
     def score(self, start: datetime, end: datetime) -> DriftScore:
         """Return the drift of the prediction histogram over [start, end) against the reference.
 
-        Band NOT_ENOUGH_DATA (with the reason) when either side is short or the
-        reference is unavailable. Raises BackendUnavailable or InvalidQuery.
+        Band NOT_ENOUGH_DATA (with the reason, and ``missing`` "samples" or
+        "reference") when either side is short or the reference is unavailable.
+        Raises BackendUnavailable (InvalidResponse for a garbled answer) or InvalidQuery.
         """
         return self.assess(start, end)[0]
 

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 
 from core import durations
 from core.domain import Alert, Histogram, Series
-from core.errors import BackendUnavailable, InvalidQuery
+from core.errors import BackendUnavailable, InvalidQuery, InvalidResponse
 from core.metrics.base import MetricsSource, SourceHealth
 from core.metrics.drift import histogram_delta, quantile
 from core.metrics.prometheus import parse_selector, series_name, step_for
@@ -107,16 +107,52 @@ class _Scrape:
 def parse_exposition(text: str) -> Samples:
     """Return the samples of a text exposition (Prometheus or OpenMetrics text).
 
-    Raises ValueError when the text does not parse.
+    Counts must be counts: counters (and ``*_total`` samples), a histogram's
+    ``_bucket`` and a histogram's or summary's ``_count`` must be finite and
+    not negative, and cumulative buckets must not decrease as ``le`` grows
+    (gauges may hold any value, NaN included). Empty text gives no samples.
+    Raises ValueError when the text does not parse or breaks those rules.
     """
     from prometheus_client.parser import text_string_to_metric_families
 
     out: Samples = {}
+    bounds: dict[tuple[str, Labels], list[tuple[float, float]]] = {}
     for family in text_string_to_metric_families(text):
+        counted = family.type in ("counter", "histogram", "summary", "gaugehistogram")
         for sample in family.samples:
+            name, value = sample.name, float(sample.value)
             labels = tuple(sorted(sample.labels.items()))
-            out.setdefault(sample.name, []).append((labels, float(sample.value)))
+            is_bucket = name.endswith("_bucket") and "le" in sample.labels
+            is_count = (
+                is_bucket
+                or name.endswith("_total")
+                or (counted and name.endswith("_count"))
+                or (family.type == "counter" and not name.endswith("_created"))
+            )
+            if is_count and not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name}{dict(labels)}: {sample.value!r} is not a count")
+            if is_bucket:
+                rest = tuple(kv for kv in labels if kv[0] != "le")
+                le = _le(sample.labels["le"], name)
+                bounds.setdefault((name, rest), []).append((le, value))
+            out.setdefault(name, []).append((labels, value))
+    for (name, rest), pairs in bounds.items():
+        pairs.sort()
+        for (le0, c0), (le1, c1) in itertools.pairwise(pairs):
+            if c1 < c0:
+                raise ValueError(
+                    f"{name}{dict(rest)}: cumulative buckets decrease "
+                    f"(le={le0:g}: {c0:g}, le={le1:g}: {c1:g})"
+                )
     return out
+
+
+def _le(text: str, name: str) -> float:
+    """Return a bucket's ``le`` bound; raises ValueError when it is not a number."""
+    value = float(text)  # ValueError for a non-number; "+Inf" is float("inf")
+    if math.isnan(value):
+        raise ValueError(f"{name}: le={text!r} is not a bound")
+    return value
 
 
 def _split_top(expr: str, sep: str) -> list[str]:
@@ -182,8 +218,12 @@ class ScrapeSource(MetricsSource):
     def scrape_once(self) -> float:
         """GET the endpoint once and append the result; return the scrape's unix time.
 
-        Raises BackendUnavailable when the endpoint cannot be reached, answers
-        an error or serves text that does not parse; the buffer keeps its data.
+        Raises BackendUnavailable when the endpoint cannot be reached or answers
+        an error status, InvalidResponse (a BackendUnavailable) when it serves
+        text that does not parse or whose counts are not counts (an HTML page,
+        NaN or negative counters, decreasing buckets; see
+        :func:`parse_exposition`); the buffer keeps its data and
+        :meth:`health` reports the error.
         """
         import httpx
 
@@ -202,17 +242,22 @@ class ScrapeSource(MetricsSource):
             raise BackendUnavailable(self.last_error) from exc
         except ValueError as exc:
             self.last_error = f"{self.url} served metrics that do not parse: {exc}"
-            raise BackendUnavailable(self.last_error) from exc
+            raise InvalidResponse(self.last_error) from exc
         self._append(at, samples)
         return at
 
     def ingest(self, text: str, at: float) -> None:
         """Append an exposition ``text`` observed at unix time ``at`` (no HTTP).
 
-        A scrape at or before the latest one replaces it. Raises ValueError when the
-        text does not parse.
+        A scrape at or before the latest one replaces it. Raises InvalidResponse
+        when the text does not parse or its counts are not counts (see
+        :func:`parse_exposition`); the buffer then keeps its data.
         """
-        self._append(at, parse_exposition(text))
+        try:
+            samples = parse_exposition(text)
+        except ValueError as exc:
+            raise InvalidResponse(f"exposition does not parse: {exc}") from exc
+        self._append(at, samples)
 
     def _append(self, at: float, samples: Samples) -> None:
         with self._lock:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.cancel import CancelToken
 from core.config import ModelConfig
@@ -34,6 +34,7 @@ from core.targets.base import Target
 from core.targets.kinds import artifact_rule
 
 if TYPE_CHECKING:
+    from core.journal import Journal
     from core.services.workspace import Workspace
 
 #: The pipeline's steps, in order.
@@ -54,6 +55,7 @@ FAILED = "failed"
 CANCELLED = "cancelled"
 ROLLED_BACK = "rolled_back"  # the guard found a breach and rolled back
 ALERTED = "alerted"  # the guard found a breach; automatic rollback is off
+INCONCLUSIVE = "inconclusive"  # live, but the guard had no verdict: not verified
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +67,14 @@ class ReleaseEvent:
     name from :data:`STEPS` ("" for release-level events). STEP_PROGRESS
     carries either ``progress`` (build, push, rollout), ``line`` (test output)
     or ``guard`` (verify). RELEASE_FINISHED carries ``outcome``
-    (DONE, FAILED, CANCELLED, ROLLED_BACK or ALERTED) and, except for DONE,
-    the reason in ``message``; ``error`` holds the exception that ended it.
+    (DONE, FAILED, CANCELLED, ROLLED_BACK, ALERTED or INCONCLUSIVE) and, except
+    for DONE, the reason in ``message``; ``error`` holds the exception that
+    ended it and ``guard`` the guard's last event when the verify step ended it.
+    DONE means verified: every guard check had data and none breached (or no
+    checks are configured). INCONCLUSIVE means the new revision is live but
+    the guard had no verdict (``guard.action`` says whether the operator is
+    asked to decide); a rollback after an inconclusive window is ROLLED_BACK
+    with a message that says inconclusive.
     """
 
     kind: str
@@ -87,13 +95,28 @@ class ReleaseEvent:
 _Step = Generator[ReleaseEvent, None, str]
 
 
+class EventMaker(Protocol):
+    """Makes the ReleaseEvents of one release (model, target, id and commit filled in)."""
+
+    def __call__(self, kind: str, step: str = "", **fields: Any) -> ReleaseEvent:
+        """Return a ReleaseEvent of ``kind`` in ``step`` with ``fields``."""
+        ...
+
+
 class _StepFailed(Exception):
     """Internal: a step ended badly; ``outcome`` says how the release ends."""
 
-    def __init__(self, message: str, outcome: str = FAILED, error: BaseException | None = None):
+    def __init__(
+        self,
+        message: str,
+        outcome: str = FAILED,
+        error: BaseException | None = None,
+        guard: GuardEvent | None = None,
+    ):
         super().__init__(message)
         self.outcome = outcome
         self.error = error
+        self.guard = guard
 
 
 class ReleaseRecord:
@@ -103,7 +126,9 @@ class ReleaseRecord:
     release API (an old file) raises at construction, before anything runs.
     """
 
-    def __init__(self, journal: Any, *, model: str, target: str, commit: str, reason: str) -> None:
+    def __init__(
+        self, journal: Journal, *, model: str, target: str, commit: str, reason: str
+    ) -> None:
         self.journal = journal
         self.id: int = journal.start_release(
             model=model, target=target, commit=commit, reason=reason
@@ -174,6 +199,7 @@ class ReleasePipeline:
         yield ev(RELEASE_STARTED, message=f"releasing {model} {sha[:8]} to {tgt.name}")
         current = ""
         outcome, message, error = DONE, "", None
+        guard_end: GuardEvent | None = None
         try:
             artifact = rule.for_commit(model_cfg, sha)
             skip_build = rule.skip_build(model_cfg)
@@ -212,7 +238,7 @@ class ReleasePipeline:
                 yield ev(STEP_FINISHED, step, message=summary or "")
             message = f"{model} {sha[:8]} is live on {tgt.name}"
         except _StepFailed as exc:
-            outcome, message, error = exc.outcome, str(exc), exc.error
+            outcome, message, error, guard_end = exc.outcome, str(exc), exc.error, exc.guard
         except Cancelled as exc:
             where = current or "between steps"
             outcome, message, error = CANCELLED, f"cancelled during {where}", exc
@@ -225,20 +251,22 @@ class ReleasePipeline:
             raise
         finally:
             if current:
-                step_outcome = {CANCELLED: "cancelled", DONE: "done"}.get(outcome, "failed")
-                if outcome in (ROLLED_BACK, ALERTED):
-                    step_outcome = "failed"
+                step_outcome = {
+                    CANCELLED: "cancelled",
+                    DONE: "done",
+                    INCONCLUSIVE: "inconclusive",
+                }.get(outcome, "failed")
                 _quiet(record.step_finished, current, step_outcome, message)
             _quiet(record.finished, outcome, message)
         if current and outcome != CANCELLED:
             yield ev(STEP_FAILED, current, message=message, error=error)
-        yield ev(RELEASE_FINISHED, message=message, outcome=outcome, error=error)
+        yield ev(RELEASE_FINISHED, message=message, outcome=outcome, error=error, guard=guard_end)
 
     # ------------------------------------------------------------------ steps
     # Each step is a generator of events whose return value is its summary.
 
     def _tests(
-        self, model: str, model_cfg: ModelConfig, sha: str, cancel: CancelToken, ev: Any
+        self, model: str, model_cfg: ModelConfig, sha: str, cancel: CancelToken, ev: EventMaker
     ) -> _Step:
         run: TestRun | None = None
         for item in self.workspace.run_tests(model, sha, cancel=cancel):
@@ -268,7 +296,13 @@ class ReleasePipeline:
         return f"{run.passed} passed{gate}"
 
     def _build(
-        self, model: str, model_cfg: ModelConfig, sha: str, image: str, cancel: CancelToken, ev: Any
+        self,
+        model: str,
+        model_cfg: ModelConfig,
+        sha: str,
+        image: str,
+        cancel: CancelToken,
+        ev: EventMaker,
     ) -> _Step:
         builder = self.workspace.image_builder(model)
         repo = self.workspace.repository(model)
@@ -279,20 +313,20 @@ class ReleasePipeline:
             yield ev(STEP_PROGRESS, "build", progress=progress, message=progress.message)
         return f"built {image}"
 
-    def _push(self, model: str, image: str, cancel: CancelToken, ev: Any) -> _Step:
+    def _push(self, model: str, image: str, cancel: CancelToken, ev: EventMaker) -> _Step:
         builder = self.workspace.image_builder(model)
         for progress in builder.push(image, cancel=cancel):
             yield ev(STEP_PROGRESS, "push", progress=progress, message=progress.message)
         return f"pushed {image}"
 
     def _rollout(
-        self, tgt: Target, artifact: Artifact, reason: str, cancel: CancelToken, ev: Any
+        self, tgt: Target, artifact: Artifact, reason: str, cancel: CancelToken, ev: EventMaker
     ) -> _Step:
         for progress in self.workspace.run_rollout(tgt, artifact, reason=reason, cancel=cancel):
             yield ev(STEP_PROGRESS, "rollout", progress=progress, message=progress.message)
         return f"rolled out {artifact.describe()}"
 
-    def _wait(self, tgt: Target, cancel: CancelToken, ev: Any) -> _Step:
+    def _wait(self, tgt: Target, cancel: CancelToken, ev: EventMaker) -> _Step:
         deadline = time.monotonic() + self.wait_timeout
         last = ""
         while True:
@@ -315,24 +349,29 @@ class ReleasePipeline:
                 raise Cancelled("cancelled while waiting for the rollout")
 
     def _verify(
-        self, model: str, tgt: Target, since: datetime, cancel: CancelToken, ev: Any
+        self, model: str, tgt: Target, since: datetime, cancel: CancelToken, ev: EventMaker
     ) -> _Step:
         guard = self.workspace.guard(model)
         if guard is None or not guard.settings.limits():
             return "no guard checks configured"
+        production = self.workspace.target_config(model, tgt.name).production
         last: GuardEvent | None = None
-        for item in guard.watch(model, tgt, since, cancel):
+        for item in guard.watch(model, tgt, since, cancel, production=production):
             last = item
             self.workspace.note_guard(item)
             yield ev(STEP_PROGRESS, "verify", guard=item, message=item.message)
         if last is None or last.kind == guard_mod.CANCELLED:
             raise Cancelled("cancelled during the verify window")
-        if last.kind == guard_mod.ROLLED_BACK:
-            raise _StepFailed(last.message, ROLLED_BACK)
-        if last.kind == guard_mod.ALERT:
-            raise _StepFailed(last.message, ALERTED)
-        if last.kind == guard_mod.ROLLBACK_FAILED:
-            raise _StepFailed(last.message, FAILED)
+        ending = {
+            guard_mod.ROLLED_BACK: ROLLED_BACK,
+            guard_mod.ALERT: ALERTED,
+            guard_mod.ROLLBACK_FAILED: FAILED,
+            guard_mod.INCONCLUSIVE: INCONCLUSIVE,
+        }
+        if last.kind in ending:
+            raise _StepFailed(last.message, ending[last.kind], guard=last)
+        if last.kind != guard_mod.PASSED:  # a guard that ended without a verdict
+            raise _StepFailed(f"guard ended without a verdict: {last.message}", INCONCLUSIVE)
         return last.message
 
 
@@ -351,7 +390,7 @@ def quality_problems(minimums: dict[str, float], metrics: dict[str, float]) -> l
     return problems
 
 
-def _quiet(fn: Any, *args: Any) -> None:
+def _quiet(fn: Callable[..., object], *args: Any) -> None:
     # The journal write that closes a row must not hide the error that ended the release.
     try:
         fn(*args)
@@ -361,6 +400,7 @@ def _quiet(fn: Any, *args: Any) -> None:
 
 __all__ = [
     "STEPS",
+    "EventMaker",
     "ReleaseEvent",
     "ReleasePipeline",
     "ReleaseRecord",

@@ -12,6 +12,7 @@ guard reads real scraped numbers. Commits:
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -138,6 +139,7 @@ def write_config(
     duration: str = "6s",
     production: bool = False,
     extra_targets: str = "",
+    error_rate: str = "sum(rate(model_errors_total[2s])) / sum(rate(model_requests_total[2s]))",
 ) -> Path:
     """Write an mrc.toml for the sample repo served by a local target on ``port``; return it."""
     text = textwrap.dedent(
@@ -162,7 +164,7 @@ def write_config(
           source = "scrape"
           url = "http://127.0.0.1:{port}/metrics"
           refresh = "250ms"
-          error_rate = "sum(rate(model_errors_total[2s])) / sum(rate(model_requests_total[2s]))"
+          error_rate = "{error_rate}"
 
           [model.guard]
           duration = "{duration}"
@@ -253,7 +255,7 @@ def test_passing_release_is_served_and_a_guard_breach_rolls_back(
     assert ws.guard_state("churn", "local").kind == g.ROLLED_BACK  # what the screens show
     history = ws.target("churn").history()
     assert history[0].current and history[0].commit == sample.shas["v2"]
-    guard_events = [e.guard for e in bad if e.guard is not None]
+    guard_events = [e.guard for e in bad if e.kind == r.STEP_PROGRESS and e.guard is not None]
     assert [e.kind for e in guard_events if e.kind in (g.BREACH, g.ROLLED_BACK)] == [
         g.BREACH,
         g.ROLLED_BACK,
@@ -342,3 +344,106 @@ def test_console_killed_mid_rollout_leaves_outcome_unknown_beside_the_live_state
     state = ws.target("churn").status()
     assert state.phase in (Phase.STOPPED, Phase.UNKNOWN, Phase.COMPLETE)
     assert state.commit in ("", sample.shas["v1"])
+
+
+# -- verdicts without data -------------------------------------------------------
+
+
+def mrc_cli(*args: str, config: Path, state: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m tui.cli --config CONFIG ARGS`` as a script would, with its own state."""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "MRC_STATE_DIR": str(state), "PYTHONPATH": str(root)}
+    env.pop("MRC_CONFIG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", "--config", str(config), *args],
+        input="",
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+        timeout=180,
+    )
+
+
+NO_SUCH_METRIC = "sum(rate(model_no_such_total[2s]))"
+
+
+def test_a_guard_without_data_does_not_report_the_release_verified(
+    tmp_path: Path, sample: ServedRepo
+) -> None:
+    """`mrc release` as a script runs it: the guard's query matches nothing for the whole
+    window, so the release is live but inconclusive (exit 7), never verified."""
+    port = free_port()
+    config = write_config(tmp_path, sample.path, port, error_rate=NO_SUCH_METRIC)
+    state = tmp_path / "state"
+    proc = mrc_cli("release", "churn", sample.shas["v1"], "--yes", "--json",
+                   config=config, state=state)  # fmt: skip
+    result = json.loads(proc.stdout)
+    assert proc.returncode == 7, proc.stderr
+    assert result["outcome"] == "inconclusive"
+    assert result["message"].startswith("guard: inconclusive (no data for error_rate in 6s: ")
+    assert "not verified" in result["message"]
+    journal = Journal(state / "journal.sqlite3")
+    try:
+        [rel] = journal.releases("churn")
+        assert rel.status == "inconclusive"
+        assert [(s.step, s.status) for s in rel.steps][-1] == ("verify", "inconclusive")
+    finally:
+        journal.close()
+
+
+def test_no_data_on_production_with_auto_rollback_rolls_back_through_the_journal(
+    tmp_path: Path, sample: ServedRepo
+) -> None:
+    port = free_port()
+    good = Workspace(
+        config_mod.load_file(write_config(tmp_path, sample.path, port, production=True)),
+        state_dir=tmp_path / "state",
+    )
+    try:
+        first = release(good, sample.shas["v1"])
+        assert first[-1].outcome == r.DONE, first[-1].message
+    finally:
+        good.close()
+    blind_dir = tmp_path / "blind"
+    blind_dir.mkdir()
+    cfg = write_config(blind_dir, sample.path, port, production=True, error_rate=NO_SUCH_METRIC)
+    ws = Workspace(config_mod.load_file(cfg), state_dir=tmp_path / "state")
+    try:
+        for _ in ws.target("churn").start():
+            pass  # the v1 the first console left behind serves again
+        events = release(ws, sample.shas["v2"])
+        final = events[-1]
+        assert final.outcome == r.ROLLED_BACK, final.message
+        assert final.message.startswith("guard: inconclusive (no data for error_rate")
+        assert served(port)["version"] == "v1"
+        rollback = ws.journal.entries("churn")[0]
+        assert rollback.action == "rollback"
+        assert rollback.reason.startswith("guard: inconclusive (no data for error_rate")
+    finally:
+        ws.close()
+
+
+def test_readme_order_release_of_the_shift_breaches_on_drift_with_no_screen_open(
+    tmp_path: Path,
+) -> None:
+    """The README's demo order: the console starts the sandbox (which starts collecting
+    metrics), and the operator presses `d` on v1.3.0 before ever opening the Drift
+    screen. The guard gathers its own training reference and finds the drift: a breach
+    (an alert, as the demo has automatic rollback off), never "no breach"."""
+    from core.demo import build_sandbox
+
+    sandbox = build_sandbox(tmp_path / "demo")
+    ws = Workspace(config_mod.load_file(sandbox.config), state_dir=sandbox.state_dir)
+    background = sandbox.start_background(ws, rate=50)
+    try:
+        events = list(r.ReleasePipeline(ws, poll=0.1).run("churn", sandbox.shifting))
+        final = events[-1]
+        assert final.outcome == r.ALERTED, final.message
+        assert final.message.startswith("guard: drift breached: ")
+        checks = [e.guard for e in events if e.guard is not None and e.guard.kind == g.CHECK]
+        assert not any("reference window has 0 samples" in c.message for c in checks)
+        assert ws.guard_state("churn", "local").kind == g.ALERT
+    finally:
+        background.stop()
+        ws.close()

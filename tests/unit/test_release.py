@@ -24,6 +24,7 @@ from core.domain import (
 )
 from core.errors import Conflict, ReadOnly
 from core.journal import Journal
+from core.metrics.base import SourceHealth
 from core.services import guard as g
 from core.services import release as r
 from core.targets.kinds import KINDS
@@ -79,6 +80,9 @@ class Source:
     def instant_query(self, query: str, at: Any = None) -> list[Series]:
         return [] if self.value is None else [Series(query, ((0.0, self.value),))]
 
+    def health(self) -> SourceHealth:
+        return SourceHealth()
+
 
 @dataclass
 class FakeWorkspace:
@@ -90,6 +94,9 @@ class FakeWorkspace:
     read_only: bool = False
     rollout_error: Exception | None = None
     guard_value: float | None = None
+    guard_no_data: bool = False  # a guard is configured but its query answers nothing
+    on_inconclusive: str = ""
+    production: bool = False
     auto_rollback: bool = True
     log: list[str] = field(default_factory=list)
     on_rollout: Any = None
@@ -101,6 +108,10 @@ class FakeWorkspace:
 
     def target(self, model: str, name: str | None = None) -> FakeTarget:
         return self.target_obj
+
+    def target_config(self, model: str, name: str | None = None) -> LocalTargetConfig:
+        t = self.target_obj
+        return LocalTargetConfig(name=t.name, kind=t.kind, production=self.production)
 
     def is_read_only(self, model: str, target: str) -> bool:
         return self.read_only
@@ -141,7 +152,7 @@ class FakeWorkspace:
         self.guard_events.append(event)
 
     def guard(self, model: str) -> g.Guard | None:
-        if self.guard_value is None:
+        if self.guard_value is None and not self.guard_no_data:
             return None
 
         def rollback(journal: Any, target: Any, to: Any, *, reason: str, cancel: Any):
@@ -151,7 +162,11 @@ class FakeWorkspace:
         return g.Guard(
             Source(self.guard_value),  # type: ignore[arg-type]
             g.GuardSettings(
-                duration=0.0, auto_rollback=self.auto_rollback, max_error_rate=0.05, interval=0.01
+                duration=0.0,
+                auto_rollback=self.auto_rollback,
+                max_error_rate=0.05,
+                interval=0.01,
+                on_inconclusive=self.on_inconclusive,
             ),
             queries={"error_rate": "err"},
             rollback=rollback,
@@ -362,5 +377,40 @@ def test_an_image_target_without_an_image_skips_build_and_push_with_the_reason(
 def test_verify_reports_each_guard_event_to_the_workspace(journal: Journal) -> None:
     ws = FakeWorkspace(journal, passed_run(), guard_value=0.5)
     events = release_all(ws)
-    assert [e.guard for e in events if e.guard is not None] == ws.guard_events
+    progress = [e for e in events if e.kind == r.STEP_PROGRESS]
+    assert [e.guard for e in progress if e.guard is not None] == ws.guard_events
+    assert events[-1].guard == ws.guard_events[-1]  # the verdict that ended the release
     assert ws.guard_events[-1].kind == g.ROLLED_BACK
+
+
+def test_a_guard_without_data_does_not_report_the_release_verified(journal: Journal) -> None:
+    ws = FakeWorkspace(journal, passed_run(), guard_no_data=True, auto_rollback=False)
+    events = release_all(ws)
+    final = events[-1]
+    assert final.outcome == r.INCONCLUSIVE
+    assert final.message.startswith("guard: inconclusive (no data for error_rate")
+    assert "not verified" in final.message
+    assert final.guard is not None and final.guard.action == g.ALERT_OPERATOR
+    assert steps_of(journal)[-1] == ("verify", "inconclusive")
+    assert journal.releases("churn")[0].status == "inconclusive"
+    assert not any(line.startswith("rollback") for line in ws.log)
+
+
+def test_inconclusive_on_production_with_auto_rollback_rolls_back(journal: Journal) -> None:
+    ws = FakeWorkspace(journal, passed_run(), guard_no_data=True, production=True)
+    events = release_all(ws)
+    assert events[-1].outcome == r.ROLLED_BACK
+    assert "inconclusive" in events[-1].message
+    assert ws.log[-1].startswith("rollback: guard: inconclusive (no data for error_rate")
+    assert journal.releases("churn")[0].status == r.ROLLED_BACK
+
+
+def test_inconclusive_accepted_is_recorded_and_still_not_verified(journal: Journal) -> None:
+    ws = FakeWorkspace(
+        journal, passed_run(), guard_no_data=True, production=True, on_inconclusive="accept"
+    )
+    events = release_all(ws)
+    assert events[-1].outcome == r.INCONCLUSIVE
+    assert "accepted" in events[-1].message
+    assert events[-1].guard is not None and events[-1].guard.action == g.ACCEPT
+    assert not any(line.startswith("rollback") for line in ws.log)

@@ -37,6 +37,9 @@ code  meaning
       read_only`` or a read-only target) refused ``test``, ``release`` or
       ``rollback`` before anything ran or was journalled
 6     not found (model, target, commit or revision)
+7     ``release``: the new revision is live but not verified: its guard was
+      inconclusive (a check never had data, or its source kept failing) and
+      ``on_inconclusive`` did not roll it back
 130   cancelled (Ctrl-C)
 ====  ==========================================================================
 
@@ -85,8 +88,9 @@ reference, source error). A ``scrape`` source samples one ``refresh`` period.
                    "steps": [{"step", "status", "message", "started_at", "finished_at"}]}]}
 
 Journal entries and releases are newest first. A release's ``status`` is
-running, done, failed, cancelled, rolled_back, alerted or unknown (its
-process died); a step's is running, done, failed, skipped, cancelled or unknown.
+running, done, failed, cancelled, rolled_back, alerted, inconclusive or unknown
+(its process died); a step's is running, done, failed, skipped, cancelled,
+inconclusive (verify without a verdict) or unknown.
 
 ``mrc test MODEL [COMMIT] --json``::
 
@@ -98,7 +102,8 @@ process died); a step's is running, done, failed, skipped, cancelled or unknown.
     {"model", "target", "commit", "release_id", "outcome", "message",
      "steps": [{"step", "result", "message"}]}
 
-``outcome`` is one of done, failed, cancelled, rolled_back, alerted; a step's
+``outcome`` is one of done, failed, cancelled, rolled_back, alerted,
+inconclusive; a step's
 ``result`` is one of done, skipped, failed, cancelled.
 
 ``mrc rollback MODEL --json``::
@@ -152,6 +157,7 @@ EXIT_UNAVAILABLE = 3
 EXIT_CONFLICT = 4
 EXIT_PERMISSION = 5
 EXIT_NOT_FOUND = 6
+EXIT_INCONCLUSIVE = 7
 EXIT_CANCELLED = 130
 
 

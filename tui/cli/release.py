@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING
 
 from core.cancel import CancelToken
 from core.errors import OperationFailed
-from tui.cli.output import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, Streams, exit_code_for
+from tui.cli.output import (
+    EXIT_CANCELLED,
+    EXIT_FAILED,
+    EXIT_INCONCLUSIVE,
+    EXIT_OK,
+    Streams,
+    exit_code_for,
+)
 from tui.cli.preflight import refuse_if_read_only, require_repository
 from tui.cli.prompts import confirm, confirmed_by_flags
 
@@ -34,7 +41,8 @@ def cmd_release(
     Confirmation as :func:`tui.cli.prompts.confirm` (production targets: the
     model's name typed on a terminal, ``confirm_name`` in scripts, never
     ``yes`` alone). Returns 0 when the release is live and passed its verify
-    window, 1 when it failed or the guard found a breach, 130 when cancelled,
+    window, 1 when it failed or the guard found a breach (or rolled back an
+    inconclusive window), 7 when it is live but the guard was inconclusive, 130 when cancelled,
     or the exit code of the error that ended it (e.g. 3, 4, 5). Raises what
     the pipeline raises before anything is journalled (NotFound, ReadOnly,
     ConfigError, NotARepository) and UsageError when not confirmed.
@@ -103,6 +111,8 @@ def cmd_release(
         return EXIT_OK
     if final.outcome == release.CANCELLED:
         return EXIT_CANCELLED
+    if final.outcome == release.INCONCLUSIVE:
+        return EXIT_INCONCLUSIVE
     if final.error is not None and not isinstance(final.error, OperationFailed):
         return exit_code_for(final.error)
     return EXIT_FAILED
