@@ -66,7 +66,8 @@ class ReleaseEvent:
     STEP_FINISHED, STEP_SKIPPED, STEP_FAILED, RELEASE_FINISHED. ``step`` is a
     name from :data:`STEPS` ("" for release-level events). STEP_PROGRESS
     carries either ``progress`` (build, push, rollout), ``line`` (test output)
-    or ``guard`` (verify). RELEASE_FINISHED carries ``outcome``
+    or ``guard`` (verify). STEP_FAILED carries the step's journalled outcome in
+    ``outcome`` ("failed" or "inconclusive"). RELEASE_FINISHED carries ``outcome``
     (DONE, FAILED, CANCELLED, ROLLED_BACK, ALERTED or INCONCLUSIVE) and, except
     for DONE, the reason in ``message``; ``error`` holds the exception that
     ended it and ``guard`` the guard's last event when the verify step ended it.
@@ -259,7 +260,7 @@ class ReleasePipeline:
                 _quiet(record.step_finished, current, step_outcome, message)
             _quiet(record.finished, outcome, message)
         if current and outcome != CANCELLED:
-            yield ev(STEP_FAILED, current, message=message, error=error)
+            yield ev(STEP_FAILED, current, message=message, error=error, outcome=step_outcome)
         yield ev(RELEASE_FINISHED, message=message, outcome=outcome, error=error, guard=guard_end)
 
     # ------------------------------------------------------------------ steps

@@ -381,6 +381,8 @@ def test_a_guard_without_data_does_not_report_the_release_verified(
     result = json.loads(proc.stdout)
     assert proc.returncode == 7, proc.stderr
     assert result["outcome"] == "inconclusive"
+    assert result["steps"][-1]["step"] == "verify"
+    assert result["steps"][-1]["result"] == "inconclusive"  # as the journal says, not "failed"
     assert result["message"].startswith("guard: inconclusive (no data for error_rate in 6s: ")
     assert "not verified" in result["message"]
     journal = Journal(state / "journal.sqlite3")

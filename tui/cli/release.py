@@ -83,7 +83,7 @@ def cmd_release(
             if text:
                 streams.say(f"    {text}")
         elif event.kind in step_results:
-            result = step_results[event.kind]
+            result = event.outcome or step_results[event.kind]
             steps[event.step] = {"step": event.step, "result": result, "message": event.message}
             streams.say(f"<== {event.step}: {result} {event.message}".rstrip())
         elif event.kind == release.RELEASE_FINISHED:
