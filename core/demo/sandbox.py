@@ -227,6 +227,10 @@ class Sandbox:
     ) -> Background:
         """Serve the live release on the local target and start the traffic generator.
 
+        The traffic starts first (it waits for a server to answer) and, with
+        a ``workspace``, so does the collection of its metrics source: the
+        drift chart has a history from the first release on, long before the
+        operator releases anything, and a first drift score within seconds.
         With a ``workspace`` (:class:`core.services.workspace.Workspace` of this
         sandbox's config) its target is used and the rollouts are journalled,
         so the console sees them; otherwise a target is opened here. On a
@@ -258,6 +262,14 @@ class Sandbox:
         def run() -> None:
             cancel = background._cancel
             try:
+                if traffic:
+                    with background._lock:
+                        if not background._stopped:
+                            background.traffic = self._start_traffic(rate)
+                if workspace is not None:
+                    source = workspace.metrics(MODEL)
+                    if source is not None:
+                        source.start()
                 if target.history():
                     for _ in target.start(cancel=cancel):
                         pass
@@ -274,10 +286,6 @@ class Sandbox:
                             steps = target.rollout(artifact, reason=reason, cancel=cancel)
                         for _ in steps:
                             pass
-                if traffic:
-                    with background._lock:
-                        if not background._stopped:
-                            background.traffic = self._start_traffic(rate)
             except BaseException as exc:
                 background.error = exc
             finally:

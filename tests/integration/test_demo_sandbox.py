@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -19,7 +19,7 @@ from core import procs
 from core.config import load_file
 from core.demo import Sandbox, SandboxError, build_sandbox
 from core.demo.churn import FEATURES
-from core.domain import Artifact, DriftBand, Histogram, Phase
+from core.domain import Artifact, DriftBand, Histogram, Phase, Series
 from core.metrics import drift
 from core.metrics.reference import Reference, loads
 
@@ -293,3 +293,53 @@ def test_stopping_while_the_start_runs_leaves_no_process(tmp_path: Path) -> None
     assert processes_mentioning(str(sandbox.root)) == []
     with pytest.raises(httpx.ConnectError):
         httpx.get(sandbox.url + "/healthz", timeout=2)
+
+
+def test_traffic_and_its_collection_start_with_the_sandbox_before_any_release(
+    tmp_path: Path,
+) -> None:
+    """`make demo` order: the console's metrics source collects from the first
+    release of the sandbox on, with no screen opened and nothing released by the
+    operator, so the drift chart has history before a later release's marker and
+    the first drift score comes within seconds."""
+    from core.journal import Journal
+    from core.services.views import current_drift
+    from core.services.workspace import Workspace
+
+    sandbox = build_sandbox(tmp_path / "order")
+    workspace = Workspace(
+        load_file(sandbox.config),
+        journal=Journal(tmp_path / "journal.sqlite3"),
+        state_dir=sandbox.state_dir,
+    )
+    background = sandbox.start_background(workspace, rate=50)
+    try:
+        source = workspace.metrics("churn")
+        assert source is not None
+        seen: list[Series] = []
+        for _ in range(300):  # up to 30 s: polls the condition, never sleeps to synchronise
+            now = datetime.now(UTC)
+            seen = source.range_query(
+                "sum(model_requests_total)", now - timedelta(minutes=5), now, width=600
+            )
+            if seen and len(seen[0].points) >= 2 and seen[0].points[-1][1] >= 100:
+                break
+            time.sleep(0.1)
+        assert seen and seen[0].points[-1][1] >= 100, f"collected: {seen}"
+        # The collection began before the last release of the sandbox's history finished.
+        releases = [e for e in workspace.journal.entries(model="churn") if e.action == "rollout"]
+        assert len(releases) == 2
+        last_release = max(e.finished_at or e.time for e in releases).timestamp()
+        assert seen[0].points[0][0] < last_release, (seen[0].points[:3], last_release)
+        score = None
+        for _ in range(300):
+            drift_now = current_drift(workspace, "churn")
+            assert drift_now is not None
+            score = drift_now.score.value
+            if score is not None:
+                break
+            time.sleep(0.1)
+        assert score is not None, drift_now
+    finally:
+        background.stop()
+        workspace.close()

@@ -11,13 +11,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from core.domain import DriftBand
 from tui import data
 from tui.guard import guard_text
 from tui.screens.base import EmptyState, MrcScreen
 from tui.text import literal
+from tui.widgets.fit_table import Col, FitTable
 
 if TYPE_CHECKING:
     from tui.widgets.chart import TimeChart
@@ -38,6 +39,21 @@ BAND_STYLE = {
     DriftBand.ALERT: "bold red",
     DriftBand.NOT_ENOUGH_DATA: "dim",
 }
+
+
+#: Top drifting features: the name shrinks, the score and band never do.
+FEATURE_COLUMNS = (
+    Col("feature", "feature", min_width=6, max_width=30),
+    Col("score", "score"),
+    Col("band", "band"),
+)
+
+
+#: Below this screen height the charts are shown one at a time (``c`` shows the
+#: next): three stacked charts would be too short to show the warn/alert lines.
+ALL_CHARTS_MIN_HEIGHT = 34
+#: The charts, in the order ``c`` shows them; the drift chart first.
+CHART_IDS = ("chart-drift", "chart-prediction", "chart-service")
 
 
 def range_label(span: timedelta) -> str:
@@ -61,6 +77,7 @@ class DriftScreen(MrcScreen):
         Binding("left_square_bracket", "range(-1)", "Shorter", id="drift.shorter", tooltip="Range"),
         Binding("right_square_bracket", "range(1)", "Longer", id="drift.longer", tooltip="Range"),
         Binding("space", "pause", "Pause", id="drift.pause", tooltip="Pause live updates"),
+        Binding("c", "next_chart", "Chart", id="drift.chart", tooltip="Show the next chart"),
         Binding(
             "S", "toggle_shift", "Data shift", id="drift.shift", tooltip="Demo: shift the inputs"
         ),
@@ -84,6 +101,7 @@ class DriftScreen(MrcScreen):
         self._charts_ready = False
         self._features: tuple[Any, ...] = ()
         self._shown: dict[str, Text] = {}
+        self.chart_index = 0  # the chart shown when only one fits
 
     def compose_body(self) -> ComposeResult:
         yield EmptyState(id="drift-empty")
@@ -96,16 +114,13 @@ class DriftScreen(MrcScreen):
                 Static("Alerts", classes="panel-title"),
                 Static("", id="drift-alerts"),
                 Static("Top drifting features", classes="panel-title"),
-                DataTable(id="drift-features", cursor_type="row", show_cursor=False),
+                FitTable(
+                    FEATURE_COLUMNS, id="drift-features", cursor_type="row", show_cursor=False
+                ),
                 id="drift-side",
             ),
             id="drift-body",
         )
-
-    def on_mount(self) -> None:
-        super().on_mount()
-        table = self.query_one("#drift-features", DataTable)
-        table.add_columns("feature", "score", "band")
 
     def _ensure_charts(self) -> None:
         if self._charts_ready:
@@ -113,13 +128,40 @@ class DriftScreen(MrcScreen):
         from tui.widgets.chart import TimeChart
 
         self.query_one("#drift-charts", Vertical).mount_all(
-            [
-                TimeChart(id="chart-drift"),
-                TimeChart(id="chart-prediction"),
-                TimeChart(id="chart-service"),
-            ]
+            [TimeChart(id=chart_id) for chart_id in CHART_IDS]
         )
         self._charts_ready = True
+        self._layout_charts()
+
+    @property
+    def one_chart(self) -> bool:
+        """True when the screen is too short for every chart: one is shown at a time."""
+        return self.size.height < ALL_CHARTS_MIN_HEIGHT
+
+    def _layout_charts(self) -> None:
+        """Show every chart, or only the selected one on a short screen."""
+        if not self._charts_ready:
+            return
+        one = self.one_chart
+        for index, chart_id in enumerate(CHART_IDS):
+            self.query_one(f"#{chart_id}").display = not one or index == self.chart_index
+
+    def on_resize(self) -> None:
+        self._layout_charts()
+        self._status()
+
+    def action_next_chart(self) -> None:
+        """Show the next chart (on a screen too short for all of them)."""
+        if not self.one_chart:
+            self.notify(
+                f"every chart is shown; c shows one at a time on a screen shorter than "
+                f"{ALL_CHARTS_MIN_HEIGHT} rows",
+                markup=False,
+            )
+            return
+        self.chart_index = (self.chart_index + 1) % len(CHART_IDS)
+        self._layout_charts()
+        self._status()
 
     @property
     def span(self) -> timedelta:
@@ -174,6 +216,8 @@ class DriftScreen(MrcScreen):
         text = Text()
         text.append(f"range {range_label(self.span)}", style="bold")
         text.append("  [ ] change  space pause")
+        if self.one_chart:
+            text.append(f"  c chart {self.chart_index + 1}/{len(CHART_IDS)}")
         if self.paused:
             text.append("  PAUSED", style="bold yellow")
         if self.last_error:
@@ -243,7 +287,7 @@ class DriftScreen(MrcScreen):
         if features == self._features:
             return
         self._features = features
-        table = self.query_one("#drift-features", DataTable)
+        table = self.query_one("#drift-features", FitTable)
         table.clear()
         for name, feature_score in features:
             value = "-" if feature_score.value is None else f"{feature_score.value:.3f}"
@@ -274,6 +318,11 @@ class DriftScreen(MrcScreen):
         if action == "toggle_shift":
             return self.mrc.data_shift is not None  # only the demo has traffic to shift
         return True
+
+    def disabled_reason(self, action: str) -> str | None:
+        if action == "toggle_shift" and self.mrc.data_shift is None:
+            return "the data shift is a control of the demo (mrc demo)"
+        return None
 
     def action_toggle_shift(self) -> None:
         self.mrc.toggle_data_shift()

@@ -20,6 +20,7 @@ from core.domain import JournalEntry, Outcome, Revision, RolloutState
 from tui.screens.base import EmptyState, MrcScreen
 from tui.screens.confirm import diff_text
 from tui.text import literal, short_time
+from tui.widgets.fit_table import Col, FitTable
 
 OUTCOME_STYLE = {
     Outcome.DONE: "green",
@@ -27,6 +28,26 @@ OUTCOME_STYLE = {
     Outcome.INTENT: "bold yellow",
     Outcome.UNKNOWN: "bold yellow",
 }
+
+
+#: Revision history columns: the change-cause shrinks last, the image first.
+HISTORY_COLUMNS = (
+    Col("rev", "rev"),
+    Col("live", "live"),
+    Col("image", "image", priority=3, min_width=10, max_width=40),
+    Col("commit", "commit", priority=1),
+    Col("created", "created", priority=2),
+    Col("cause", "change-cause", min_width=12),
+)
+#: Journal columns: who and when give way before what was done and why.
+JOURNAL_COLUMNS = (
+    Col("when", "when", priority=2),
+    Col("who", "who", priority=3, min_width=6, max_width=40),
+    Col("action", "action", min_width=8),
+    Col("revisions", "from→to"),
+    Col("outcome", "outcome"),
+    Col("why", "why", min_width=10),
+)
 
 
 def revision_document(revision: Revision) -> str:
@@ -121,12 +142,8 @@ class RollbacksScreen(MrcScreen):
     def compose_body(self) -> ComposeResult:
         yield EmptyState(id="rollbacks-empty")
         yield Static("", id="rollbacks-title", markup=False)
-        history: DataTable = DataTable(id="rollbacks-history", cursor_type="row")
-        history.add_columns("rev", "live", "image", "commit", "created", "change-cause")
-        yield history
-        journal: DataTable = DataTable(id="rollbacks-journal", cursor_type="row")
-        journal.add_columns("when", "who", "action", "from→to", "outcome", "why")
-        yield journal
+        yield FitTable(HISTORY_COLUMNS, id="rollbacks-history", cursor_type="row")
+        yield FitTable(JOURNAL_COLUMNS, id="rollbacks-journal", cursor_type="row")
 
     def on_shown(self) -> None:
         empty = self.query_one("#rollbacks-empty", EmptyState)
@@ -162,9 +179,9 @@ class RollbacksScreen(MrcScreen):
         snap = message.snapshot
         self.snapshot = snap
         title = Text()
-        title.append(f"{snap.model} / {snap.target}", style="bold")
+        title.append_text(literal(f"{snap.model} / {snap.target}", style="bold"))
         if snap.state is not None:
-            title.append(f"  live: revision {snap.state.revision}  ")
+            title.append_text(literal(f"  live: revision {snap.state.revision}  "))
             title.append_text(literal(snap.state.image, style="dim"))
         if snap.error:
             title.append("  ")
@@ -187,10 +204,10 @@ class RollbacksScreen(MrcScreen):
         for revision in revisions:
             marker = "●" if revision.current else ("◆" if revision.number == self.marked else "")
             table.add_row(
-                Text(str(revision.number)),
+                literal(revision.number),
                 Text(marker, style="green"),
                 literal(revision.image.rsplit("/", 1)[-1], max_len=60),
-                Text(revision.commit[:8], style="yellow"),
+                literal(revision.commit[:8], style="yellow"),
                 Text(short_time(revision.created)),
                 literal(revision.change_cause, max_len=200),
                 key=str(revision.number),
@@ -265,7 +282,10 @@ class RollbacksScreen(MrcScreen):
         if self.snapshot is None:
             return
         text = Text()
-        text.append(f"What was live when: {self.snapshot.model} / {self.snapshot.target}\n\n")
+        text.append_text(
+            literal(f"What was live when: {self.snapshot.model} / {self.snapshot.target}")
+        )
+        text.append("\n\n")
         done = [e for e in self.snapshot.entries if e.action in ("rollout", "rollback")]
         for entry in reversed(done):
             text.append(short_time(entry.finished_at or entry.time))
@@ -285,7 +305,8 @@ class RollbacksScreen(MrcScreen):
         if not model:
             return
         names = [t.name for t in self.mrc.workspace.config.model(model).targets]
-        if not names:
+        if len(names) < 2:
+            self.notify(f"{model} has no other target", severity="warning", markup=False)
             return
         current = self.mrc.current_target_name()
         index = names.index(current) if current in names else -1

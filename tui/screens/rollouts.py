@@ -20,6 +20,7 @@ from tui import data
 from tui.guard import guard_text
 from tui.screens.base import EmptyState, MrcScreen
 from tui.text import ago, literal
+from tui.widgets.fit_table import Col, FitTable
 
 PHASE_STYLE = {
     Phase.COMPLETE: "green",
@@ -32,10 +33,21 @@ PHASE_STYLE = {
     Phase.DISCONNECTED: "bold red",
 }
 
-COLUMNS = ("model", "target", "kind", "rev", "image", "commit", "ready", "state", "age")
-
-#: Fixed widths keep the table steady while states change (None: fit the content).
-COLUMN_WIDTHS = {"kind": 10, "rev": 4, "image": 24, "commit": 8, "ready": 5, "state": 12}
+#: The table's columns. When they do not fit, "kind" goes first, the image is
+#: shortened (then dropped), then age and revision: model, target, commit,
+#: readiness and state stay whole.
+FIT_COLUMNS = (
+    Col("model", "model", min_width=8),
+    Col("target", "target", min_width=8),
+    Col("kind", "kind", priority=6),
+    Col("rev", "rev", priority=3),
+    Col("image", "image", priority=5, min_width=12, max_width=40),
+    Col("commit", "commit", priority=1),
+    Col("ready", "ready", priority=2),
+    Col("state", "state"),
+    Col("age", "age", priority=4),
+)
+COLUMNS = tuple(column.key for column in FIT_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -61,7 +73,7 @@ def row_cells(row: Row, now) -> list[Text]:  # type: ignore[no-untyped-def]
         return [
             literal(row.model),
             literal(row.target),
-            Text(row.kind),
+            literal(row.kind),
             Text("-"),
             literal(row.error, style="red", max_len=24),
             Text("-"),
@@ -73,10 +85,10 @@ def row_cells(row: Row, now) -> list[Text]:  # type: ignore[no-untyped-def]
     return [
         literal(row.model),
         literal(row.target),
-        Text(row.kind),
-        Text(str(state.revision) if state.revision is not None else "-"),
+        literal(row.kind),
+        literal(state.revision if state.revision is not None else "-"),
         literal(image, max_len=60),
-        Text(state.commit[:8], style="yellow"),
+        literal(state.commit[:8], style="yellow"),
         Text(f"{state.ready}/{state.desired}"),
         Text(state.phase.value, style=PHASE_STYLE.get(state.phase, "")),
         Text(ago(state.since, now)),
@@ -87,7 +99,7 @@ def detail_text(detail: TargetDetail) -> Text:
     """Return the detail view: state message, pods, conditions, recent events."""
     state = detail.state
     text = Text()
-    text.append(f"{state.model} on {state.target} ({state.kind})  ", style="bold")
+    text.append_text(literal(f"{state.model} on {state.target} ({state.kind})  ", style="bold"))
     text.append(state.phase.value, style=PHASE_STYLE.get(state.phase, ""))
     text.append("\n")
     if state.message:
@@ -96,8 +108,10 @@ def detail_text(detail: TargetDetail) -> Text:
     text.append("\nPods / processes\n", style="bold underline")
     for pod in detail.pods:
         text.append_text(literal(pod.name))
-        text.append(
-            f"  {pod.phase}  ready={'yes' if pod.ready else 'no'}  restarts={pod.restarts}  "
+        text.append_text(
+            literal(
+                f"  {pod.phase}  ready={'yes' if pod.ready else 'no'}  restarts={pod.restarts}  "
+            )
         )
         text.append_text(literal(pod.image, style="dim"))
         text.append("\n")
@@ -186,16 +200,13 @@ class RolloutsScreen(MrcScreen):
 
     def compose_body(self) -> ComposeResult:
         yield EmptyState(id="rollouts-empty")
-        table: DataTable = DataTable(id="rollouts-table", cursor_type="row")
-        for column in COLUMNS:
-            table.add_column(column, key=column, width=COLUMN_WIDTHS.get(column))
-        yield table
+        yield FitTable(FIT_COLUMNS, id="rollouts-table", cursor_type="row")
         yield Input(placeholder="image (or commit) to roll out; enter", id="rollouts-image")
         yield Static("", id="rollouts-status", markup=False)
 
     @property
-    def table(self) -> DataTable:
-        return self.query_one("#rollouts-table", DataTable)
+    def table(self) -> FitTable:
+        return self.query_one("#rollouts-table", FitTable)
 
     def on_shown(self) -> None:
         pairs = data.target_pairs(self.mrc.workspace)
@@ -249,7 +260,7 @@ class RolloutsScreen(MrcScreen):
                     previous = row_cells(old, now)
                     for column, cell, before in zip(COLUMNS, cells, previous, strict=True):
                         if cell != before:
-                            table.update_cell(row.key, column, cell, update_width=True)
+                            table.update_cell(row.key, column, cell)
                 self.rows[row.key] = row
         self._sync_selection()
 
@@ -268,7 +279,7 @@ class RolloutsScreen(MrcScreen):
             status.update("")
             return
         message = row.state.message if row.state else row.error
-        line = Text(f"{row.key}: ")
+        line = literal(f"{row.key}: ")
         line.append_text(literal(message or ""))
         guard = self.mrc.workspace.guard_state(row.model, row.target)
         if guard is not None:

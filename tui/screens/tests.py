@@ -17,6 +17,7 @@ from core.domain import RunStatus, TestRun
 from core.sanitize import clean_line
 from tui.screens.base import EmptyState, MrcScreen
 from tui.text import literal, short_time
+from tui.widgets.fit_table import Col, FitTable
 
 _STATUS_STYLE = {
     RunStatus.PASSED: "green",
@@ -29,6 +30,17 @@ _STATUS_STYLE = {
 }
 
 LOG_TAIL_BYTES = 2_000_000
+
+#: The table's columns; at 80 columns "started" and then "took" give way to the metrics.
+COLUMNS = (
+    Col("id", "id"),
+    Col("commit", "commit"),
+    Col("status", "status"),
+    Col("started", "started", priority=3),
+    Col("took", "took", priority=2),
+    Col("counts", "counts", priority=1),
+    Col("metrics", "metrics", min_width=12, max_width=60),
+)
 
 
 def run_cells(run: TestRun) -> list[Text]:
@@ -131,9 +143,7 @@ class TestsScreen(MrcScreen):
 
     def compose_body(self) -> ComposeResult:
         yield EmptyState(id="tests-empty")
-        table: DataTable = DataTable(id="tests-table", cursor_type="row", zebra_stripes=True)
-        table.add_columns("id", "commit", "status", "started", "took", "counts", "metrics")
-        yield table
+        yield FitTable(COLUMNS, id="tests-table", cursor_type="row", zebra_stripes=True)
         yield Log(id="tests-log", max_lines=100_000, auto_scroll=True)
 
     def on_mount(self) -> None:
@@ -142,8 +152,8 @@ class TestsScreen(MrcScreen):
             self.set_interval(0.2, self.flush_live_output)
 
     @property
-    def table(self) -> DataTable:
-        return self.query_one("#tests-table", DataTable)
+    def table(self) -> FitTable:
+        return self.query_one("#tests-table", FitTable)
 
     def on_shown(self) -> None:
         empty = self.query_one("#tests-empty", EmptyState)
@@ -188,15 +198,12 @@ class TestsScreen(MrcScreen):
                 key = str(run.id)
                 cells = run_cells(run)
                 if key in self.runs and key in table.rows:
-                    for column, cell in zip(table.columns, cells, strict=False):
-                        table.update_cell(key, column, cell)
+                    for column, cell in zip(COLUMNS, cells, strict=True):
+                        table.update_cell(key, column.key, cell)
                 else:
                     table.add_row(*cells, key=key)
                 self.runs[key] = run
-            table.sort(
-                table.ordered_columns[0].key,
-                key=lambda cell: -int(cell.plain) if cell.plain.isdigit() else 0,
-            )
+            table.sort("id", key=lambda cell: -int(cell.plain) if cell.plain.isdigit() else 0)
 
     @on(DataTable.RowHighlighted, "#tests-table")
     def highlighted(self, event: DataTable.RowHighlighted) -> None:

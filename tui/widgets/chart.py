@@ -2,12 +2,18 @@
 
 Imported only by the Drift screen when it is first shown: plotext is the
 heaviest import of the console and the first frame must not wait for it.
+
+plotext decodes ANSI in every string it is given (labels, legends, titles),
+so each string from outside passes :func:`core.sanitize.clean_line` first.
+Marker labels are placed in character cells so that they never overlap each
+other or the legend: a label that does not fit is shortened, moved one row
+down, or dropped (its vertical line stays).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from rich.text import Text
@@ -15,9 +21,20 @@ from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 from core.domain import Marker, Series
+from core.sanitize import clean_line
 
 #: 16-colour-safe palette for series, in order.
 PALETTE = ("cyan", "green", "magenta", "blue", "yellow", "white")
+#: Longest marker label, legend entry and title drawn (characters).
+MAX_LABEL = 24
+MAX_LEGEND = 32
+MAX_TITLE = 80
+#: Rows of the plot area above and below it taken by title, frame, ticks and x label.
+CHROME_ROWS = 5
+#: Columns of the frame and of the y tick labels, left of the plot area (estimate).
+Y_AXIS_COLUMNS = 7
+#: Free columns kept between two labels on the same row.
+LABEL_GAP = 1
 
 
 @dataclass(frozen=True)
@@ -27,6 +44,100 @@ class Threshold:
     value: float
     color: str
     label: str
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A marker label placed at plot ``row`` (0 = top), starting at plot ``column``."""
+
+    index: int
+    row: int
+    column: int
+    text: str
+
+
+def label_forms(label: str) -> list[str]:
+    """Return ``label`` (sanitised) and shorter forms of it, longest first.
+
+    ``"rollout → 3 (failed)"`` gives ``["rollout → 3 (failed)", "rollout→3",
+    "→3"]``: the kind is also told by the line's colour.
+    """
+    full = clean_line(label, max_len=MAX_LABEL)
+    forms = [full]
+    head = full.split(" (", 1)[0]
+    if "→" in head:
+        kind, _, rev = head.partition("→")
+        forms += [f"{kind.strip()}→{rev.strip()}", f"→{rev.strip()}"]
+    elif " " in head:
+        forms.append(head.rsplit(" ", 1)[-1])
+    unique: list[str] = []
+    for form in forms:
+        if form and form not in unique:
+            unique.append(form)
+    return unique
+
+
+def place_labels(
+    columns: Sequence[int],
+    labels: Sequence[str],
+    width: int,
+    rows: int,
+    blocked: Sequence[tuple[int, int, int]] = (),
+) -> list[Placed]:
+    """Place one label per marker so that no two overlap; return the placed ones.
+
+    ``columns`` are the markers' plot columns, ``width`` and ``rows`` the
+    plot area's size, ``blocked`` (row, first column, end column) spans
+    already used (the legend). Each label starts at its marker's column (or
+    ends there when it would leave the plot on the right); its forms
+    (:func:`label_forms`) are tried longest first on the top row, then on the
+    rows below it (at most 3, and half the plot). A marker whose label fits nowhere
+    is left out of the result.
+    """
+    used: dict[int, list[tuple[int, int]]] = {}
+    for row, start, end in blocked:
+        used.setdefault(row, []).append((start, end))
+    depth = max(1, min(3, rows // 2))
+    placed: list[Placed] = []
+    order = sorted(range(len(columns)), key=lambda i: columns[i])
+    for index in order:
+        column = columns[index]
+        spot = _find_spot(column, label_forms(labels[index]), width, depth, used)
+        if spot is None:
+            continue
+        row, start, text = spot
+        used.setdefault(row, []).append((start - LABEL_GAP, start + len(text) + LABEL_GAP))
+        placed.append(Placed(index, row, start, text))
+    return placed
+
+
+def _find_spot(
+    column: int, forms: list[str], width: int, depth: int, used: dict[int, list[tuple[int, int]]]
+) -> tuple[int, int, str] | None:
+    """Return (row, start column, text) of the first free place for one of ``forms``."""
+    for text in forms:
+        for row in range(depth):
+            for start in (column, column - len(text) + 1):
+                end = start + len(text)
+                if start < 0 or end > width:
+                    continue
+                if all(end <= a or start >= b for a, b in used.get(row, [])):
+                    return row, start, text
+    return None
+
+
+@dataclass
+class _Spec:
+    """What :meth:`TimeChart.draw` was asked to draw, plotted at render time."""
+
+    title: str = ""
+    series: Sequence[Series] = ()
+    now: float = 0.0
+    span: float = 1.0
+    markers: Sequence[Marker] = ()
+    thresholds: Sequence[Threshold] = ()
+    y_label: str = ""
+    placed: list[Placed] = field(default_factory=list)
 
 
 class TimeChart(PlotextPlot):
@@ -45,6 +156,15 @@ class TimeChart(PlotextPlot):
     }
     """
 
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._spec: _Spec | None = None
+
+    @property
+    def placed_labels(self) -> list[Placed]:
+        """The marker labels drawn by the last render (for tests and screens)."""
+        return list(self._spec.placed) if self._spec else []
+
     def draw(
         self,
         title: str,
@@ -56,38 +176,83 @@ class TimeChart(PlotextPlot):
         thresholds: Sequence[Threshold] = (),
         y_label: str = "",
     ) -> None:
-        """Replace the chart's content and redraw it."""
+        """Replace the chart's content and redraw it (when the picture changed)."""
+        self._spec = _Spec(
+            title=clean_line(title, max_len=MAX_TITLE),
+            series=series,
+            now=now.timestamp(),
+            span=max((now - start).total_seconds() / 60.0, 1e-6),
+            markers=markers,
+            thresholds=thresholds,
+            y_label=clean_line(y_label, max_len=MAX_LEGEND),
+        )
+        self._refresh_if_changed()
+
+    def _plot_spec(self, width: int, height: int) -> None:
+        """Plot the stored spec for a widget of ``width`` x ``height`` cells."""
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title(title)
-        span = (now - start).total_seconds() / 60.0
+        spec = self._spec
+        if spec is None:
+            return
+        plt.title(spec.title)
+        span, now_ts = spec.span, spec.now
         plt.xlim(-span, 0)
-        now_ts = now.timestamp()
-        drawn = False
-        values = [v for one in series for _, v in one.points] + [t.value for t in thresholds]
-        top = max(values, default=1.0) or 1.0
-        for index, one in enumerate(series):
+        names: list[str] = []
+        values = [t.value for t in spec.thresholds]
+        for index, one in enumerate(spec.series):
             points = [((t - now_ts) / 60.0, v) for t, v in one.points if t <= now_ts]
             if not points:
                 continue
             xs, ys = zip(*points, strict=True)
-            plt.plot(list(xs), list(ys), label=one.name, color=PALETTE[index % len(PALETTE)])
-            drawn = True
-        for threshold in thresholds:
+            values += ys
+            name = clean_line(one.name, max_len=MAX_LEGEND)
+            names.append(name)
+            plt.plot(list(xs), list(ys), label=name, color=PALETTE[index % len(PALETTE)])
+        bottom = min(0.0, min(values, default=0.0))
+        top = max(values, default=1.0)
+        if top <= bottom:
+            top = bottom + 1.0
+        plt.ylim(bottom, top)
+        for threshold in spec.thresholds:
             plt.hline(threshold.value, threshold.color)
-        for marker in markers:
-            x = (marker.time.timestamp() - now_ts) / 60.0
-            if -span <= x <= 0:
-                color = "red" if marker.kind == "rollback" else "yellow"
-                plt.vline(x, color)
-                plt.text(marker.label[:16], x=x, y=top, color=color)
-        if not drawn:
-            plt.text("no data yet", x=-span / 2, y=0.5)
+        self._plot_markers(spec, width, height, names, bottom, top)
+        if not names:
+            plt.text("no data yet", x=-span / 2, y=(bottom + top) / 2)
         plt.xlabel("minutes ago")
-        if y_label:
-            plt.ylabel(y_label)
-        self._refresh_if_changed()
+        if spec.y_label:
+            plt.ylabel(spec.y_label)
+
+    def _plot_markers(
+        self, spec: _Spec, width: int, height: int, names: list[str], bottom: float, top: float
+    ) -> None:
+        """Draw each marker's line, and its label where it fits (see :func:`place_labels`)."""
+        plt = self.plt
+        plot_width = max(1, width - Y_AXIS_COLUMNS)
+        plot_rows = max(1, height - CHROME_ROWS)
+        visible: list[tuple[float, Marker]] = []
+        for marker in spec.markers:
+            x = (marker.time.timestamp() - spec.now) / 60.0
+            if -spec.span <= x <= 0:
+                visible.append((x, marker))
+                plt.vline(x, "red" if marker.kind == "rollback" else "yellow")
+        columns = [round((x + spec.span) / spec.span * (plot_width - 1)) for x, _ in visible]
+        legend = [(row, 0, len(name) + 6) for row, name in enumerate(names)]
+        spec.placed = place_labels(
+            columns, [m.label for _, m in visible], plot_width, plot_rows, legend
+        )
+        step = (top - bottom) / max(1, plot_rows - 1)
+        per_column = spec.span / max(1, plot_width - 1)
+        for label in spec.placed:
+            marker = visible[label.index][1]
+            plt.text(
+                label.text,
+                x=-spec.span + label.column * per_column,
+                y=top - label.row * step,
+                color="red" if marker.kind == "rollback" else "yellow",
+                alignment="left",
+            )
 
     def _refresh_if_changed(self) -> None:
         """Repaint only when the built chart differs from what is on screen.
@@ -104,7 +269,9 @@ class TimeChart(PlotextPlot):
             self.refresh()
 
     def _build(self) -> str:
+        """Plot the spec at the widget's size and return plotext's ANSI picture."""
         width, height = self.size.width, self.size.height
+        self._plot_spec(width, height)
         self._plot.plotsize(width, height)
         self._plot._set_size(width, height)
         self._plot.theme(self._get_plotext_theme_name(self.app.theme))

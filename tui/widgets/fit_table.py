@@ -1,0 +1,197 @@
+"""A DataTable whose columns fit its width: the least important give way first.
+
+Each column says how narrow it may get (``min_width``; a column of numbers
+or short words never shrinks below its content) and how important it is
+(``priority``: 0 is never dropped, higher numbers are dropped first). When
+the content does not fit, :func:`fit_widths` first shortens the least
+important shrinkable column (its text ends with ``…``), then drops it, then
+moves on to the next least important one. Headers are never cut.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rich.cells import cell_len
+from rich.text import Text
+from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey, RowKey
+
+#: What a cell holds: rich Text (cut with an ellipsis when too wide) or a plain value.
+Cell = Any
+
+
+@dataclass(frozen=True)
+class Col:
+    """One column: its key and header, how narrow it may get, how soon it is dropped.
+
+    ``min_width`` 0 means "never narrower than its widest cell" (numbers,
+    states); a positive value lets a text column shrink to that many cells.
+    ``max_width`` caps a column that would grow without bound (None: no cap).
+    """
+
+    key: str
+    label: str
+    priority: int = 0
+    min_width: int = 0
+    max_width: int | None = None
+
+
+def fit_widths(
+    columns: Sequence[Col], content: Mapping[str, int], available: int, padding: int = 1
+) -> dict[str, int]:
+    """Return ``{key: width}`` of the columns to show, in the order of ``columns``.
+
+    ``content`` is each column's widest cell, ``available`` the table's width
+    in cells and ``padding`` the cells on each side of a cell. A column is
+    never narrower than its header. Columns of priority 0 are always kept,
+    even when they do not fit.
+    """
+    widths: dict[str, int] = {}
+    floors: dict[str, int] = {}
+    for col in columns:
+        want = max(cell_len(col.label), content.get(col.key, 0))
+        if col.max_width is not None:
+            want = max(cell_len(col.label), min(want, col.max_width))
+        widths[col.key] = want
+        floor = col.min_width if col.min_width else want
+        floors[col.key] = min(want, max(cell_len(col.label), floor))
+
+    def total() -> int:
+        return sum(w + 2 * padding for w in widths.values())
+
+    for col in sorted(columns, key=lambda c: -c.priority):
+        excess = total() - available
+        if excess <= 0:
+            break
+        shrink = min(excess, widths[col.key] - floors[col.key])
+        widths[col.key] -= shrink
+        if total() > available and col.priority > 0:
+            del widths[col.key]
+    return widths
+
+
+class FitTable(DataTable[Any]):
+    """A DataTable that keeps every cell it was given and fits its columns to its width.
+
+    Use :meth:`add_row`, :meth:`update_cell` and :meth:`clear` as on a
+    DataTable; the columns are declared once with :class:`Col`. Dropped
+    columns come back when the table is wide enough again.
+    """
+
+    def __init__(self, columns: Sequence[Col], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.specs = list(columns)
+        self._cells: dict[str, dict[str, Cell]] = {}
+        self._widths: dict[str, int] = {}
+        self._fitting = False
+
+    @property
+    def shown_columns(self) -> list[str]:
+        """Keys of the columns shown now, left to right."""
+        return list(self._widths)
+
+    def on_mount(self) -> None:
+        self._refit(force=True)
+
+    def on_resize(self) -> None:
+        self._refit()
+
+    def _available(self) -> int:
+        width = self.size.width
+        if self.show_vertical_scrollbar:
+            width -= self.styles.scrollbar_size_vertical
+        return width
+
+    def _content(self) -> dict[str, int]:
+        widest: dict[str, int] = {}
+        for cells in self._cells.values():
+            for key, cell in cells.items():
+                size = cell.cell_len if isinstance(cell, Text) else cell_len(str(cell))
+                widest[key] = max(widest.get(key, 0), size)
+        return widest
+
+    def _fit(self, key: str, cell: Cell) -> Cell:
+        width = self._widths.get(key)
+        if width is None or not isinstance(cell, Text) or cell.cell_len <= width:
+            return cell
+        cut = cell.copy()
+        cut.truncate(width, overflow="ellipsis")
+        return cut
+
+    def _refit(self, *, force: bool = False) -> None:
+        """Recompute the widths; rebuild the columns and rows when they changed."""
+        if self._fitting or not self.is_mounted:
+            return
+        widths = fit_widths(
+            self.specs, self._content(), max(1, self._available()), self.cell_padding
+        )
+        if widths == self._widths and not force:
+            return
+        self._fitting = True
+        try:
+            order = [row.key.value for row in self.ordered_rows]
+            cursor = self.cursor_row
+            self._widths = widths
+            super().clear(columns=True)
+            for col in self.specs:
+                if col.key in widths:
+                    super().add_column(col.label, key=col.key, width=widths[col.key])
+            for key in order:
+                if key is not None and key in self._cells:
+                    self._add(key)
+            if order:
+                self.move_cursor(row=min(cursor, len(order) - 1), animate=False)
+        finally:
+            self._fitting = False
+
+    def _add(self, key: str) -> RowKey:
+        cells = self._cells[key]
+        values = [self._fit(k, cells.get(k, "")) for k in self._widths]
+        return super().add_row(*values, key=key)
+
+    def add_row(  # type: ignore[override]
+        self, *cells: Cell, key: str | None = None, **kwargs: Any
+    ) -> RowKey:
+        """Add a row (``key`` defaults to its position); return its RowKey."""
+        key = key if key is not None else str(len(self._cells))
+        self._cells[key] = {col.key: cell for col, cell in zip(self.specs, cells, strict=False)}
+        if not self._widths or self._content_grew(key):
+            self._refit(force=not self._widths)
+            if key in self.rows:
+                return RowKey(key)
+        return self._add(key)
+
+    def _content_grew(self, key: str) -> bool:
+        """True when row ``key`` needs a wider column than the current fit gives."""
+        fitted = fit_widths(
+            self.specs, self._content(), max(1, self._available()), self.cell_padding
+        )
+        return fitted != self._widths
+
+    def update_cell(  # type: ignore[override]
+        self,
+        row_key: RowKey | str,
+        column_key: ColumnKey | str,
+        value: Cell,
+        *,
+        update_width: bool = False,
+    ) -> None:
+        """Replace one cell; refit the columns when it changes what fits."""
+        row = row_key.value if isinstance(row_key, RowKey) else row_key
+        column = column_key.value if isinstance(column_key, ColumnKey) else column_key
+        if row is None or column is None or row not in self._cells:
+            return
+        self._cells[row][column] = value
+        if self._content_grew(row):
+            self._refit()
+        elif column in self._widths:
+            super().update_cell(row, column, self._fit(column, value))
+
+    def clear(self, columns: bool = False) -> FitTable:  # type: ignore[override]
+        """Remove every row (the declared columns stay)."""
+        self._cells.clear()
+        super().clear()
+        return self
