@@ -13,7 +13,9 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import Hit, Hits, Provider
 from textual.screen import Screen
+from textual.widgets import Input, TextArea
 
+from core.sanitize import clean_line
 from tui.operations import (
     OperationEnded,
     Operations,
@@ -22,7 +24,7 @@ from tui.operations import (
     TestRunChanged,
 )
 from tui.runs import LiveOperation
-from tui.screens.base import MrcScreen
+from tui.screens.base import Dialog, MrcScreen
 from tui.screens.help import HelpScreen
 from tui.screens.jump import JumpScreen
 from tui.screens.progress import OperationScreen
@@ -30,6 +32,7 @@ from tui.widgets.banner import BannerInfo
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
+    from textual import events
     from textual.notifications import SeverityLevel
 
     from core.domain import RollbackPreview
@@ -61,6 +64,9 @@ def screen_class(name: str) -> type[MrcScreen]:
 def _screen_factory(name: str) -> Callable[[], Screen]:
     return lambda: screen_class(name)()
 
+
+#: The app's actions that work from every screen and panel (priority bindings).
+GLOBAL_ACTIONS = frozenset({"goto", "rollback_previous", "next_model", "jump", "help"})
 
 #: Actions that change a target; read-only mode removes them.
 MUTATING_ACTIONS = frozenset(
@@ -133,6 +139,7 @@ class MrcApp(App[None]):
                 id=f"screen.{name}",
                 tooltip=f"Open the {name.title()} screen",
                 show=False,
+                priority=True,
             )
             for number, name in enumerate(SCREENS_ORDER, start=1)
         ),
@@ -142,12 +149,34 @@ class MrcApp(App[None]):
             "Roll back",
             id="rollback.previous",
             tooltip="Roll the selected model back to its previous revision",
+            priority=True,
         ),
         Binding(
-            "m", "next_model", "Model", id="model.next", tooltip="Select the next model", show=False
+            "m",
+            "next_model",
+            "Model",
+            id="model.next",
+            tooltip="Select the next model",
+            show=False,
+            priority=True,
         ),
-        Binding(":", "jump", "Jump", id="jump", tooltip="Jump to a screen by name", show=False),
-        Binding("question_mark", "help", "Help", id="help", tooltip="List every key"),
+        Binding(
+            "colon",
+            "jump",
+            "Jump",
+            id="jump",
+            tooltip="Jump to a screen by name",
+            show=False,
+            priority=True,
+        ),
+        Binding(
+            "question_mark",
+            "help",
+            "Help",
+            id="help",
+            tooltip="List every key (again: close)",
+            priority=True,
+        ),
         Binding("q", "quit", "Quit", id="quit", tooltip="Quit the console"),
     ]
 
@@ -250,6 +279,15 @@ class MrcApp(App[None]):
 
     # -- lifecycle -----------------------------------------------------------
 
+    def on_load(self) -> None:
+        # Before any worker starts: a backend call still hanging when the console quits
+        # is abandoned (daemon thread), so quitting never waits for its timeout.
+        import asyncio
+
+        from tui.background import DaemonExecutor
+
+        asyncio.get_running_loop().set_default_executor(DaemonExecutor())
+
     def on_mount(self) -> None:
         # Opening targets imports their client libraries: do it after the first frame.
         self.set_timer(0.5, self.warm_history)
@@ -266,29 +304,119 @@ class MrcApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in MUTATING_ACTIONS and self.read_only:
-            return False
-        if action == "rollback_previous":
-            target = self.current_target_name()
-            if not target or self.permission_reason(self.selected_model, target, "rollback"):
-                return None
+            return False  # the key is removed; pressing it says why (on_key)
+        if action in GLOBAL_ACTIONS and not self.global_keys_active():
+            return False  # a dialog waits for its answer, or the operator is typing
+        if self.disabled_reason(action) is not None:
+            return None  # shown dimmed; pressing it says why (see on_key)
         return True
 
+    def global_keys_active(self) -> bool:
+        """True when the console's global keys (``1``…``5``, ``u``, ``m``, ``:``, ``?``) apply.
+
+        They work on every screen and panel (progress, diff, detail, help),
+        and are off while a :class:`~tui.screens.base.Dialog` waits for its
+        answer or a text field has focus (then the key is text).
+        """
+        return not isinstance(self.screen, Dialog) and not isinstance(
+            self.focused, (Input, TextArea)
+        )
+
+    def disabled_reason(self, action: str) -> str | None:
+        """Return why the app-wide ``action`` cannot run now, or None when it can."""
+        if action in MUTATING_ACTIONS and self.read_only:
+            return "the console is read-only"
+        if action != "rollback_previous":
+            return None
+        model = self.selected_model
+        if not model:
+            return "no model is configured: nothing to roll back"
+        target = self.current_target_name()
+        if not target:
+            return f"{model} has no target in its configuration: nothing to roll back"
+        return self.permission_reason(model, target, "rollback") or None
+
+    def key_reasons(self, screen: Screen | None = None) -> list[tuple[str, str]]:
+        """(key, why) for every dimmed key of ``screen`` (default: visible) and of the app.
+
+        Keys hidden altogether (read-only mode, demo-only keys) are not
+        listed; pressing one still says why (see :meth:`on_key`).
+        """
+        screen = self.screen if screen is None else screen
+        reasons = self._reasons_of(screen) if isinstance(screen, MrcScreen) else []
+        return reasons + [r for r in self._reasons_of(self) if r not in reasons]
+
+    def _reasons_of(self, owner: MrcApp | MrcScreen) -> list[tuple[str, str]]:
+        reasons: list[tuple[str, str]] = []
+        for binding in owner.BINDINGS:
+            if not isinstance(binding, Binding):
+                continue
+            name = binding.action.partition("(")[0]
+            if owner.check_action(name, ()) is None:
+                reason = owner.disabled_reason(name)
+                if reason is not None:
+                    reasons.append((self.get_key_display(binding), reason))
+        return reasons
+
+    def on_key(self, event: events.Key) -> None:
+        """A key nothing handled: if it is a disabled or hidden binding, say why."""
+        active = self.screen.active_bindings.get(event.key)
+        if active is not None and active.enabled:
+            return
+        owners: list[MrcApp | MrcScreen] = []
+        if isinstance(self.screen, MrcScreen):
+            owners.append(self.screen)
+        if self.global_keys_active():
+            owners.append(self)
+        for owner in owners:
+            for binding in owner.BINDINGS:
+                if not isinstance(binding, Binding):
+                    continue
+                if event.key not in (key.strip() for key in binding.key.split(",")):
+                    continue
+                reason = owner.disabled_reason(binding.action.partition("(")[0])
+                if reason is not None:
+                    key = self.get_key_display(Binding(event.key, ""))
+                    self.notify(f"{key}: {reason}", severity="warning", markup=False)
+                    return
+
     def goto(self, name: str) -> None:
-        """Switch to the screen called ``name``."""
-        if name in self.MODES:
-            self.switch_mode(name)
+        """Switch to the screen called ``name``; panels over the current screen close first.
+
+        Panels (progress, diff, detail, help) only show something: their
+        operations keep running. A :class:`~tui.screens.base.Dialog` is never
+        closed this way.
+        """
+        if name not in self.MODES:
+            return
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, (MrcScreen, Dialog)):
+            self.pop_screen()
+        if isinstance(self.screen, Dialog):
+            return
+        self.switch_mode(name)
 
     def action_goto(self, name: str) -> None:
         self.goto(name)
 
     def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss()
+            return
+        from tui.screens.confirm import RollbackConfirm
+        from tui.screens.progress import OperationScreen
+
         sections: list[tuple[str, list[BindingType]]] = [("Everywhere", list(self.BINDINGS))]
+        reasons = {"Everywhere": dict(self._reasons_of(self))}
         for name in SCREENS_ORDER:
             screen_cls = screen_class(name)
-            sections.append((f"{name.title()} screen", list(screen_cls.BINDINGS)))
+            title = f"{name.title()} screen"
+            sections.append((title, list(screen_cls.BINDINGS)))
+            if isinstance(self.screen, screen_cls):
+                reasons[title] = dict(self._reasons_of(self.screen))
+        sections.append(("Roll back dialog (u)", list(RollbackConfirm.HELP_BINDINGS)))
+        sections.append(("Build / release progress", list(OperationScreen.BINDINGS)))
         sections.append(("Everywhere (Textual)", [Binding("ctrl+p", "command_palette", "Palette")]))
-
-        self.push_screen(HelpScreen(sections))
+        self.push_screen(HelpScreen(sections, reasons))
 
     def action_jump(self) -> None:
         def done(choice: str | None) -> None:
@@ -323,11 +451,11 @@ class MrcApp(App[None]):
             self.ops.warm_history(model, target)
 
     def action_rollback_previous(self) -> None:
-        model, target = self.selected_model, self.current_target_name()
-        if not model or not target:
-            self.notify("no target is configured for the selected model", severity="warning")
+        reason = self.disabled_reason("rollback_previous")
+        if reason is not None:
+            self.notify(f"u: {reason}", severity="warning", markup=False)
             return
-        self.open_rollback(model, target, None)
+        self.open_rollback(self.selected_model, self.current_target_name(), None)
 
     def open_rollback(self, model: str, target: str, to_revision: int | None) -> None:
         """Show the confirm dialog for a rollback, then run it in a worker."""
@@ -367,7 +495,8 @@ class MrcApp(App[None]):
         key = (message.model, message.target)
         if message.preview is None:
             if message.confirm:
-                self.notify(f"cannot roll back: {message.error}", severity="error", markup=False)
+                error = clean_line(message.error)
+                self.notify(f"cannot roll back: {error}", severity="error", markup=False)
             else:
                 self._preview_errors[key] = message.error
                 self._previews.pop(key, None)
@@ -501,12 +630,13 @@ class MrcApp(App[None]):
             severity: SeverityLevel = "information"
             if message.severity in ("warning", "error"):
                 severity = "error" if message.severity == "error" else "warning"
+            # Notices carry outside text (a failed container's last log lines, API
+            # errors): markup=False keeps ESC bytes, so they are sanitised here.
+            notice = clean_line(message.notice)
             if message.timeout is None:
-                self.notify(message.notice, severity=severity, markup=False)
+                self.notify(notice, severity=severity, markup=False)
             else:
-                self.notify(
-                    message.notice, severity=severity, timeout=message.timeout, markup=False
-                )
+                self.notify(notice, severity=severity, timeout=message.timeout, markup=False)
         if message.changed:
             self.after_change()
             self.refresh_banners()

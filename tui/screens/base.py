@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from textual.app import ComposeResult
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
@@ -15,6 +15,18 @@ from tui.widgets.banner import ContextBanner
 
 if TYPE_CHECKING:
     from tui.app import MrcApp
+
+AnswerType = TypeVar("AnswerType")
+
+
+class Dialog(ModalScreen[AnswerType]):
+    """A modal that waits for an answer (confirmations, the jump prompt).
+
+    While one is up the console's global keys (``1``…``5``, ``u``, ``m``,
+    ``:``, ``?``) are off, so every key belongs to the question. Any other
+    modal screen is a *panel* (progress, diff, detail, help): it only shows
+    something, and the global keys close it and act.
+    """
 
 
 class EmptyState(Static):
@@ -43,6 +55,15 @@ class MrcScreen(Screen):
     TITLE_TEXT: ClassVar[str] = ""
     POLL_SECONDS: ClassVar[float | None] = None
 
+    DEFAULT_CSS = """
+    MrcScreen #key-reasons {
+        height: auto;
+        max-height: 2;
+        padding: 0 1;
+        color: $text-muted;
+    }
+    """
+
     def __init__(self) -> None:
         super().__init__()
         self._poll_timer: Timer | None = None
@@ -56,6 +77,7 @@ class MrcScreen(Screen):
     def compose(self) -> ComposeResult:
         yield ContextBanner()
         yield from self.compose_body()
+        yield Static("", id="key-reasons", classes="key-reasons", markup=False)
         yield Footer()
 
     def compose_body(self) -> ComposeResult:
@@ -78,9 +100,25 @@ class MrcScreen(Screen):
             self._poll_timer = None
 
     def refresh_banner(self) -> None:
-        """Redraw the context banner from the app's current state."""
+        """Redraw the context banner and the line naming why keys are disabled."""
         info = self.mrc.banner_info()
         self.query_one(ContextBanner).show(replace(info, screen=self.TITLE_TEXT))
+        reasons = [] if self.mrc.read_only else self.mrc.key_reasons(self)
+        line = self.query_one("#key-reasons", Static)
+        line.update(" · ".join(f"{key}: {why}" for key, why in reasons))
+        line.display = bool(reasons)
+
+    def disabled_reason(self, action: str) -> str | None:
+        """Return why this screen's ``action`` cannot run now, or None when it can.
+
+        The default: every action can run. A screen that disables keys says
+        why here; ``check_action`` then dims the key, the line above the
+        footer and the help name the reason, and pressing it notifies it.
+        """
+        return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return None if self.disabled_reason(action) is not None else True
 
     def on_shown(self) -> None:
         """Called each time the screen becomes visible (load data here)."""

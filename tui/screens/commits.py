@@ -10,7 +10,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.widgets import Input, Static
+from textual.widgets import Input
 
 from core.domain import Commit, RunStatus, TestRun
 from tui import data
@@ -69,19 +69,37 @@ class CommitsScreen(MrcScreen):
     ]
 
     class Page(Message):
-        """A page of commits arrived (``append`` for the next page of the same list)."""
+        """Commits read from the log, to place at row ``start`` of the table.
 
-        def __init__(self, commits: list[Commit], append: bool, complete: bool) -> None:
+        ``reset``: they replace the list (first page of a new list).
+        ``complete``: nothing comes after them. ``total``: the number of
+        commits in the list, when it was counted (``end``).
+        """
+
+        def __init__(
+            self,
+            generation: int,
+            commits: list[Commit],
+            start: int,
+            *,
+            reset: bool = False,
+            complete: bool = False,
+            total: int | None = None,
+        ) -> None:
             super().__init__()
+            self.generation = generation
             self.commits = commits
-            self.append = append
+            self.start = start
+            self.reset = reset
             self.complete = complete
+            self.total = total
 
     class Failed(Message):
         """Loading the log failed; ``error`` says why."""
 
-        def __init__(self, error: str) -> None:
+        def __init__(self, generation: int, error: str) -> None:
             super().__init__()
+            self.generation = generation
             self.error = error
 
     class BadgesLoaded(Message):
@@ -97,6 +115,10 @@ class CommitsScreen(MrcScreen):
         self.search_text = ""
         self._loaded_model: str | None = None
         self._cursor: Any = None  # core.git.LogCursor of the list on screen
+        self._cursor_at = 0  # the row the streaming cursor reads next
+        self._generation = 0  # bumped when the list is reloaded: older pages are dropped
+        self._loading = False  # one page at a time; what keys ask meanwhile waits for it
+        self._want_last = False  # `end` was pressed: count and read the last page
 
     def compose_body(self) -> ComposeResult:
         yield EmptyState(id="commits-empty")
@@ -113,7 +135,6 @@ class CommitsScreen(MrcScreen):
             self._cells,
             id="commits-table",
         )
-        yield Static("", id="commits-hints", markup=False)
 
     def _cells(self, commit: Commit) -> list[Text]:
         deployed = self.badges.deployed.get(commit.sha, [])
@@ -154,10 +175,6 @@ class CommitsScreen(MrcScreen):
             empty.display = True
             self.table.display = False
             return
-        hints = [f"{key}: {reason}" for key, reason in self._disabled_reasons()]
-        hint = self.query_one("#commits-hints", Static)
-        hint.update(" · ".join(hints))
-        hint.display = bool(hints)
         if self._loaded_model != model:
             self._loaded_model = model
             empty.update(f"Loading the history of {model}…")
@@ -165,32 +182,98 @@ class CommitsScreen(MrcScreen):
             self.load_page(model, 0, self.search_text)
         self.table.focus()
 
-    @work(thread=True, exclusive=True, group="git", exit_on_error=False)
     def load_page(self, model: str, skip: int, search: str) -> None:
-        """Fetch one page of the log in a worker and post it as :class:`Page`.
+        """Load the list from its newest commit (``skip`` 0), or what the cursor needs next.
 
-        The first page is one bounded ``git log`` (as fast as git itself);
-        scrolling further opens a streaming cursor after it whose pages grow,
-        so reaching the end of a long history never re-walks it.
+        Reloading drops pages still arriving for the previous list. Other
+        requests are coalesced: one page is read at a time and, when it
+        arrives, the next one the cursor needs (if any) is read.
         """
+        if skip == 0:
+            self._generation += 1
+            self._loading = True
+            self._want_last = False
+            self._fetch(model, self._generation, "first", 0, PAGE_SIZE, search)
+        else:
+            self._request()
+
+    def _request(self) -> None:
+        """Start reading the page the cursor needs now, unless one is being read."""
+        model = self.mrc.selected_model
+        table = self.table
+        if self._loading or not model or not table.rows:
+            return
+        search = self.search_text
+        cursor = table.cursor
+        kind, start, size = "", 0, PAGE_SIZE
+        if self._want_last and not table.complete:
+            kind = "next" if search else "last"  # a search cannot be counted: read on
+            start = table.loaded_prefix()
+            size = min(MAX_PAGE_SIZE, max(PAGE_SIZE, start))
+        elif table.rows[cursor] is None:
+            first = cursor
+            while first > 0 and table.rows[first - 1] is None:
+                first -= 1
+            end = cursor
+            while end < len(table.rows) and table.rows[end] is None:
+                end += 1
+            start = max(first, min(cursor - PAGE_SIZE // 2, end - PAGE_SIZE))
+            size = min(PAGE_SIZE, end - start)
+            kind = "next" if start == self._cursor_at and self._cursor is not None else "skip"
+        elif not table.complete and cursor >= len(table.rows) - max(PAGE_SIZE // 4, 1):
+            kind = "next"
+            start = len(table.rows)
+            size = min(MAX_PAGE_SIZE, max(PAGE_SIZE, start))
+        if kind:
+            self._loading = True
+            self._fetch(model, self._generation, kind, start, size, search)
+
+    @work(thread=True, group="git", exit_on_error=False)
+    def _fetch(
+        self, model: str, generation: int, kind: str, start: int, size: int, search: str
+    ) -> None:
+        """Read commits in a worker and post them as :class:`Page` (or :class:`Failed`).
+
+        ``first``: one bounded ``git log`` of the newest commits (as fast as
+        git itself). ``next``: the streaming cursor after the loaded rows,
+        so scrolling to the end of a long history never re-walks it.
+        ``skip``: ``size`` commits from row ``start``. ``last``: count the
+        commits (``git rev-list --count``) and read the last page directly.
+        """
+        total: int | None = None
         try:
-            if skip == 0:
+            repo = self.mrc.workspace.repository(model)
+            if kind == "first":
                 if self._cursor is not None:
                     self._cursor.close()
                     self._cursor = None
-                repo = self.mrc.workspace.repository(model)
-                commits = repo.page(limit=PAGE_SIZE, search=search or None)
-                size = PAGE_SIZE
-            else:
-                if self._cursor is None:
-                    repo = self.mrc.workspace.repository(model)
-                    self._cursor = repo.cursor(search=search or None, skip=skip)
-                size = min(MAX_PAGE_SIZE, max(PAGE_SIZE, skip))
+                commits = repo.page(limit=size, search=search or None)
+            elif kind == "next":
+                if self._cursor is None or self._cursor_at != start:
+                    if self._cursor is not None:
+                        self._cursor.close()
+                    self._cursor = repo.cursor(search=search or None, skip=start)
                 commits = self._cursor.next_page(size)
+                self._cursor_at = start + len(commits)
+            elif kind == "skip":
+                commits = repo.page(limit=size, skip=start, search=search or None)
+            else:
+                total = repo.count()
+                start = max(0, total - PAGE_SIZE)
+                commits = repo.page(limit=total - start, skip=start)
         except Exception as error:
-            self.post_message(self.Failed(str(error)))
+            self.post_message(self.Failed(generation, str(error)))
             return
-        self.post_message(self.Page(commits, append=skip > 0, complete=len(commits) < size))
+        self.post_message(
+            self.Page(
+                generation,
+                commits,
+                start,
+                reset=kind == "first",
+                complete=kind in ("first", "next") and len(commits) < size,
+                total=total,
+            )
+        )
 
     def poll(self) -> None:
         self.load_badges(self.mrc.selected_model)
@@ -208,15 +291,26 @@ class CommitsScreen(MrcScreen):
         self.post_message(self.BadgesLoaded(badges))
 
     def on_commits_screen_page(self, message: Page) -> None:
+        if message.generation != self._generation:
+            return  # a page of a list that has been reloaded since
+        self._loading = False
         empty = self.query_one("#commits-empty", EmptyState)
         table = self.table
-        if message.append:
-            table.append_rows(message.commits, complete=message.complete)
-        else:
+        if message.reset:
             table.set_rows(message.commits, complete=message.complete)
+        elif message.total is not None:
+            self._want_last = False
+            table.put_rows(message.start, message.commits)
+            table.set_total(message.total)
+        elif message.start == table.loaded_prefix() and not table.complete:
+            table.append_rows(message.commits, complete=message.complete)
+            if table.complete:
+                self._want_last = False
+        else:
+            table.put_rows(message.start, message.commits)
         if not table.rows:
             empty.update(
-                f"No commit matches {self.search_text!r}."
+                literal(f"No commit matches {self.search_text!r}.")
                 if self.search_text
                 else "The repository has no commits yet."
             )
@@ -224,8 +318,13 @@ class CommitsScreen(MrcScreen):
         else:
             empty.display = False
         table.display = True
+        self._request()
 
     def on_commits_screen_failed(self, message: Failed) -> None:
+        if message.generation != self._generation:
+            return
+        self._loading = False
+        self._want_last = False
         empty = self.query_one("#commits-empty", EmptyState)
         empty.update(
             Text("Cannot read the repository: ", style="bold red") + literal(message.error)
@@ -239,10 +338,14 @@ class CommitsScreen(MrcScreen):
         self.table.refresh_rows()
 
     @on(VirtualTable.NearEnd, "#commits-table")
+    @on(VirtualTable.Wanted, "#commits-table")
     def next_page(self) -> None:
-        if not self.mrc.selected_model or not self.table.rows:
-            return
-        self.load_page(self.mrc.selected_model, len(self.table.rows), self.search_text)
+        self._request()
+
+    @on(VirtualTable.WantLast, "#commits-table")
+    def last_page(self) -> None:
+        self._want_last = True
+        self._request()
 
     @on(VirtualTable.Selected, "#commits-table")
     def selected(self) -> None:
@@ -278,21 +381,15 @@ class CommitsScreen(MrcScreen):
         self.load_page(self.mrc.selected_model, 0, self.search_text)
         self.table.focus()
 
-    def _disabled_reasons(self) -> list[tuple[str, str]]:
-        """(key, why) for the keys of this screen that cannot be used now."""
-        reasons = []
-        for key, action in (("b", "build"), ("d", "release")):
-            reason = self.mrc.can(action)
-            if reason is not None and not self.mrc.read_only:
-                reasons.append((key, reason))
-        return reasons
+    def disabled_reason(self, action: str) -> str | None:
+        if action in ("build", "release"):
+            return self.mrc.can(action)
+        return None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("run_tests", "build", "release") and self.mrc.read_only:
             return False
-        if action in ("build", "release"):
-            return True if self.mrc.can(action) is None else None
-        return True
+        return super().check_action(action, parameters)
 
     def action_run_tests(self) -> None:
         commit = self.current_commit()

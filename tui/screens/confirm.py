@@ -9,10 +9,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from core.domain import RollbackPreview
+from tui.screens.base import Dialog
 from tui.text import literal
 
 
@@ -65,13 +65,39 @@ def diff_text(diff: str) -> Text:
     return text
 
 
-class RollbackConfirm(ModalScreen[Decision | None]):
-    """Shows current -> target revision, image, commit and template diff; ``y`` confirms."""
+#: The dialog's hint line in each state: what the keys do right now.
+KEYS_HINT = "y roll back · n/esc cancel · r type a reason (journalled)"
+REASON_KEYS_HINT = "typing the reason · enter roll back · esc leave the field"
+
+
+class RollbackConfirm(Dialog[Decision | None]):
+    """Shows current -> target revision, image, commit and template diff.
+
+    Outside the reason field ``y`` confirms, ``n``/``esc`` cancel and ``r``
+    moves into the field. In the field letters are text: ``enter`` confirms
+    with the reason, ``esc`` leaves the field. The hint line under the
+    field always says which of the two applies.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "confirm", "Roll back", id="confirm.yes", tooltip="Confirm the rollback"),
-        Binding("n,escape", "cancel", "Cancel", id="confirm.no"),
+        Binding(
+            "n,escape",
+            "cancel",
+            "Cancel",
+            id="confirm.no",
+            tooltip="Cancel (esc in the reason field: leave the field)",
+        ),
         Binding("r", "reason", "Reason", id="confirm.reason", tooltip="Type why (journalled)"),
+    ]
+
+    #: Focus starts on the diff (if any), never in the reason field: keys are commands.
+    AUTO_FOCUS = "#diff"
+
+    #: What ``?`` lists for the dialog: its bindings and the reason field's ``enter``.
+    HELP_BINDINGS: ClassVar[list[BindingType]] = [
+        *BINDINGS,
+        Binding("enter", "confirm", "Roll back", tooltip="In the reason field: roll back with it"),
     ]
 
     DEFAULT_CSS = """
@@ -115,15 +141,27 @@ class RollbackConfirm(ModalScreen[Decision | None]):
                 with VerticalScroll(id="diff"):
                     yield Static(diff_text(self.preview.diff))
             yield Input(placeholder="reason (optional, press r)", id="reason", max_length=500)
-            yield Label("y confirm · n/esc cancel · r type a reason, enter confirms", id="keys")
+            yield Label(KEYS_HINT, id="keys")
 
-    def on_mount(self) -> None:
-        self.query_one(Vertical).focus()
+    def on_descendant_focus(self) -> None:
+        self._show_keys()
+
+    def on_descendant_blur(self) -> None:
+        self._show_keys()
+
+    def _show_keys(self) -> None:
+        typing = isinstance(self.focused, Input)
+        self.query_one("#keys", Label).update(REASON_KEYS_HINT if typing else KEYS_HINT)
 
     def action_confirm(self) -> None:
         self.dismiss(Decision(reason=self.query_one("#reason", Input).value.strip()))
 
     def action_cancel(self) -> None:
+        if isinstance(self.focused, Input):  # esc in the reason field leaves it
+            diff = self.query("#diff")
+            self.set_focus(diff.first() if diff else None)
+            self._show_keys()
+            return
         self.dismiss(None)
 
     def action_reason(self) -> None:
@@ -138,7 +176,7 @@ class RollbackConfirm(ModalScreen[Decision | None]):
         return not (action in ("confirm", "reason") and isinstance(self.focused, Input))
 
 
-class TypedConfirm(ModalScreen[Decision | None]):
+class TypedConfirm(Dialog[Decision | None]):
     """Production safety: the operator types ``expected`` to go ahead."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]

@@ -6,12 +6,13 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Input, Label
 
+from tui.screens.base import Dialog
 
-class JumpScreen(ModalScreen[str | None]):
+
+class JumpScreen(Dialog[str | None]):
     """A one-line prompt at the bottom; returns what was typed, or None on escape."""
 
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -51,12 +51,25 @@ def steps_text(op: LiveOperation) -> Text:
 
 
 class OperationScreen(ModalScreen[None]):
-    """Follows one :class:`LiveOperation`; ``esc`` hides it (it keeps running), ``x`` cancels."""
+    """Follows one :class:`LiveOperation`; ``esc`` hides it (it keeps running), ``x`` cancels.
+
+    A panel, not a dialog: the console's global keys (``1``…``5``, ``u``,
+    ``m``, ``:``, ``?``) work here too; a screen key hides the panel first.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q", "dismiss", "Hide", id="progress.hide"),
-        Binding("x", "cancel_op", "Cancel", id="progress.cancel", tooltip="Cancel it"),
+        Binding(
+            "escape,q",
+            "dismiss",
+            "Hide",
+            id="progress.hide",
+            tooltip="Hide the progress (the operation keeps running)",
+        ),
+        Binding("x", "cancel_op", "Cancel", id="progress.cancel", tooltip="Cancel the operation"),
     ]
+
+    #: The log takes the focus: arrows and page keys scroll it at once.
+    AUTO_FOCUS = "#op-log"
 
     DEFAULT_CSS = """
     OperationScreen { background: $background; }

@@ -4,6 +4,13 @@ Only the visible lines are rendered (Line API), rows are plain Python objects
 turned into cells by a formatter when drawn, and the table asks for more rows
 (:class:`VirtualTable.NearEnd`) when the cursor gets close to the end, so a
 caller can page a long history in without ever loading it whole.
+
+When the caller knows the total (:meth:`VirtualTable.set_total`), rows not
+loaded yet are ``None`` placeholders, drawn as ``…``; the table asks for them
+(:class:`VirtualTable.Wanted`) when the cursor reaches one. ``end`` asks the
+caller for the last rows (:class:`VirtualTable.WantLast`) and lands on the
+last row once they are there. Moves past the loaded rows while more are being
+loaded are kept and applied when they arrive, never dropped.
 """
 
 from __future__ import annotations
@@ -87,6 +94,16 @@ class VirtualTable(ScrollView, can_focus=True):
             super().__init__(table)
             self.index = index
 
+    class Wanted(NearEnd):
+        """The cursor is on row ``index``, which is not loaded yet."""
+
+        def __init__(self, table: VirtualTable, index: int) -> None:
+            super().__init__(table)
+            self.index = index
+
+    class WantLast(NearEnd):
+        """``end`` was pressed before the total is known: load the last rows."""
+
     class Selected(NearEnd):
         """``enter`` was pressed on row ``index``."""
 
@@ -108,6 +125,8 @@ class VirtualTable(ScrollView, can_focus=True):
         self.rows: list[Any] = []
         self.complete = False  # True once the caller says there is nothing more to load
         self._asked_more = False
+        self._overshoot = 0  # rows the cursor was asked to move past the loaded end
+        self._to_last = False  # `end` was pressed: land on the last row once it is known
 
     # -- data -------------------------------------------------------------
 
@@ -116,16 +135,57 @@ class VirtualTable(ScrollView, can_focus=True):
         self.rows = list(rows)
         self.complete = complete
         self._asked_more = False
+        self._overshoot = 0
+        self._to_last = False
         self.cursor = 0
         self.scroll_to(y=0, animate=False)
         self._resize()
 
     def append_rows(self, rows: Sequence[Any], *, complete: bool = False) -> None:
-        """Add rows at the end (next page)."""
-        self.rows.extend(rows)
-        self.complete = complete
+        """Add rows after the loaded ones (next page); moves asked for meanwhile apply now."""
+        self.put_rows(self.loaded_prefix(), rows)
+        if not self.complete:
+            self.complete = complete
+            if complete:
+                del self.rows[self.loaded_prefix() :]
         self._asked_more = False
+        self._catch_up()
+
+    def set_total(self, total: int) -> None:
+        """Declare that there are ``total`` rows: unknown ones become placeholders."""
+        if total > len(self.rows):
+            self.rows.extend([None] * (total - len(self.rows)))
+        self.complete = True
         self._resize()
+        self._catch_up()
+
+    def put_rows(self, start: int, rows: Sequence[Any]) -> None:
+        """Place ``rows`` at index ``start`` (filling placeholders, growing the list)."""
+        end = start + len(rows)
+        if end > len(self.rows):
+            self.rows.extend([None] * (end - len(self.rows)))
+        self.rows[start:end] = rows
+        self._resize()
+        self._catch_up()
+
+    def loaded_prefix(self) -> int:
+        """The number of rows loaded from the top without a gap."""
+        try:
+            return self.rows.index(None)
+        except ValueError:
+            return len(self.rows)
+
+    def _catch_up(self) -> None:
+        """Apply a pending ``end`` or moves past the old end, now that more rows are here."""
+        if self._to_last and self.complete:
+            self._to_last = False
+            self._overshoot = 0
+            self.cursor = len(self.rows) - 1
+        elif self._overshoot and len(self.rows) - 1 > self.cursor:
+            room = len(self.rows) - 1 - self.cursor
+            step = min(room, self._overshoot)
+            self._overshoot -= step
+            self.cursor += step
 
     def refresh_rows(self) -> None:
         """Redraw after rows changed in place (e.g. new badges)."""
@@ -154,6 +214,8 @@ class VirtualTable(ScrollView, can_focus=True):
         self._scroll_cursor_into_view()
         self.refresh()
         self.post_message(self.Highlighted(self, new))
+        if self.rows and self.rows[new] is None:
+            self.post_message(self.Wanted(self, new))
         near_end = bool(self.rows) and new >= len(self.rows) - self._page()
         if near_end and not self.complete and not self._asked_more:
             self._asked_more = True
@@ -170,25 +232,42 @@ class VirtualTable(ScrollView, can_focus=True):
         elif self.cursor >= top + visible:
             self.scroll_to(y=self.cursor - visible + 1, animate=False)
 
+    def move(self, delta: int) -> None:
+        """Move the cursor ``delta`` rows; a move past the loaded end waits for more rows."""
+        self._to_last = False
+        target = self.cursor + self._overshoot + delta
+        last = len(self.rows) - 1
+        self._overshoot = max(0, target - last) if not self.complete else 0
+        self.cursor = max(0, min(target, last))
+
     def action_cursor(self, delta: int) -> None:
-        self.cursor += delta
+        self.move(delta)
 
     def action_page(self, direction: int) -> None:
-        self.cursor += direction * self._page()
+        self.move(direction * self._page())
 
     def action_first(self) -> None:
+        self._overshoot = 0
+        self._to_last = False
         self.cursor = 0
 
     def action_last(self) -> None:
-        self.cursor = len(self.rows) - 1
+        self._overshoot = 0
+        if self.complete:
+            self.cursor = len(self.rows) - 1
+            return
+        self._to_last = True
+        self.post_message(self.WantLast(self))
 
     def action_select(self) -> None:
-        if self.rows:
+        if self.current is not None:
             self.post_message(self.Selected(self, self.cursor))
 
     def on_click(self, event: Any) -> None:
         row = int(self.scroll_y) + event.y - 1
         if 0 <= row < len(self.rows):
+            self._overshoot = 0
+            self._to_last = False
             self.cursor = row
 
     # -- rendering --------------------------------------------------------
@@ -218,7 +297,8 @@ class VirtualTable(ScrollView, can_focus=True):
         index = int(self.scroll_y) + y - 1
         if index >= len(self.rows):
             return Strip([Segment(" " * width, self.rich_style)], width)
-        cells = self.formatter(self.rows[index])
+        row = self.rows[index]
+        cells = [Text("…", style="dim")] if row is None else self.formatter(row)
         style = (
             self.get_component_rich_style("virtual-table--cursor")
             if index == self.cursor
