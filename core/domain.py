@@ -228,6 +228,9 @@ class RolloutState:
     message: str = ""
     since: datetime | None = None
     observed_at: datetime | None = None
+    #: Opaque token of the backend state this was read from ("" when the backend has
+    #: none); passed back as ``expected``, a change made since is refused (Conflict).
+    basis: str = ""
 
 
 @dataclass(frozen=True, slots=True)

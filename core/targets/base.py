@@ -9,6 +9,13 @@ that talks to a backend has a timeout, so a dead backend raises
 Mutating methods do not journal: callers go through :mod:`core.services.actions`,
 which writes the intent row before and the outcome after.
 
+Every mutating method takes ``expected``, the state the operator saw when
+deciding (a :class:`~core.domain.RolloutState` as read, or an
+:class:`~core.targets.expected.ExpectedState`; a rollback takes the confirmed
+:class:`~core.domain.RollbackPreview`): when the live revision, image or
+generation moved since, the change is refused with
+:class:`~core.errors.Conflict` and nothing is applied. None checks nothing.
+
 Optional capabilities (:meth:`Target.pause`, :meth:`Target.resume`,
 :meth:`Target.start`, :meth:`Target.stop_all`) are declared here with their
 default behaviour; an implementation subclasses :class:`Target` explicitly to
@@ -33,6 +40,10 @@ from core.domain import (
     TargetEvent,
 )
 from core.errors import OperationFailed
+from core.targets.expected import ExpectedState
+
+#: What a mutating method may be told the operator saw (None: no check).
+Seen = RolloutState | ExpectedState | None
 
 #: Actions whose permission a target reports in :meth:`Target.permissions`.
 ACTIONS = ("rollout", "rollback", "pause", "resume", "restart")
@@ -66,11 +77,18 @@ class Target(Protocol):
         ...
 
     def rollout(
-        self, artifact: Artifact, *, reason: str = "", cancel: CancelToken | None = None
+        self,
+        artifact: Artifact,
+        *,
+        reason: str = "",
+        cancel: CancelToken | None = None,
+        expected: Seen = None,
     ) -> Iterator[Progress]:
         """Install ``artifact`` and yield progress until it is live.
 
-        Raises OperationFailed (with the backend's reason) when the new
+        ``expected`` is the live revision/image/generation the operator saw:
+        if the target changed since, Conflict is raised before anything is
+        applied (None: no check). Raises OperationFailed (with the backend's reason) when the new
         revision never becomes healthy, Conflict when another change raced
         with this one, PermissionDenied, BackendUnavailable, Cancelled.
         """
@@ -102,17 +120,20 @@ class Target(Protocol):
         """
         ...
 
-    def pause(self) -> None:
+    def pause(self, *, expected: Seen = None) -> None:
         """Pause rollouts (Kubernetes Deployments support it).
 
-        Default: raise OperationFailed "pause is not supported by <kind> targets".
+        ``expected`` as for :meth:`rollout`: Conflict when the target changed
+        since the operator saw it. Default: raise OperationFailed "pause is
+        not supported by <kind> targets".
         """
         raise OperationFailed(f"pause is not supported by {self.kind} targets")
 
-    def resume(self) -> None:
+    def resume(self, *, expected: Seen = None) -> None:
         """Resume a paused target.
 
-        Default: raise OperationFailed "resume is not supported by <kind> targets".
+        ``expected`` as for :meth:`pause`. Default: raise OperationFailed
+        "resume is not supported by <kind> targets".
         """
         raise OperationFailed(f"resume is not supported by {self.kind} targets")
 
@@ -135,8 +156,12 @@ class Target(Protocol):
         """
         return None
 
-    def restart(self) -> None:
-        """Restart the running revision without changing it."""
+    def restart(self, *, expected: Seen = None) -> None:
+        """Restart the running revision without changing it.
+
+        ``expected`` as for :meth:`rollout`: Conflict when the target changed
+        since the operator saw it (None: no check).
+        """
         ...
 
     def watch(self, cancel: CancelToken) -> Iterator[TargetEvent]:

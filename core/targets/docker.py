@@ -73,7 +73,8 @@ from core.errors import (
     OperationFailed,
 )
 from core.images import LABEL_REVISION, ImageBuilder, parse_time
-from core.targets.base import Target
+from core.targets.base import Seen, Target
+from core.targets.expected import refuse_if_changed
 
 if TYPE_CHECKING:
     from core.config import DockerTargetConfig, ModelConfig
@@ -543,12 +544,35 @@ class DockerTarget(Target):
 
     # ------------------------------------------------------------------ mutations
 
+    def _refuse_if_changed(self, expected: Seen, action: str) -> None:
+        """Raise Conflict when the live revision, image or commit is not ``expected``'s.
+
+        The live state is what :meth:`status` reports (no container at all:
+        revision None). ``expected`` None checks nothing.
+        """
+        if expected is None:
+            return
+        boxes = self._boxes()
+        now = (
+            self._state(boxes)
+            if boxes
+            else RolloutState(self.model, self.name, self.kind, Phase.STOPPED)
+        )
+        refuse_if_changed(f"{self.model} on {self.name}", action, expected, now)
+
     def rollout(
-        self, artifact: Artifact, *, reason: str = "", cancel: CancelToken | None = None
+        self,
+        artifact: Artifact,
+        *,
+        reason: str = "",
+        cancel: CancelToken | None = None,
+        expected: Seen = None,
     ) -> Iterator[Progress]:
         """Start ``artifact.image`` as a new revision, verify it, retire the old one.
 
-        The image is pulled when it is not present on the host. Raises
+        ``expected`` is the state the operator saw: when the live revision,
+        image or commit changed since, Conflict is raised before anything
+        starts. The image is pulled when it is not present on the host. Raises
         OperationFailed (with the container's last log lines) when the new
         revision never becomes healthy — the old container keeps serving —,
         Conflict when another rollout created the same revision meanwhile,
@@ -557,6 +581,7 @@ class DockerTarget(Target):
         if not artifact.image:
             raise OperationFailed("a docker target needs an image to roll out")
         cancel = cancel or CancelToken()
+        self._refuse_if_changed(expected, "rollout")
         api = self._api()
         yield Progress(step="image", message=f"checking {artifact.image}")
         try:
@@ -875,16 +900,21 @@ class DockerTarget(Target):
             with contextlib.suppress(NotFound, Conflict), self._errors(f"remove {box.name}"):
                 api.remove_container(box.id, v=True)
 
-    def pause(self) -> None:
+    def pause(self, *, expected: Seen = None) -> None:
         """Raise OperationFailed: docker targets have no paused state."""
         raise OperationFailed(_UNSUPPORTED_PAUSE)
 
-    def resume(self) -> None:
+    def resume(self, *, expected: Seen = None) -> None:
         """Raise OperationFailed: docker targets have no paused state."""
         raise OperationFailed(_UNSUPPORTED_PAUSE)
 
-    def restart(self) -> None:
-        """Restart the live container; raise NotFound when none runs."""
+    def restart(self, *, expected: Seen = None) -> None:
+        """Restart the live container.
+
+        Raises Conflict when ``expected`` is given and the live revision,
+        image or commit changed since, NotFound when no container runs.
+        """
+        self._refuse_if_changed(expected, "restart")
         current = self._current(self._boxes())
         if current is None:
             raise NotFound(f"no running container of {self.model!r} on {self.name!r}")

@@ -7,11 +7,17 @@ dicts exactly as the server serialised them, which lets the rollback patch
 carry the ReplicaSet's template byte-for-byte as ``kubectl rollout undo``
 does (see :mod:`core.targets.k8s_rollback`).
 
-Concurrency: writes that depend on what was read (rollout, rollback) are
-conditional on the ``resourceVersion`` that was read. When the condition
-fails the Deployment is read again: if only its status moved, the write is
-retried on the fresh version; if its spec or annotations changed, the write is
-abandoned with a Conflict that says what changed.
+Concurrency: every write takes ``expected``, what the operator saw (a
+:class:`RolloutState` read by this target carries the Deployment's
+:func:`~core.targets.k8s_rollback.fingerprint` as ``basis``, a rollback preview
+its own): when the spec or the annotations people edit changed since, nothing
+is written and Conflict says so; the controller's bookkeeping (status,
+revision annotations) does not count. Writes that depend on what was read
+(rollout, rollback, and any write given ``expected``) are conditional on the
+``resourceVersion`` that was read. When the condition fails the Deployment is
+read again: if only its status moved, the write is retried on the fresh
+version; if its spec or annotations changed, the write is abandoned with a
+Conflict that says what changed.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import os
 import re
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,7 +53,8 @@ from core.errors import (
 )
 from core.targets import k8s_rollback as undo
 from core.targets import k8s_status as st
-from core.targets.base import ACTIONS, Target
+from core.targets.base import ACTIONS, Seen, Target
+from core.targets.expected import refuse_if_changed
 from core.targets.k8s_api import Api, ApiError, Obj, api_for, apps_path, closer, core_path
 
 JSON_PATCH = "application/json-patch+json"
@@ -166,8 +174,21 @@ class KubernetesTarget(Target):
         return str(found.get("name", ""))
 
     def state_from(self, dep: Mapping[str, Any]) -> RolloutState:
-        """Return this target's :class:`RolloutState` from a Deployment's JSON."""
-        return st.rollout_state(dep, model=self.model, target=self.name, container=self.container)
+        """Return this target's :class:`RolloutState` from a Deployment's JSON.
+
+        Its ``basis`` is the Deployment's fingerprint (see :meth:`_refuse_if_changed`).
+        """
+        state = st.rollout_state(dep, model=self.model, target=self.name, container=self.container)
+        return replace(state, basis=undo.fingerprint(dep))
+
+    def _refuse_if_changed(self, dep: Obj, expected: Seen, action: str) -> None:
+        """Raise Conflict when ``dep`` is not the Deployment the operator saw (``expected``).
+
+        A basis (fingerprint) is compared when ``expected`` has one, else the
+        revision, image, commit and pause state. None checks nothing.
+        """
+        if expected is not None:
+            refuse_if_changed(self._what, action, expected, self.state_from(dep))
 
     # -- reading -----------------------------------------------------------
 
@@ -295,13 +316,20 @@ class KubernetesTarget(Target):
         raise Conflict(f"{self._what} keeps changing; nothing was applied: try again")
 
     def rollout(
-        self, artifact: Artifact, *, reason: str = "", cancel: CancelToken | None = None
+        self,
+        artifact: Artifact,
+        *,
+        reason: str = "",
+        cancel: CancelToken | None = None,
+        expected: Seen = None,
     ) -> Iterator[Progress]:
         """Set the container's image, then yield progress until the rollout completes.
 
-        The patch records ``kubernetes.io/change-cause`` ("mrc: rollout IMAGE
-        (commit SHA) by USER: REASON") and the commit (``mrc.dev/commit``), and
-        is conditional on the version read (a racing change -> Conflict).
+        ``expected`` is what the operator saw: a Deployment changed since
+        (spec or annotations) is refused with Conflict. The patch records
+        ``kubernetes.io/change-cause`` ("mrc: rollout IMAGE (commit SHA) by
+        USER: REASON") and the commit (``mrc.dev/commit``), and is conditional
+        on the version read (a racing change -> Conflict).
         Raises OperationFailed (paused Deployment, ProgressDeadlineExceeded),
         Conflict, NotFound, PermissionDenied, BackendUnavailable, Cancelled.
         """
@@ -309,6 +337,7 @@ class KubernetesTarget(Target):
             raise OperationFailed("a Kubernetes rollout needs an image reference")
         cancel = cancel or CancelToken()
         dep = self._read()
+        self._refuse_if_changed(dep, expected, "rollout")
         if (dep.get("spec") or {}).get("paused"):
             raise OperationFailed(f"{self._what} is paused: resume it before rolling out")
         container = self._container_name(dep)
@@ -516,25 +545,60 @@ class KubernetesTarget(Target):
                 rv = None
         raise Cancelled(f"stopped following the {step} of {self._what}; it goes on in the cluster")
 
-    def pause(self) -> None:
-        """Pause rollouts of the Deployment (``spec.paused``). Raises like :meth:`status`."""
-        self._patch({"spec": {"paused": True}}, MERGE_PATCH)
+    def pause(self, *, expected: Seen = None) -> None:
+        """Pause rollouts of the Deployment (``spec.paused``).
 
-    def resume(self) -> None:
-        """Resume a paused Deployment. Raises like :meth:`status`."""
-        self._patch({"spec": {"paused": False}}, MERGE_PATCH)
+        Raises like :meth:`status`, and Conflict when ``expected`` is given
+        and the Deployment changed since (see :meth:`_set_paused`).
+        """
+        self._set_paused(True, expected)
 
-    def restart(self) -> None:
+    def resume(self, *, expected: Seen = None) -> None:
+        """Resume a paused Deployment. Raises like :meth:`pause`."""
+        self._set_paused(False, expected)
+
+    def _set_paused(self, paused: bool, expected: Seen) -> None:
+        """Patch ``spec.paused``; with ``expected``, only on the Deployment the operator saw.
+
+        Without ``expected`` the patch is unconditional (as ``kubectl rollout
+        pause``). With it, the Deployment is read, compared (Conflict when it
+        changed) and patched conditionally on the version read.
+        """
+        body: Obj = {"spec": {"paused": paused}}
+        if expected is None:
+            self._patch(body, MERGE_PATCH)
+            return
+        dep = self._read()
+        self._refuse_if_changed(dep, expected, "resume" if not paused else "pause")
+        self._write_conditionally(
+            dep,
+            lambda current: ({**body, "metadata": {"resourceVersion": _rv(current)}}, MERGE_PATCH),
+        )
+
+    def restart(self, *, expected: Seen = None) -> None:
         """Restart the pods as ``kubectl rollout restart`` does (template ``restartedAt``).
 
-        Raises OperationFailed for a paused Deployment, with kubectl's message.
+        Raises OperationFailed for a paused Deployment, with kubectl's
+        message, and Conflict when ``expected`` is given and the Deployment
+        changed since the operator saw it (the patch is then also conditional
+        on the version read).
         """
         dep = self._read()
+        self._refuse_if_changed(dep, expected, "restart")
         if (dep.get("spec") or {}).get("paused"):
             raise OperationFailed(RESTART_PAUSED_MESSAGE)
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
-        self._patch(body, STRATEGIC_PATCH)
+        body: Obj = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+        if expected is None:
+            self._patch(body, STRATEGIC_PATCH)
+            return
+        self._write_conditionally(
+            dep,
+            lambda current: (
+                {**body, "metadata": {"resourceVersion": _rv(current)}},
+                STRATEGIC_PATCH,
+            ),
+        )
 
     # -- live events ---------------------------------------------------------
 

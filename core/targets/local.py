@@ -85,7 +85,8 @@ from core.errors import (
     OperationFailed,
 )
 from core.git import Repository
-from core.targets.base import Target
+from core.targets.base import Seen, Target
+from core.targets.expected import ExpectedState, refuse_if_changed
 
 if TYPE_CHECKING:
     import httpx
@@ -671,12 +672,33 @@ class LocalTarget(Target):
     # ------------------------------------------------------------------
     # Target protocol: changes
 
+    def _refuse_if_changed(self, current: _Entry | None, expected: Seen, action: str) -> None:
+        """Raise Conflict when the live revision (``current``) is not the one ``expected`` saw.
+
+        The live revision number and its commit are compared (None: nothing
+        live). ``expected`` None checks nothing.
+        """
+        if expected is None:
+            return
+        now = ExpectedState(
+            revision=None if current is None else current.number,
+            commit="" if current is None else current.commit,
+        )
+        refuse_if_changed(f"{self.model}/{self.name}", action, expected, now)
+
     def rollout(
-        self, artifact: Artifact, *, reason: str = "", cancel: CancelToken | None = None
+        self,
+        artifact: Artifact,
+        *,
+        reason: str = "",
+        cancel: CancelToken | None = None,
+        expected: Seen = None,
     ) -> Iterator[Progress]:
         """Serve ``artifact.commit`` as a new revision; yield progress until it is live.
 
-        Raises NotFound (unknown commit), OperationFailed (the new server never
+        ``expected`` is the state the operator saw: when the live revision
+        changed since, nothing is done and Conflict is raised. Raises
+        NotFound (unknown commit), OperationFailed (the new server never
         became healthy: the old one keeps serving), Conflict (another change
         runs, or another console owns the state dir), Cancelled,
         BackendUnavailable (git or the state dir failed).
@@ -688,6 +710,7 @@ class LocalTarget(Target):
                 data = self._load()
                 current = self._current_entry(data)
                 running = current is not None and self._running(current.number)
+            self._refuse_if_changed(current, expected, "rollout")
             if current is not None and current.commit == sha and running:
                 yield Progress("done", f"commit {sha[:8]} is already live", 1.0)
                 return
@@ -754,16 +777,18 @@ class LocalTarget(Target):
         finally:
             self._op_lock.release()
 
-    def restart(self) -> None:
+    def restart(self, *, expected: Seen = None) -> None:
         """Restart the live revision (a fresh process, same start-verify-switch sequence).
 
         Starts it when it was not running. Raises OperationFailed when nothing
-        is deployed or the new process is unhealthy, Conflict as for rollout.
+        is deployed or the new process is unhealthy, Conflict as for rollout
+        (including a live revision that is no longer ``expected``'s).
         """
         self._begin()
         try:
             with self._lock:
                 current = self._current_entry(self._load())
+            self._refuse_if_changed(current, expected, "restart")
             if current is None:
                 raise OperationFailed(f"{self.model}/{self.name}: nothing deployed yet")
             for _ in self._deploy(current.commit, "", None, reuse_number=current.number):
@@ -771,11 +796,11 @@ class LocalTarget(Target):
         finally:
             self._op_lock.release()
 
-    def pause(self) -> None:
+    def pause(self, *, expected: Seen = None) -> None:
         """Always raises OperationFailed: local processes have no paused state."""
         raise OperationFailed("a local target cannot be paused")
 
-    def resume(self) -> None:
+    def resume(self, *, expected: Seen = None) -> None:
         """Always raises OperationFailed: local processes have no paused state."""
         raise OperationFailed("a local target cannot be paused or resumed")
 

@@ -282,6 +282,34 @@ def test_racing_rollout_is_a_conflict(
         api.close()
 
 
+def test_a_change_made_since_the_operator_looked_is_refused(
+    make_target: Any, server_images: ServerImages, docker_service: Any
+) -> None:
+    target = make_target()
+    _run(target.rollout(Artifact(image=server_images.v1)))
+    seen = target.status()  # what the operator was shown: revision 1, v1
+    # Another console rolls v2 out on the same host meanwhile.
+    other = DockerTarget(
+        target.model,
+        target.name,
+        base_url=docker_service.base_url,
+        port=target.port,
+        health_timeout=60.0,
+        keep=3,
+    )
+    try:
+        _run(other.rollout(Artifact(image=server_images.v2)))
+    finally:
+        other.close()
+    with pytest.raises(Conflict, match=r"changed since it was shown \(revision 1 -> 2"):
+        _run(target.rollout(Artifact(image=server_images.v1), expected=seen))
+    with pytest.raises(Conflict, match="restart refused"):
+        target.restart(expected=seen)
+    state = target.status()
+    assert (state.revision, state.image) == (2, server_images.v2)
+    assert served_version(target.port + 1)["version"] == "v2"  # the new revision's port
+
+
 def test_unreachable_daemon_is_a_clear_error(tmp_path: Path) -> None:
     target = DockerTarget("iris", "gone", base_url=f"unix://{tmp_path}/docker.sock")
     start = time.monotonic()

@@ -148,17 +148,19 @@ class ScriptedTarget:
 
             raise Cancelled(f"stopped following the rollback of {self.model}; it goes on")
 
-    def rollout(self, artifact: Artifact, *, reason="", cancel=None) -> Iterator[Progress]:  # type: ignore[no-untyped-def]
+    def rollout(  # type: ignore[no-untyped-def]
+        self, artifact: Artifact, *, reason="", cancel=None, expected=None
+    ) -> Iterator[Progress]:
         self.calls.append(("rollout", artifact))
         yield Progress("rollout", "done")
 
-    def pause(self) -> None:
+    def pause(self, *, expected=None) -> None:  # type: ignore[no-untyped-def]
         self.calls.append(("pause", None))
 
-    def resume(self) -> None:
+    def resume(self, *, expected=None) -> None:  # type: ignore[no-untyped-def]
         self.calls.append(("resume", None))
 
-    def restart(self) -> None:
+    def restart(self, *, expected=None) -> None:  # type: ignore[no-untyped-def]
         self.calls.append(("restart", None))
 
     def watch(self, cancel):  # type: ignore[no-untyped-def]

@@ -79,7 +79,7 @@ class BundleTarget(Target):
     def status(self) -> RolloutState:
         return RolloutState(self.model, self.name, self.kind, Phase.COMPLETE, revision=1)
 
-    def restart(self) -> None:
+    def restart(self, *, expected: object = None) -> None:
         self.calls.append("restart")
 
     def close(self) -> None:

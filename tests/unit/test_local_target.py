@@ -20,6 +20,7 @@ from core.cancel import CancelToken
 from core.domain import Artifact, Phase
 from core.errors import BackendUnavailable, Cancelled, Conflict, NotFound, OperationFailed
 from core.targets.base import Target
+from core.targets.expected import ExpectedState
 from core.targets.local import LocalTarget, free_port
 from tests.support.repos import BASE_TIME, commit_files, init_repo
 
@@ -302,6 +303,37 @@ def test_stop_all_leaves_no_process_and_start_brings_the_revision_back(
     assert "verify" in steps
     assert served(target)["version"] == "1"
     assert target.status().revision == 1
+
+
+def test_rollout_refuses_when_the_live_revision_changed_since_it_was_shown(
+    target: LocalTarget, repo
+) -> None:
+    _, shas = repo
+    deploy(target, shas["1"])
+    seen = target.status()  # what the operator's screen shows: revision 1
+    deploy(target, shas["2"])  # someone else's change meanwhile
+    with pytest.raises(Conflict, match=r"changed since it was shown \(revision 1 -> 2"):
+        list(target.rollout(Artifact(commit=shas["4"]), expected=seen))
+    assert served(target)["version"] == "2"
+    assert [r.number for r in target.history()] == [2, 1]
+    # What is live now is what the operator sees next: that rollout goes ahead.
+    list(target.rollout(Artifact(commit=shas["4"]), expected=target.status()))
+    assert served(target)["version"] == "4"
+
+
+def test_restart_refuses_when_the_live_revision_changed_since_it_was_shown(
+    target: LocalTarget, repo
+) -> None:
+    _, shas = repo
+    deploy(target, shas["1"])
+    seen = ExpectedState(revision=1, commit=shas["1"])
+    deploy(target, shas["2"])
+    pid = served(target)["pid"]
+    with pytest.raises(Conflict, match="restart refused"):
+        target.restart(expected=seen)
+    assert served(target) == {"version": "2", "commit": shas["2"], "pid": pid}
+    target.restart(expected=ExpectedState(revision=2, commit=shas["2"]))
+    assert served(target)["pid"] != pid
 
 
 def test_pause_is_unsupported_and_permissions_say_so(target: LocalTarget) -> None:
