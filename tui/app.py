@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from textual import events
     from textual.notifications import SeverityLevel
 
-    from core.domain import RollbackPreview
+    from core.domain import RollbackPreview, RolloutState
     from core.services.workspace import Workspace
 
 #: How long quitting waits for running changes to record their outcome (seconds).
@@ -530,9 +530,15 @@ class MrcApp(App[None]):
         self._permissions = message.reasons
         self.refresh_bindings()
 
-    def run_simple(self, model: str, target: str, action: str) -> None:
-        """Pause, resume or restart a target through the journal, in a tracked worker."""
-        self.ops.simple(model, target, action)
+    def run_simple(
+        self, model: str, target: str, action: str, expected: RolloutState | None = None
+    ) -> None:
+        """Pause, resume or restart a target through the journal, in a tracked worker.
+
+        ``expected`` is the state the operator saw when pressing the key: a
+        target changed since refuses with a conflict.
+        """
+        self.ops.simple(model, target, action, expected)
 
     # -- long operations ----------------------------------------------------
 
@@ -591,25 +597,40 @@ class MrcApp(App[None]):
 
             go(Decision())
 
-    def request_rollout(self, model: str, target: str, value: str) -> None:
-        """Roll out ``value`` after confirmation; production targets need the model's name typed."""
+    def request_rollout(
+        self, model: str, target: str, value: str, expected: RolloutState | None = None
+    ) -> None:
+        """Roll out ``value`` after confirmation; production targets need the model's name typed.
+
+        ``expected`` is the state the operator saw when starting (see :meth:`run_simple`).
+        """
         from rich.text import Text
 
         from tui.screens.confirm import TypedConfirm
 
         def go(decision) -> None:  # type: ignore[no-untyped-def]
             if decision is not None:
-                self.start_rollout(model, target, value, decision.reason)
+                self.start_rollout(model, target, value, decision.reason, expected)
 
         if self.workspace.target_config(model, target).production:
             summary = Text(f"Roll out {value} to {model}/{target} (production).")
             self.push_screen(TypedConfirm("Production rollout", summary, model), go)
         else:
-            self.start_rollout(model, target, value, "set from the console")
+            self.start_rollout(model, target, value, "set from the console", expected)
 
-    def start_rollout(self, model: str, target: str, value: str, reason: str = "") -> None:
-        """Roll out what ``value`` names (``Workspace.artifact_from_input``) in a tracked worker."""
-        self.ops.rollout(model, target, value, reason)
+    def start_rollout(
+        self,
+        model: str,
+        target: str,
+        value: str,
+        reason: str = "",
+        expected: RolloutState | None = None,
+    ) -> None:
+        """Roll out what ``value`` names (``Workspace.artifact_from_input``) in a tracked worker.
+
+        ``expected``: the state the operator saw (a change made since is a conflict).
+        """
+        self.ops.rollout(model, target, value, reason, expected)
 
     @on(TestRunChanged)
     def _test_run_changed(self, message: TestRunChanged) -> None:

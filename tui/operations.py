@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from textual.app import App
 
     from core.services.workspace import Workspace
+    from core.targets.base import Seen
 
 #: Operations kept for the Tests screen and progress views (newest last).
 KEEP = 50
@@ -333,18 +334,29 @@ class Operations:
 
     # -- target actions -------------------------------------------------------
 
-    def rollout(self, model: str, target: str, value: str, reason: str) -> LiveOperation:
-        """Roll out what ``value`` names on ``target`` (an image, or a commit on local targets)."""
-        op = LiveOperation(kind="rollout", model=model, target=target)
-        return self._start(op, partial(self._rollout, value=value, reason=reason), "rollout")
+    def rollout(
+        self, model: str, target: str, value: str, reason: str, expected: Seen = None
+    ) -> LiveOperation:
+        """Roll out what ``value`` names on ``target`` (an image, or a commit on local targets).
 
-    def _rollout(self, op: LiveOperation, value: str, reason: str) -> OperationEnded:
+        ``expected`` is the state the operator saw (the Rollouts row when the
+        key was pressed): the target refuses with a conflict if it changed since.
+        """
+        op = LiveOperation(kind="rollout", model=model, target=target)
+        body = partial(self._rollout, value=value, reason=reason, expected=expected)
+        return self._start(op, body, "rollout")
+
+    def _rollout(
+        self, op: LiveOperation, value: str, reason: str, expected: Seen
+    ) -> OperationEnded:
         workspace = self._workspace
         where = f"{op.model}/{op.target}"
         try:
             handle = workspace.target(op.model, op.target)
             artifact = workspace.artifact_from_input(op.model, op.target, value)
-            for _ in workspace.run_rollout(handle, artifact, reason=reason, cancel=op.cancel):
+            for _ in workspace.run_rollout(
+                handle, artifact, reason=reason, cancel=op.cancel, expected=expected
+            ):
                 pass
         except Exception as error:
             return _failed(op, f"rollout of {where} failed: {error}")
@@ -382,19 +394,24 @@ class Operations:
             return _failed(op, f"rollback of {where} failed: {error}")
         return OperationEnded(op, notice=f"{where} rolled back to revision {to_revision}")
 
-    def simple(self, model: str, target: str, action: str) -> LiveOperation:
-        """Pause, resume or restart ``target`` through the journalled action."""
-        op = LiveOperation(kind=action, model=model, target=target)
-        return self._start(op, self._simple, "simple")
+    def simple(self, model: str, target: str, action: str, expected: Seen = None) -> LiveOperation:
+        """Pause, resume or restart ``target`` through the journalled action.
 
-    def _simple(self, op: LiveOperation) -> OperationEnded:
+        ``expected`` is the state the operator saw (see :meth:`rollout`).
+        """
+        op = LiveOperation(kind=action, model=model, target=target)
+        return self._start(op, partial(self._simple, expected=expected), "simple")
+
+    def _simple(self, op: LiveOperation, expected: Seen) -> OperationEnded:
         from core.services import actions
 
         where = f"{op.model}/{op.target}"
         try:
             self._workspace.require_writable(op.model, op.target)
             handle = self._workspace.target(op.model, op.target)
-            actions.run_simple(self._workspace.journal, handle, op.kind, cancel=op.cancel)
+            actions.run_simple(
+                self._workspace.journal, handle, op.kind, cancel=op.cancel, expected=expected
+            )
         except Exception as error:
             return _failed(op, f"{op.kind} of {where} failed: {error}")
         return OperationEnded(op, notice=f"{op.kind}: {where} done")

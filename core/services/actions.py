@@ -20,13 +20,14 @@ from core.cancel import CancelToken
 from core.domain import Artifact, Outcome, Progress, RollbackPreview
 from core.errors import Cancelled, ReadOnly
 from core.journal import Journal, JournalError
-from core.targets.base import Target
+from core.targets.base import Seen, Target
 
-#: Actions :func:`run_simple` performs, each with the Target method that does it.
-SIMPLE_ACTIONS: Mapping[str, Callable[[Target], None]] = {
-    "pause": lambda target: target.pause(),
-    "resume": lambda target: target.resume(),
-    "restart": lambda target: target.restart(),
+#: Actions :func:`run_simple` performs, each with the Target method that does it
+#: (given the state the operator saw, see :data:`core.targets.base.Seen`).
+SIMPLE_ACTIONS: Mapping[str, Callable[[Target, Seen], None]] = {
+    "pause": lambda target, seen: target.pause(expected=seen),
+    "resume": lambda target, seen: target.resume(expected=seen),
+    "restart": lambda target, seen: target.restart(expected=seen),
 }
 
 ABANDONED = "stopped following the operation before it ended; verify the target"
@@ -173,9 +174,12 @@ def run_rollout(
     cancel: CancelToken | None = None,
     *,
     read_only: bool = False,
+    expected: Seen = None,
 ) -> Iterator[Progress]:
     """Roll ``artifact`` out on ``target`` with an audit row; yield the target's progress.
 
+    ``expected`` is the state the operator saw (see :meth:`Target.rollout`):
+    a target changed since refuses with Conflict, recorded as ``failed``.
     Raises ReadOnly at once (nothing journalled) when ``read_only``. While
     iterating, raises what :meth:`Target.rollout` raises, after recording it
     as ``failed``. Cancelled is recorded as ``failed``/"cancelled" when
@@ -189,7 +193,7 @@ def run_rollout(
         journal,
         target,
         "rollout",
-        lambda: target.rollout(artifact, reason=reason, cancel=cancel),
+        lambda: target.rollout(artifact, reason=reason, cancel=cancel, expected=expected),
         reason=reason,
         cancel=cancel,
         to_revision="",
@@ -237,9 +241,12 @@ def run_simple(
     *,
     read_only: bool = False,
     cancel: CancelToken | None = None,
+    expected: Seen = None,
 ) -> None:
     """Pause, resume or restart ``target`` with an audit row.
 
+    ``expected`` is the state the operator saw: a target changed since
+    refuses with Conflict (recorded as ``failed``, then re-raised).
     Raises ValueError for another ``action``, ReadOnly when ``read_only``, and
     re-raises what the target raises after recording it as ``failed``. The
     action is one call: ``cancel`` is honoured until it is made (Cancelled,
@@ -251,7 +258,7 @@ def run_simple(
     _refuse_if_read_only(target, action, read_only)
 
     def start() -> Iterator[Progress]:
-        perform(target)
+        perform(target, expected)
         return iter(())
 
     for progress in _journalled(

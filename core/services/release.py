@@ -26,11 +26,13 @@ from core.errors import (
     BackendUnavailable,
     Cancelled,
     MrcError,
+    NotFound,
     ReadOnly,
 )
 from core.services import guard as guard_mod
 from core.services.guard import GuardEvent
-from core.targets.base import Target
+from core.targets.base import Seen, Target
+from core.targets.expected import ExpectedState
 from core.targets.kinds import artifact_rule
 
 if TYPE_CHECKING:
@@ -171,10 +173,15 @@ class ReleasePipeline:
         target: str | None = None,
         reason: str = "",
         cancel: CancelToken | None = None,
+        expected: Seen = None,
     ) -> Iterator[ReleaseEvent]:
         """Release ``commit`` of ``model`` to ``target`` (None: the model's first target).
 
-        Yields events until RELEASE_FINISHED, which is always the last one.
+        ``expected`` is the target state the operator confirmed the release
+        against (None: the state read when the release starts, see
+        :func:`live_state`); the rollout step passes it to the target, so a
+        change someone made meanwhile fails the rollout with Conflict instead
+        of being overwritten. Yields events until RELEASE_FINISHED, which is always the last one.
         Errors found before anything is journalled are raised: NotFound (model,
         target, commit, target kind), ReadOnly, ConfigError. Everything that
         happens after the release row exists ends in RELEASE_FINISHED instead.
@@ -190,6 +197,7 @@ class ReleasePipeline:
         sha = ws.resolve_commit(model, commit)
         rule = artifact_rule(tgt.kind)
         reason = reason or f"release {sha[:8]}"
+        seen = expected if expected is not None else live_state(tgt)
         record = ReleaseRecord(ws.journal, model=model, target=tgt.name, commit=sha, reason=reason)
 
         def ev(kind: str, step: str = "", **kw: Any) -> ReleaseEvent:
@@ -215,7 +223,7 @@ class ReleasePipeline:
                     ),
                 ),
                 ("push", lambda: self._push(model, image, cancel, ev) if image else None),
-                ("rollout", lambda: self._rollout(tgt, artifact, reason, cancel, ev)),
+                ("rollout", lambda: self._rollout(tgt, artifact, reason, cancel, ev, seen)),
                 ("wait", lambda: self._wait(tgt, cancel, ev)),
                 ("verify", lambda: self._verify(model, tgt, since[0], cancel, ev)),
             ]
@@ -321,9 +329,18 @@ class ReleasePipeline:
         return f"pushed {image}"
 
     def _rollout(
-        self, tgt: Target, artifact: Artifact, reason: str, cancel: CancelToken, ev: EventMaker
+        self,
+        tgt: Target,
+        artifact: Artifact,
+        reason: str,
+        cancel: CancelToken,
+        ev: EventMaker,
+        seen: Seen,
     ) -> _Step:
-        for progress in self.workspace.run_rollout(tgt, artifact, reason=reason, cancel=cancel):
+        steps = self.workspace.run_rollout(
+            tgt, artifact, reason=reason, cancel=cancel, expected=seen
+        )
+        for progress in steps:
             yield ev(STEP_PROGRESS, "rollout", progress=progress, message=progress.message)
         return f"rolled out {artifact.describe()}"
 
@@ -389,6 +406,21 @@ def quality_problems(minimums: dict[str, float], metrics: dict[str, float]) -> l
         elif float(metrics[name]) < limit:
             problems.append(f"{name} = {float(metrics[name]):g} is below the minimum {limit:g}")
     return problems
+
+
+def live_state(target: Target) -> Seen:
+    """Return the target's live state as the release's expectation; never raises.
+
+    A target with nothing deployed (NotFound) gives "nothing live" (revision
+    None); a status that cannot be read gives None (no expectation: the
+    rollout then fails on its own if the backend is still unreachable).
+    """
+    try:
+        return target.status()
+    except NotFound:
+        return ExpectedState(revision=None)
+    except Exception:
+        return None
 
 
 def _quiet(fn: Callable[..., object], *args: Any) -> None:

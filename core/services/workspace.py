@@ -21,7 +21,7 @@ from core.config import Config, ModelConfig, TargetConfig
 from core.domain import Artifact, JournalEntry, Progress, RollbackPreview, RolloutState
 from core.errors import ConfigError, NotFound, ReadOnly
 from core.metrics.base import MetricsSource
-from core.targets.base import Target
+from core.targets.base import Seen, Target
 from core.targets.kinds import KINDS, kind_of
 
 if TYPE_CHECKING:
@@ -352,15 +352,20 @@ class Workspace:
         *,
         reason: str = "",
         cancel: CancelToken | None = None,
+        expected: Seen = None,
     ) -> Iterator[Progress]:
         """Roll ``artifact`` out on ``target`` through :mod:`core.services.actions` (journalled).
+
+        ``expected`` is the state the operator saw: Conflict if the target changed since.
 
         Raises ReadOnly when the target is read-only; otherwise as Target.rollout.
         """
         from core.services import actions
 
         self.require_writable(target.model, target.name)
-        return actions.run_rollout(self.journal, target, artifact, reason=reason, cancel=cancel)
+        return actions.run_rollout(
+            self.journal, target, artifact, reason=reason, cancel=cancel, expected=expected
+        )
 
     def run_rollback(
         self,

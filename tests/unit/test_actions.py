@@ -43,7 +43,12 @@ class FakeTarget:
         )
 
     def rollout(
-        self, artifact: Artifact, *, reason: str = "", cancel: CancelToken | None = None
+        self,
+        artifact: Artifact,
+        *,
+        reason: str = "",
+        cancel: CancelToken | None = None,
+        expected: object = None,
     ) -> Iterator[Progress]:
         self._touch()
         yield Progress("start", artifact.image)
@@ -71,17 +76,17 @@ class FakeTarget:
         self.live = target
         yield Progress("live", f"revision {target}")
 
-    def pause(self) -> None:
+    def pause(self, *, expected: object = None) -> None:
         self._touch()
         if self.fail_with is not None:
             raise self.fail_with
         self.paused = True
 
-    def resume(self) -> None:
+    def resume(self, *, expected: object = None) -> None:
         self._touch()
         self.paused = False
 
-    def restart(self) -> None:
+    def restart(self, *, expected: object = None) -> None:
         self._touch()
 
 
@@ -132,7 +137,12 @@ class SwitchFirstTarget(FakeTarget):
     """Applies the rollout, then yields and follows it (as a Kubernetes Deployment does)."""
 
     def rollout(
-        self, artifact: Artifact, *, reason: str = "", cancel: CancelToken | None = None
+        self,
+        artifact: Artifact,
+        *,
+        reason: str = "",
+        cancel: CancelToken | None = None,
+        expected: object = None,
     ) -> Iterator[Progress]:
         self._touch()
         number = self.revisions[-1][0] + 1

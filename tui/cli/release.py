@@ -13,6 +13,7 @@ from tui.cli.output import (
     EXIT_OK,
     Streams,
     exit_code_for,
+    short,
 )
 from tui.cli.preflight import refuse_if_read_only, require_repository
 from tui.cli.prompts import confirm, confirmed_by_flags
@@ -20,6 +21,7 @@ from tui.cli.prompts import confirm, confirmed_by_flags
 if TYPE_CHECKING:
     from core.services.release import ReleaseEvent
     from core.services.workspace import Workspace
+    from core.targets.base import Seen
 
 
 def cmd_release(
@@ -56,9 +58,11 @@ def cmd_release(
     require_repository(ws, model)
     sha = ws.resolve_commit(model, commit)
     prod = " (PRODUCTION)" if tcfg.production else ""
+    # What the operator is shown is what the rollout step expects to replace.
+    seen = release.live_state(ws.target(model, tcfg.name))
     confirm(
         streams,
-        f"Release {model} {sha[:8]} to {tcfg.name}{prod}?",
+        f"Release {model} {sha[:8]} to {tcfg.name}{prod} (live now: {live_text(seen)})?",
         model=model,
         production=tcfg.production,
         yes=yes,
@@ -74,7 +78,7 @@ def cmd_release(
     steps: dict[str, dict[str, str]] = {}
     final: ReleaseEvent | None = None
     pipeline = release.ReleasePipeline(ws)
-    for event in pipeline.run(model, sha, tcfg.name, reason=reason, cancel=cancel):
+    for event in pipeline.run(model, sha, tcfg.name, reason=reason, cancel=cancel, expected=seen):
         if event.kind == release.STEP_STARTED:
             steps[event.step] = {"step": event.step, "result": "running", "message": ""}
             streams.say(f"==> {event.step}")
@@ -116,3 +120,13 @@ def cmd_release(
     if final.error is not None and not isinstance(final.error, OperationFailed):
         return exit_code_for(final.error)
     return EXIT_FAILED
+
+
+def live_text(seen: Seen) -> str:
+    """Return how the live state before a release is shown: "revision 3 (repo/m:v3)"."""
+    if seen is None:
+        return "unknown"
+    if seen.revision is None:
+        return "nothing deployed"
+    what = seen.image or short(seen.commit, 12)
+    return f"revision {seen.revision}" + (f" ({what})" if what else "")

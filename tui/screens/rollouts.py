@@ -197,6 +197,8 @@ class RolloutsScreen(MrcScreen):
     def __init__(self) -> None:
         super().__init__()
         self.rows: dict[str, Row] = {}
+        #: The row as it was when ``s`` was pressed: the rollout expects that state.
+        self._set_image_row: Row | None = None
 
     def compose_body(self) -> ComposeResult:
         yield EmptyState(id="rollouts-empty")
@@ -323,18 +325,19 @@ class RolloutsScreen(MrcScreen):
         if row is None:
             return
         action = "resume" if row.state and row.state.phase is Phase.PAUSED else "pause"
-        self.mrc.run_simple(row.model, row.target, action)
+        self.mrc.run_simple(row.model, row.target, action, row.state)
 
     def action_restart(self) -> None:
         row = self._current()
         if row is not None:
-            self.mrc.run_simple(row.model, row.target, "restart")
+            self.mrc.run_simple(row.model, row.target, "restart", row.state)
 
     def action_set_image(self) -> None:
         field_ = self.query_one("#rollouts-image", Input)
         row = self._current()
         if row is None:
             return
+        self._set_image_row = row
         field_.value = row.state.image if row.state else ""
         field_.display = True
         field_.focus()
@@ -345,5 +348,9 @@ class RolloutsScreen(MrcScreen):
         row = self._current()
         value = event.value.strip()
         self.table.focus()
-        if row is not None and value:
-            self.mrc.request_rollout(row.model, row.target, value)
+        seen = self._set_image_row
+        self._set_image_row = None
+        if seen is None or row is None or seen.key != row.key:
+            seen = row
+        if seen is not None and value:
+            self.mrc.request_rollout(seen.model, seen.target, value, seen.state)
