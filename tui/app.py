@@ -32,11 +32,14 @@ from tui.widgets.banner import BannerInfo
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
+    from rich.text import Text
     from textual import events
     from textual.notifications import SeverityLevel
 
     from core.domain import RollbackPreview, RolloutState
+    from core.services.action_table import Decision as ActionDecision
     from core.services.workspace import Workspace
+    from tui.screens.confirm import Decision as ConfirmDecision
 
 #: How long quitting waits for running changes to record their outcome (seconds).
 QUIT_GRACE_SECONDS = 5.0
@@ -68,18 +71,20 @@ def _screen_factory(name: str) -> Callable[[], Screen]:
 #: The app's actions that work from every screen and panel (priority bindings).
 GLOBAL_ACTIONS = frozenset({"goto", "rollback_previous", "next_model", "jump", "help"})
 
-#: Actions that change a target; read-only mode removes them.
-MUTATING_ACTIONS = frozenset(
-    {
-        "rollback_previous",
-        "build",
-        "release",
-        "rollback_to",
-        "pause_resume",
-        "restart",
-        "set_image",
-    }
-)
+#: The console's actions that change something, each with its row of
+#: :data:`core.services.action_table.ACTIONS` (read-only rule, confirmation,
+#: journal entry). A refused one is removed; pressing it says why.
+MUTATING_ACTIONS: dict[str, str] = {
+    "rollback_previous": "rollback",
+    "rollback_to": "rollback",
+    "run_tests": "test",
+    "rerun": "test",
+    "build": "build",
+    "release": "release",
+    "set_image": "set_image",
+    "pause_resume": "pause",
+    "restart": "restart",
+}
 
 
 class MrcCommands(Provider):
@@ -97,7 +102,7 @@ class MrcCommands(Provider):
             commands.append(
                 (f"Model: {model}", "select this model", partial(app.select_model, model))
             )
-        if not app.read_only:
+        if not app.refusal("rollback_previous", app.selected_model, app.current_target_name()):
             commands.append(
                 (
                     "Roll back selected model",
@@ -277,6 +282,68 @@ class MrcApp(App[None]):
             return self.selected_target
         return names[0] if names else ""
 
+    # -- the table of mutating actions ------------------------------------------
+
+    def decide(self, action: str, model: str, target: str | None = None) -> ActionDecision:
+        """Return :func:`core.services.action_table.check` for ``action`` (a table row name).
+
+        Raises what it raises (NotFound for an unknown model or target).
+        """
+        from core.services import action_table
+
+        return action_table.check(self.workspace, action, model, target)
+
+    def refusal(self, action: str, model: str, target: str = "") -> str:
+        """Return why the table refuses the console ``action`` on ``model``/``target``.
+
+        "" when it is allowed, when ``action`` changes nothing
+        (:data:`MUTATING_ACTIONS`), or when there is no such model or target
+        (other checks say so). ``target`` "" is the model's first target.
+        """
+        from core.errors import NotFound
+
+        row = MUTATING_ACTIONS.get(action)
+        if row is None or not model:
+            return ""
+        try:
+            return self.decide(row, model, target or None).reason
+        except NotFound:
+            return ""
+
+    def confirm_action(
+        self,
+        decision: ActionDecision,
+        summary: Text,
+        go: Callable[[ConfirmDecision], None],
+    ) -> None:
+        """Refuse, ask, or go ahead with the action ``decision`` describes: the one gate.
+
+        Refused (read-only): the reason is shown and no dialog opens.
+        Otherwise the table's confirmation is asked (nothing; ``y``; the
+        model's name typed) with ``summary``, and ``go`` is called with the
+        operator's answer once confirmed (never when cancelled).
+        """
+        from core.services.action_table import Confirmation
+        from tui.screens.confirm import Decision, TypedConfirm, YesConfirm
+
+        if not decision.allowed:
+            self.notify(decision.reason, severity="warning", markup=False)
+            return
+
+        def answered(answer: ConfirmDecision | None) -> None:
+            if answer is not None:
+                go(answer)
+
+        title = decision.action.title.capitalize()
+        if decision.production:
+            title = f"Production {decision.action.title}"
+        if decision.confirmation is Confirmation.NAME:
+            self.push_screen(TypedConfirm(title, summary, decision.model), answered)
+        elif decision.confirmation is Confirmation.YES:
+            self.push_screen(YesConfirm(f"{title}?", summary, decision.action.title), answered)
+        else:
+            go(Decision())
+
     # -- lifecycle -----------------------------------------------------------
 
     def on_load(self) -> None:
@@ -303,8 +370,8 @@ class MrcApp(App[None]):
     # -- actions -------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in MUTATING_ACTIONS and self.read_only:
-            return False  # the key is removed; pressing it says why (on_key)
+        if self.refusal(action, self.selected_model, self.current_target_name()):
+            return False  # read-only: the key is removed; pressing it says why (on_key)
         if action in GLOBAL_ACTIONS and not self.global_keys_active():
             return False  # a dialog waits for its answer, or the operator is typing
         if self.disabled_reason(action) is not None:
@@ -324,8 +391,9 @@ class MrcApp(App[None]):
 
     def disabled_reason(self, action: str) -> str | None:
         """Return why the app-wide ``action`` cannot run now, or None when it can."""
-        if action in MUTATING_ACTIONS and self.read_only:
-            return "the console is read-only"
+        refusal = self.refusal(action, self.selected_model, self.current_target_name())
+        if refusal:
+            return refusal
         if action != "rollback_previous":
             return None
         model = self.selected_model
@@ -458,7 +526,14 @@ class MrcApp(App[None]):
         self.open_rollback(self.selected_model, self.current_target_name(), None)
 
     def open_rollback(self, model: str, target: str, to_revision: int | None) -> None:
-        """Show the confirm dialog for a rollback, then run it in a worker."""
+        """Show the confirm dialog for a rollback, then run it in a worker.
+
+        A rollback the table refuses (read-only) says why, before any dialog.
+        """
+        decision = self.decide("rollback", model, target)
+        if not decision.allowed:
+            self.notify(decision.reason, severity="warning", markup=False)
+            return
         preview = self._previews.get((model, target)) if to_revision is None else None
         if preview is None:
             self.ops.load_preview(model, target, to_revision)
@@ -467,8 +542,13 @@ class MrcApp(App[None]):
         self.warm_history()
 
     def _confirm_preview(self, preview: RollbackPreview) -> None:
-        """Ask for confirmation of ``preview``, then roll back unless the target changed since."""
-        from tui.screens.confirm import RollbackConfirm
+        """Ask for confirmation of ``preview``, then roll back unless the target changed since.
+
+        The table's ``y`` is the rollback dialog (revisions, images, commits,
+        diff); a typed name, if the table asks one, shows the same summary.
+        """
+        from core.services.action_table import Confirmation
+        from tui.screens.confirm import RollbackConfirm, preview_text
 
         def decided(decision) -> None:  # type: ignore[no-untyped-def]
             if decision is not None:
@@ -476,7 +556,11 @@ class MrcApp(App[None]):
                     preview.model, preview.target, preview.to_revision, decision.reason, preview
                 )
 
-        self.push_screen(RollbackConfirm(preview), decided)
+        table = self.decide("rollback", preview.model, preview.target)
+        if table.allowed and table.confirmation is Confirmation.YES:
+            self.push_screen(RollbackConfirm(preview), decided)
+        else:
+            self.confirm_action(table, preview_text(preview), decided)
 
     def run_rollback(
         self,
@@ -533,12 +617,22 @@ class MrcApp(App[None]):
     def run_simple(
         self, model: str, target: str, action: str, expected: RolloutState | None = None
     ) -> None:
-        """Pause, resume or restart a target through the journal, in a tracked worker.
+        """Pause, resume or restart a target once confirmed, journalled, in a tracked worker.
 
+        The confirmation is the table's (``y``; the model's name on production).
         ``expected`` is the state the operator saw when pressing the key: a
         target changed since refuses with a conflict.
         """
-        self.ops.simple(model, target, action, expected)
+        from rich.text import Text
+
+        decision = self.decide(action, model, target)
+        where = f"{model}/{target}" + (" (production)" if decision.production else "")
+        summary = Text(f"{action.capitalize()} {where}.")
+
+        def go(answer: ConfirmDecision) -> None:
+            self.ops.simple(model, target, action, answer.reason, expected)
+
+        self.confirm_action(decision, summary, go)
 
     # -- long operations ----------------------------------------------------
 
@@ -547,13 +641,14 @@ class MrcApp(App[None]):
         return self.ops.history(kind)
 
     def can(self, action: str) -> str | None:
-        """Return why ``action`` ("build", "release") cannot run now, or None when it can."""
+        """Return why ``action`` ("run_tests", "build", "release") cannot run now, or None."""
         model = self.selected_model
         if not model:
             return "no model is configured"
         config = self.workspace.config.model(model)
-        if self.read_only:
-            return "read-only mode"
+        refusal = self.refusal(action, model, self.current_target_name())
+        if refusal:
+            return refusal
         if action == "build" and not config.image:
             return f"{model} has no `image` in its configuration: nothing to build"
         if action == "release" and not config.targets:
@@ -562,6 +657,10 @@ class MrcApp(App[None]):
 
     def start_tests(self, model: str, commit: str) -> None:
         """Run the model's tests at ``commit`` and show the Tests screen."""
+        refusal = self.refusal("run_tests", model)
+        if refusal:
+            self.notify(refusal, severity="warning", markup=False)
+            return
         if not self.workspace.config.model(model).test_command:
             self.notify(f"{model} has no test_command configured", severity="warning")
             return
@@ -575,48 +674,36 @@ class MrcApp(App[None]):
         self.push_screen(OperationScreen(op, live=self.live))
 
     def start_release(self, model: str, commit: str) -> None:
-        """Release ``commit``: typed confirmation on production targets, then the pipeline."""
+        """Release ``commit`` once confirmed as the table asks, then run the pipeline."""
         from rich.text import Text
-
-        from tui.screens.confirm import TypedConfirm
 
         target_name = self.current_target_name()
         target = self.workspace.target_config(model, target_name or None)
 
-        def go(decision) -> None:  # type: ignore[no-untyped-def]
-            if decision is None:
-                return
+        def go(decision: ConfirmDecision) -> None:
             op = self.ops.release(model, commit, target.name, decision.reason)
             self.push_screen(OperationScreen(op, live=self.live))
 
         summary = Text(f"Release {commit[:8]} of {model} to {target.name} ({target.kind}).")
-        if target.production:
-            self.push_screen(TypedConfirm("Production release", summary, model), go)
-        else:
-            from tui.screens.confirm import Decision
-
-            go(Decision())
+        self.confirm_action(self.decide("release", model, target.name), summary, go)
 
     def request_rollout(
         self, model: str, target: str, value: str, expected: RolloutState | None = None
     ) -> None:
-        """Roll out ``value`` after confirmation; production targets need the model's name typed.
+        """Roll out ``value`` once confirmed as the table asks for ``set_image``.
 
         ``expected`` is the state the operator saw when starting (see :meth:`run_simple`).
         """
         from rich.text import Text
 
-        from tui.screens.confirm import TypedConfirm
+        def go(decision: ConfirmDecision) -> None:
+            reason = decision.reason or "set from the console"
+            self.start_rollout(model, target, value, reason, expected)
 
-        def go(decision) -> None:  # type: ignore[no-untyped-def]
-            if decision is not None:
-                self.start_rollout(model, target, value, decision.reason, expected)
-
-        if self.workspace.target_config(model, target).production:
-            summary = Text(f"Roll out {value} to {model}/{target} (production).")
-            self.push_screen(TypedConfirm("Production rollout", summary, model), go)
-        else:
-            self.start_rollout(model, target, value, "set from the console", expected)
+        table = self.decide("set_image", model, target)
+        production = " (production)" if table.production else ""
+        summary = Text(f"Roll out {value} to {model}/{target}{production}.")
+        self.confirm_action(table, summary, go)
 
     def start_rollout(
         self,

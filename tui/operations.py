@@ -394,23 +394,30 @@ class Operations:
             return _failed(op, f"rollback of {where} failed: {error}")
         return OperationEnded(op, notice=f"{where} rolled back to revision {to_revision}")
 
-    def simple(self, model: str, target: str, action: str, expected: Seen = None) -> LiveOperation:
-        """Pause, resume or restart ``target`` through the journalled action.
+    def simple(
+        self, model: str, target: str, action: str, reason: str = "", expected: Seen = None
+    ) -> LiveOperation:
+        """Pause, resume or restart ``target`` through the journalled action (with ``reason``).
 
         ``expected`` is the state the operator saw (see :meth:`rollout`).
         """
         op = LiveOperation(kind=action, model=model, target=target)
-        return self._start(op, partial(self._simple, expected=expected), "simple")
+        return self._start(op, partial(self._simple, reason=reason, expected=expected), "simple")
 
-    def _simple(self, op: LiveOperation, expected: Seen) -> OperationEnded:
-        from core.services import actions
+    def _simple(self, op: LiveOperation, reason: str, expected: Seen) -> OperationEnded:
+        from core.services import action_table, actions
 
         where = f"{op.model}/{op.target}"
         try:
-            self._workspace.require_writable(op.model, op.target)
+            action_table.require(self._workspace, op.kind, op.model, op.target)
             handle = self._workspace.target(op.model, op.target)
             actions.run_simple(
-                self._workspace.journal, handle, op.kind, cancel=op.cancel, expected=expected
+                self._workspace.journal,
+                handle,
+                op.kind,
+                reason,
+                cancel=op.cancel,
+                expected=expected,
             )
         except Exception as error:
             return _failed(op, f"{op.kind} of {where} failed: {error}")

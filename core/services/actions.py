@@ -7,8 +7,10 @@ touched (with the revision live at that moment, best effort), then ``done``
 with the revision now live, or ``failed`` with the error text. Errors are
 re-raised unchanged after being recorded.
 
-Read-only targets are refused with :class:`~core.errors.ReadOnly` before
-anything is written.
+Whether an action may run at all (read-only mode, a read-only target) and
+how it is confirmed is decided by :mod:`core.services.action_table`, which
+the callers consult first (:meth:`Workspace.run_rollout` and the front
+ends); the journal names its rows after that table.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from typing import Any
 
 from core.cancel import CancelToken
 from core.domain import Artifact, Outcome, Progress, RollbackPreview
-from core.errors import Cancelled, ReadOnly
+from core.errors import Cancelled
 from core.journal import Journal, JournalError
+from core.services.action_table import ACTIONS
 from core.targets.base import Seen, Target
 
 #: Actions :func:`run_simple` performs, each with the Target method that does it
@@ -36,14 +39,6 @@ ABANDONED = "stopped following the operation before it ended; verify the target"
 CANCELLED_AFTER_SEND = (
     "cancelled after the change was sent; it may have been applied: verify the target"
 )
-
-
-def _refuse_if_read_only(target: Target, action: str, read_only: bool) -> None:
-    if read_only:
-        raise ReadOnly(
-            f"{action} refused: {target.model} on {target.name} is read-only "
-            "(read_only in the configuration or --read-only)"
-        )
 
 
 def _error_text(error: BaseException) -> str:
@@ -173,26 +168,23 @@ def run_rollout(
     reason: str = "",
     cancel: CancelToken | None = None,
     *,
-    read_only: bool = False,
     expected: Seen = None,
 ) -> Iterator[Progress]:
     """Roll ``artifact`` out on ``target`` with an audit row; yield the target's progress.
 
     ``expected`` is the state the operator saw (see :meth:`Target.rollout`):
     a target changed since refuses with Conflict, recorded as ``failed``.
-    Raises ReadOnly at once (nothing journalled) when ``read_only``. While
-    iterating, raises what :meth:`Target.rollout` raises, after recording it
-    as ``failed``. Cancelled is recorded as ``failed``/"cancelled" when
-    nothing was sent or the live state is unchanged, else as ``unknown`` with
-    the live state (see :func:`_finish_cancelled`). The intent is written
+    While iterating, raises what :meth:`Target.rollout` raises, after
+    recording it as ``failed``. Cancelled is recorded as ``failed``/"cancelled"
+    when nothing was sent or the live state is unchanged, else as ``unknown``
+    with the live state (see :func:`_finish_cancelled`). The intent is written
     when iteration starts. Closing the iterator early records outcome
     ``unknown`` with the live state.
     """
-    _refuse_if_read_only(target, "rollout", read_only)
     return _journalled(
         journal,
         target,
-        "rollout",
+        ACTIONS["rollout"].journal,
         lambda: target.rollout(artifact, reason=reason, cancel=cancel, expected=expected),
         reason=reason,
         cancel=cancel,
@@ -212,7 +204,6 @@ def run_rollback(
     reason: str = "",
     cancel: CancelToken | None = None,
     *,
-    read_only: bool = False,
     expected: RollbackPreview | None = None,
 ) -> Iterator[Progress]:
     """Roll ``target`` back to ``to_revision`` (None: the previous one) with an audit row.
@@ -220,11 +211,10 @@ def run_rollback(
     ``expected`` is the confirmed preview (see :meth:`Target.rollback`). Same
     contract as :func:`run_rollout`; raises what :meth:`Target.rollback` raises.
     """
-    _refuse_if_read_only(target, "rollback", read_only)
     return _journalled(
         journal,
         target,
-        "rollback",
+        ACTIONS["rollback"].journal,
         lambda: target.rollback(to_revision, reason=reason, cancel=cancel, expected=expected),
         reason=reason,
         cancel=cancel,
@@ -239,7 +229,6 @@ def run_simple(
     action: str,
     reason: str = "",
     *,
-    read_only: bool = False,
     cancel: CancelToken | None = None,
     expected: Seen = None,
 ) -> None:
@@ -247,15 +236,14 @@ def run_simple(
 
     ``expected`` is the state the operator saw: a target changed since
     refuses with Conflict (recorded as ``failed``, then re-raised).
-    Raises ValueError for another ``action``, ReadOnly when ``read_only``, and
-    re-raises what the target raises after recording it as ``failed``. The
-    action is one call: ``cancel`` is honoured until it is made (Cancelled,
-    nothing journalled), not during it.
+    Raises ValueError for another ``action`` and re-raises what the target
+    raises after recording it as ``failed``. The action is one call:
+    ``cancel`` is honoured until it is made (Cancelled, nothing journalled),
+    not during it.
     """
     perform = SIMPLE_ACTIONS.get(action)
     if perform is None:
         raise ValueError(f"unknown action {action!r} (expected {', '.join(SIMPLE_ACTIONS)})")
-    _refuse_if_read_only(target, action, read_only)
 
     def start() -> Iterator[Progress]:
         perform(target, expected)
@@ -264,7 +252,7 @@ def run_simple(
     for progress in _journalled(
         journal,
         target,
-        action,
+        ACTIONS[action].journal,
         start,
         reason=reason,
         cancel=cancel,

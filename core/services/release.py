@@ -27,8 +27,8 @@ from core.errors import (
     Cancelled,
     MrcError,
     NotFound,
-    ReadOnly,
 )
+from core.services import action_table
 from core.services import guard as guard_mod
 from core.services.guard import GuardEvent
 from core.targets.base import Seen, Target
@@ -191,9 +191,8 @@ class ReleasePipeline:
         cancel = cancel or CancelToken()
         ws = self.workspace
         model_cfg = ws.model(model)
+        action_table.require(ws, "release", model, target)  # ReadOnly before the target opens
         tgt = ws.target(model, target)
-        if ws.is_read_only(model, tgt.name):
-            raise ReadOnly(f"{model} on {tgt.name} is read-only: releases are disabled")
         sha = ws.resolve_commit(model, commit)
         rule = artifact_rule(tgt.kind)
         reason = reason or f"release {sha[:8]}"

@@ -19,7 +19,7 @@ from core import paths
 from core.cancel import CancelToken
 from core.config import Config, ModelConfig, TargetConfig
 from core.domain import Artifact, JournalEntry, Progress, RollbackPreview, RolloutState
-from core.errors import ConfigError, NotFound, ReadOnly
+from core.errors import ConfigError, NotFound
 from core.metrics.base import MetricsSource
 from core.targets.base import Seen, Target
 from core.targets.kinds import KINDS, kind_of
@@ -128,11 +128,6 @@ class Workspace:
         if self.config.read_only:
             return True
         return self.target_config(model, target).read_only_effective
-
-    def require_writable(self, model: str, target: str) -> None:
-        """Raise ReadOnly when :meth:`is_read_only`."""
-        if self.is_read_only(model, target):
-            raise ReadOnly(f"{model} on {target} is read-only")
 
     # ------------------------------------------------------------- objects
 
@@ -358,11 +353,12 @@ class Workspace:
 
         ``expected`` is the state the operator saw: Conflict if the target changed since.
 
-        Raises ReadOnly when the target is read-only; otherwise as Target.rollout.
+        Raises ReadOnly when :mod:`core.services.action_table` refuses it
+        (read-only mode or target); otherwise as Target.rollout.
         """
-        from core.services import actions
+        from core.services import action_table, actions
 
-        self.require_writable(target.model, target.name)
+        action_table.require(self, "rollout", target.model, target.name)
         return actions.run_rollout(
             self.journal, target, artifact, reason=reason, cancel=cancel, expected=expected
         )
@@ -380,11 +376,12 @@ class Workspace:
 
         ``expected`` is the preview the operator confirmed: targets that
         support it refuse with Conflict when their state changed since.
-        Raises ReadOnly when the target is read-only; otherwise as Target.rollback.
+        Raises ReadOnly when :mod:`core.services.action_table` refuses it
+        (read-only mode or target); otherwise as Target.rollback.
         """
-        from core.services import actions
+        from core.services import action_table, actions
 
-        self.require_writable(target.model, target.name)
+        action_table.require(self, "rollback", target.model, target.name)
         return actions.run_rollback(
             self.journal, target, to_revision, reason=reason, cancel=cancel, expected=expected
         )

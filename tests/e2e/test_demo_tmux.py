@@ -140,9 +140,12 @@ def test_release_story_in_256_colours(session: TmuxSession, tmp_path: Path) -> N
     )
     assert re.search(r"2✓ 2✗", row_of(session.last_screen, failing)), session.last_screen
 
-    # Release the shifting version: tests -> rollout -> verify, no typed confirmation.
+    # Release the shifting version: y confirms (not production: no typed name),
+    # then tests -> rollout -> verify.
     goto(session, "1", "Commits")
     session.send("Down", "d")
+    session.wait_text(r"Release\?", "the release confirmation", 15)
+    session.send("y")
     session.wait_text(f"release of churn at {shift[:8]}", "the release progress view", 15)
     session.wait_text(rf"✓ rollout\s+rolled out commit {shift[:8]}", "the rollout step", 90)
     assert re.search(r"✓ tests\s+4 passed", session.last_screen), session.last_screen

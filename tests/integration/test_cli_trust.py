@@ -349,3 +349,58 @@ def recorded_test_runs(state: Path) -> list[object]:
         return list(journal.test_runs("churn"))
     finally:
         journal.close()
+
+
+#: The CLI's mutating commands, each with its row of core.services.action_table.
+CLI_COMMANDS = {"test": "test", "release": "release", "rollback": "rollback"}
+
+
+@pytest.mark.parametrize("mode", ["--read-only", "read-only target", "production", "staging"])
+@pytest.mark.parametrize("command", list(CLI_COMMANDS))
+def test_the_cli_follows_the_action_table(
+    tmp_path: Path, repo: tuple[Path, str], command: str, mode: str
+) -> None:
+    """Each mutating command is refused with the table's reason, or asks the table's
+    confirmation (none; ``--yes``; ``--confirm MODEL`` on production) before anything
+    is journalled; the console reads the same table (tests/tui/test_action_table.py)."""
+    from core.services import action_table
+    from core.services.action_table import Confirmation
+    from core.services.workspace import Workspace
+
+    path, sha = repo
+    config = write_config(
+        tmp_path, path, production=mode == "production", read_only=mode == "read-only target"
+    )
+    flags = ["--read-only"] if mode == "--read-only" else []
+    loaded = load_file(config)
+    ws = Workspace(loaded.with_read_only(True) if flags else loaded, state_dir=tmp_path / "probe")
+    decision = action_table.check(ws, CLI_COMMANDS[command], "churn", "local")
+    env = {"MRC_STATE_DIR": str(tmp_path / "state")}
+    args = {"test": ("test", "churn", sha), "release": ("release", "churn", sha),
+            "rollback": ("rollback", "churn")}[command]  # fmt: skip
+    history_dir = target_state_dir(tmp_path / "state", "churn", "local")
+    history_dir.mkdir(parents=True)  # two revisions: a rollback has somewhere to go
+    created = "2026-01-01T00:00:00+00:00"
+    revisions = [
+        {"number": n, "commit": sha, "created": created, "change_cause": "", "extra": {}}
+        for n in (2, 1)
+    ]
+    (history_dir / "state.json").write_text(
+        json.dumps({"version": 1, "next": 3, "current": 2, "revisions": revisions})
+    )
+    run = mrc("--config", str(config), *flags, *args, cwd=tmp_path, env=env)
+    run.assert_inert()
+    if not decision.allowed:
+        assert run.code == EXIT_PERMISSION, run.err
+        assert decision.reason.encode() in run.err, run.err
+    elif decision.confirmation is Confirmation.NONE:
+        assert run.code == EXIT_OK, run.err  # the tests ran and passed, nothing was asked
+        assert b"confirmation needed" not in run.err
+    else:
+        flag = b"--confirm churn" if decision.production else b"--yes"
+        assert run.code == EXIT_USAGE, run.err
+        assert b"confirmation needed but stdin is not a terminal: pass " + flag in run.err
+    history = mrc("--config", str(config), "history", "churn", "--json", cwd=tmp_path, env=env)
+    assert history.doc()["journal"] == [] and history.doc()["releases"] == []
+    runs = recorded_test_runs(tmp_path / "state")
+    assert len(runs) == (1 if decision.allowed and command == "test" else 0)

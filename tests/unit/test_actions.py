@@ -9,7 +9,7 @@ import pytest
 
 from core.cancel import CancelToken
 from core.domain import Artifact, Outcome, Phase, Progress, RolloutState
-from core.errors import BackendUnavailable, Cancelled, Conflict, OperationFailed, ReadOnly
+from core.errors import BackendUnavailable, Cancelled, Conflict, OperationFailed
 from core.journal import Journal
 from core.services import actions
 
@@ -276,17 +276,6 @@ def test_unknown_simple_action(journal: Journal) -> None:
     with pytest.raises(ValueError):
         actions.run_simple(journal, FakeTarget(journal), "delete")
     assert journal.entries() == []
-
-
-def test_read_only_refuses_before_journalling(journal: Journal) -> None:
-    target = FakeTarget(journal)
-    with pytest.raises(ReadOnly):
-        actions.run_rollout(journal, target, Artifact(image="x"), read_only=True)
-    with pytest.raises(ReadOnly):
-        actions.run_rollback(journal, target, read_only=True)
-    with pytest.raises(ReadOnly):
-        actions.run_simple(journal, target, "restart", read_only=True)
-    assert journal.entries() == [] and target.seen_at_call == []
 
 
 def test_keyboard_interrupt_leaves_outcome_unknown(journal: Journal) -> None:

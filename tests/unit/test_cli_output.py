@@ -19,6 +19,7 @@ from core.errors import (
     ReadOnly,
 )
 from core.git import NotARepository
+from core.services.action_table import ACTIONS, Confirmation, Decision
 from tui.cli.output import (
     EXIT_CANCELLED,
     EXIT_CONFLICT,
@@ -97,12 +98,18 @@ def test_one_exit_code_table(error: BaseException, code: int) -> None:
     assert exit_code_for(error) == code
 
 
+def _release(production: bool) -> Decision:
+    """The table's decision for a release of churn (production or not)."""
+    return Decision(ACTIONS["release"], "churn", "t", True, "",
+                    Confirmation.NAME if production else Confirmation.YES, production)  # fmt: skip
+
+
 def test_yes_alone_never_confirms_a_production_change() -> None:
     for interactive in (True, False):
         with pytest.raises(UsageError, match="--confirm churn"):
-            confirm(streams("churn\n"), "Release?", model="churn", production=True, yes=True,
+            confirm(streams("churn\n"), "Release?", _release(True), yes=True,
                     interactive=interactive)  # fmt: skip
     with pytest.raises(UsageError, match="'other'"):
-        confirm(streams(), "Release?", model="churn", production=True, confirm_name="other")
-    confirm(streams(), "Release?", model="churn", production=True, confirm_name="churn")
-    confirm(streams(), "Release?", model="churn", production=False, yes=True)
+        confirm(streams(), "Release?", _release(True), confirm_name="other")
+    confirm(streams(), "Release?", _release(True), confirm_name="churn")
+    confirm(streams(), "Release?", _release(False), yes=True)

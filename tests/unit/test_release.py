@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -115,6 +116,11 @@ class FakeWorkspace:
 
     def is_read_only(self, model: str, target: str) -> bool:
         return self.read_only
+
+    @property
+    def config(self) -> Any:
+        """What core.services.action_table reads: the console-wide read-only mode."""
+        return SimpleNamespace(read_only=self.read_only)
 
     def resolve_commit(self, model: str, rev: str) -> str:
         return SHA

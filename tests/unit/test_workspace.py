@@ -11,6 +11,7 @@ import pytest
 from core import config as config_mod
 from core.errors import NotFound, ReadOnly
 from core.metrics.sources import open_source
+from core.services import action_table
 from core.services.doctor import doctor
 from core.services.workspace import Workspace
 from tests.support.repos import BASE_TIME, commit_files, init_repo
@@ -126,7 +127,7 @@ def test_workspace_builds_targets_lazily_and_caches_them(
             ws.model("other")
         assert ws.is_read_only("churn", "missing")
         with pytest.raises(ReadOnly):
-            ws.require_writable("churn", "missing")
+            action_table.require(ws, "restart", "churn", "missing")
         ro = Workspace(config.with_read_only(True), state_dir=tmp_path / "state")
         assert ro.is_read_only("churn", "local")
         assert ws.resolve_commit("churn", "HEAD") == ws.repository("churn").head()

@@ -3,7 +3,8 @@
 Each raises the error whose exit code :mod:`tui.cli.output` documents, or
 returns the problems a reading command reports as warnings: a missing
 configuration file, a model repository that is missing or not a git
-repository, and read-only mode for the mutating commands.
+repository, and the read-only rule of :mod:`core.services.action_table`
+for the mutating commands.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from typing import TYPE_CHECKING
 
 from core.errors import BackendUnavailable, ReadOnly
 from core.git import NotARepository
+from core.services import action_table
 from tui.cli.output import MissingConfiguration
 
 if TYPE_CHECKING:
+    from core.services.action_table import Decision
     from core.services.workspace import Workspace
 
 
@@ -67,22 +70,16 @@ def require_repository(ws: Workspace, model: str) -> None:
         raise NotARepository(problem)
 
 
-def refuse_if_read_only(ws: Workspace, action: str, model: str, target: str | None) -> None:
-    """Return when ``action`` may change things for ``model`` (on ``target``).
+def refuse_if_read_only(ws: Workspace, action: str, model: str, target: str | None) -> Decision:
+    """Return the table's decision for ``action`` on ``model`` (on ``target``) when allowed.
 
-    ``target`` None means the action concerns the model, not one of its
-    targets (``test``): then only the whole console's read-only mode refuses.
-    Raises ReadOnly (exit 5) before anything runs or is journalled.
+    The rule is :func:`core.services.action_table.check`'s: ``target`` None
+    is the model's first target for an action on a target; an action on the
+    model (``test``) is refused only by the whole console's read-only mode.
+    Raises ReadOnly (exit 5) with the table's reason before anything runs or
+    is journalled, and NotFound for an unknown model or target.
     """
-    if target is None:
-        if ws.config.read_only:
-            raise ReadOnly(
-                f"{action} refused: read-only mode (--read-only or [console] read_only); "
-                "nothing was run or journalled"
-            )
-        return
-    if ws.is_read_only(model, target):
-        raise ReadOnly(
-            f"{action} refused: {model} on {target} is read-only (--read-only, [console] "
-            "read_only or the target's read_only); nothing was changed or journalled"
-        )
+    decision = action_table.check(ws, action, model, target)
+    if not decision.allowed:
+        raise ReadOnly(f"{decision.reason}; nothing was run, changed or journalled")
+    return decision

@@ -1,4 +1,10 @@
-"""Questions the scripting commands ask on the terminal, and Ctrl-C while they run."""
+"""Questions the scripting commands ask on the terminal, and Ctrl-C while they run.
+
+What is asked comes from :mod:`core.services.action_table` (the same rule
+the console's dialogs follow); how it is answered in a script is this
+module's: ``--yes`` for ``y``, ``--confirm MODEL`` always, and ``--yes``
+alone never on a production target.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +14,35 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from core.cancel import CancelToken
+from core.services.action_table import Confirmation
 from tui.cli.output import Streams, UsageError
+
+if TYPE_CHECKING:
+    from core.services.action_table import Decision
 
 
 def confirmed_by_flags(
-    *, model: str, production: bool, yes: bool = False, confirm_name: str | None = None
+    decision: Decision, *, yes: bool = False, confirm_name: str | None = None
 ) -> bool:
-    """Return True when ``--yes`` / ``--confirm NAME`` confirm a change of ``model``.
+    """Return True when the action ``decision`` describes needs no further question.
 
-    Commands call it before reading the target, so a refusal comes first.
-    Raises UsageError when ``confirm_name`` is not ``model`` or when ``yes``
-    alone is given for a ``production`` target.
+    That is when the table asks no confirmation for it, or ``--yes`` /
+    ``--confirm NAME`` confirm it. Commands call it before reading the
+    target, so a refusal comes first. Raises UsageError when
+    ``confirm_name`` is not the model's name, and when ``yes`` alone is
+    given for a production target (scripts confirm those with the name).
     """
-    if confirm_name is not None:
-        if confirm_name != model:
-            raise UsageError(
-                f"--confirm {confirm_name!r} is not the model's name {model!r}: nothing was changed"
-            )
+    model = decision.model
+    if confirm_name is not None and confirm_name != model:
+        raise UsageError(
+            f"--confirm {confirm_name!r} is not the model's name {model!r}: nothing was changed"
+        )
+    if decision.confirmation is Confirmation.NONE or confirm_name is not None:
         return True
-    if yes and production:
+    if yes and decision.production:
         raise UsageError(
             f"--yes is not enough on a production target: pass --confirm {model} "
             "(the model's name) to confirm; nothing was changed"
@@ -40,33 +53,33 @@ def confirmed_by_flags(
 def confirm(
     streams: Streams,
     question: str,
+    decision: Decision,
     *,
-    model: str,
-    production: bool,
     yes: bool = False,
     confirm_name: str | None = None,
-    type_name: bool = False,
     interactive: bool | None = None,
 ) -> None:
     """Return when the change ``question`` describes is confirmed; ask on a terminal if needed.
 
-    ``confirm_name`` (``--confirm NAME``) confirms on any target when it is
-    ``model``. ``yes`` (``--yes``) confirms on a non-production target only
-    (see :func:`confirmed_by_flags`). Otherwise the question is asked on
-    stderr: with ``type_name`` the model's name must be typed, else "y".
+    ``decision`` (:func:`core.services.action_table.check`) says how: no
+    question, ``y``, or the model's name typed. ``confirm_name``
+    (``--confirm NAME``) confirms on any target when it is the model's
+    name; ``yes`` (``--yes``) on a non-production target only (see
+    :func:`confirmed_by_flags`). Otherwise the question is asked on stderr.
     ``interactive`` says whether stdin is a terminal (None: ask
-    ``streams.inp``). Raises UsageError, before anything changes, when
-    ``confirm_name`` is not the model's name, when ``yes`` is given for a
-    ``production`` target, when stdin is not a terminal and neither flag
-    confirms, or when the answer is not a yes.
+    ``streams.inp``). Raises UsageError, before anything changes, when a
+    flag is wrong (see :func:`confirmed_by_flags`), when stdin is not a
+    terminal and no flag confirms, or when the answer is not a yes.
     """
-    if confirmed_by_flags(model=model, production=production, yes=yes, confirm_name=confirm_name):
+    if confirmed_by_flags(decision, yes=yes, confirm_name=confirm_name):
         return
+    model = decision.model
     if interactive is None:
         interactive = streams.inp.isatty()
     if not interactive:
-        flag = f"--confirm {model}" if production else "--yes"
+        flag = f"--confirm {model}" if decision.production else "--yes"
         raise UsageError(f"confirmation needed but stdin is not a terminal: pass {flag}")
+    type_name = decision.confirmation is Confirmation.NAME
     if type_name:
         streams.ask(f"{question}\nType the model name ({model}) to confirm: ")
     else:

@@ -53,8 +53,8 @@ def cmd_release(
 
     cancel = cancel or CancelToken()
     tcfg = ws.target_config(model, target)
-    refuse_if_read_only(ws, "release", model, tcfg.name)
-    confirmed_by_flags(model=model, production=tcfg.production, yes=yes, confirm_name=confirm_name)
+    decision = refuse_if_read_only(ws, "release", model, tcfg.name)
+    confirmed_by_flags(decision, yes=yes, confirm_name=confirm_name)
     require_repository(ws, model)
     sha = ws.resolve_commit(model, commit)
     prod = " (PRODUCTION)" if tcfg.production else ""
@@ -63,11 +63,9 @@ def cmd_release(
     confirm(
         streams,
         f"Release {model} {sha[:8]} to {tcfg.name}{prod} (live now: {live_text(seen)})?",
-        model=model,
-        production=tcfg.production,
+        decision,
         yes=yes,
         confirm_name=confirm_name,
-        type_name=tcfg.production,
         interactive=interactive,
     )
     step_results = {

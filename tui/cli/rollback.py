@@ -40,8 +40,8 @@ def cmd_rollback(
     """
     cancel = cancel or CancelToken()
     tcfg = ws.target_config(model, target)
-    refuse_if_read_only(ws, "rollback", model, tcfg.name)
-    confirmed_by_flags(model=model, production=tcfg.production, yes=yes, confirm_name=confirm_name)
+    decision = refuse_if_read_only(ws, "rollback", model, tcfg.name)
+    confirmed_by_flags(decision, yes=yes, confirm_name=confirm_name)
     warnings = repository_problems(ws, [model])
     for warning in warnings:
         streams.say(f"mrc: warning: {warning}")
@@ -75,8 +75,7 @@ def cmd_rollback(
         confirm(
             streams,
             f"Roll back {summary}?",
-            model=model,
-            production=tcfg.production,
+            decision,
             yes=yes,
             confirm_name=confirm_name,
             interactive=interactive,

@@ -382,13 +382,14 @@ class CommitsScreen(MrcScreen):
         self.table.focus()
 
     def disabled_reason(self, action: str) -> str | None:
-        if action in ("build", "release"):
+        if action in ("run_tests", "build", "release"):
             return self.mrc.can(action)
         return None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("run_tests", "build", "release") and self.mrc.read_only:
-            return False
+        mrc = self.mrc
+        if mrc.refusal(action, mrc.selected_model, mrc.current_target_name()):
+            return False  # read-only: the key is removed; pressing it says why
         return super().check_action(action, parameters)
 
     def action_run_tests(self) -> None:

@@ -220,3 +220,82 @@ class TypedConfirm(Dialog[Decision | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class YesConfirm(Dialog[Decision | None]):
+    """One key confirms an action (``y``), as :mod:`core.services.action_table` asks.
+
+    Keys as in :class:`RollbackConfirm`: ``y`` goes ahead, ``n``/``esc``
+    cancel, ``r`` moves into the reason field, where ``enter`` goes ahead
+    with the reason and ``esc`` leaves the field.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "confirm", "Confirm", id="yes.yes", tooltip="Go ahead"),
+        Binding("n,escape", "cancel", "Cancel", id="yes.no", tooltip="Cancel"),
+        Binding("r", "reason", "Reason", id="yes.reason", tooltip="Type why (journalled)"),
+    ]
+
+    AUTO_FOCUS = ""  # nothing: keys are commands until `r` (None would focus the field)
+
+    DEFAULT_CSS = """
+    YesConfirm {
+        align: center middle;
+    }
+    YesConfirm > Vertical {
+        width: 70;
+        max-width: 100%;
+        height: auto;
+        border: thick $warning;
+        background: $surface;
+        padding: 0 1;
+    }
+    YesConfirm #keys {
+        color: $text-muted;
+    }
+    """
+
+    def __init__(self, title: str, summary: Text, verb: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.summary = summary
+        self.verb = verb
+
+    def compose(self) -> ComposeResult:
+        with Vertical() as box:
+            box.border_title = self.title_text
+            yield Static(self.summary)
+            yield Input(placeholder="reason (optional, press r)", id="reason", max_length=500)
+            yield Label(self._hint(typing=False), id="keys", markup=False)
+
+    def _hint(self, *, typing: bool) -> str:
+        if typing:
+            return f"typing the reason · enter {self.verb} · esc leave the field"
+        return f"y {self.verb} · n/esc cancel · r type a reason (journalled)"
+
+    def on_descendant_focus(self) -> None:
+        self.query_one("#keys", Label).update(self._hint(typing=isinstance(self.focused, Input)))
+
+    def on_descendant_blur(self) -> None:
+        self.query_one("#keys", Label).update(self._hint(typing=isinstance(self.focused, Input)))
+
+    def action_confirm(self) -> None:
+        self.dismiss(Decision(reason=self.query_one("#reason", Input).value.strip()))
+
+    def action_cancel(self) -> None:
+        if isinstance(self.focused, Input):  # esc in the reason field leaves it
+            self.set_focus(None)
+            self.query_one("#keys", Label).update(self._hint(typing=False))
+            return
+        self.dismiss(None)
+
+    def action_reason(self) -> None:
+        self.query_one("#reason", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_confirm()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # While the reason field has focus, letters are text, not commands.
+        return not (action in ("confirm", "reason") and isinstance(self.focused, Input))

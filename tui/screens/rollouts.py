@@ -306,19 +306,21 @@ class RolloutsScreen(MrcScreen):
         if row is not None:
             self.app.push_screen(TargetDetailScreen(row.model, row.target))
 
+    def disabled_reason(self, action: str) -> str | None:
+        row = self._current()
+        if action not in ("set_image", "pause_resume", "restart") or row is None:
+            return None
+        refusal = self.mrc.refusal(action, row.model, row.target)  # the table's read-only rule
+        return refusal or self.mrc.permission_reason(row.model, row.target, action) or None
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("set_image", "pause_resume", "restart"):
             row = self._current()
             if row is None:
                 return None
-            if (
-                self.mrc.read_only
-                or self.mrc.workspace.target_config(row.model, row.target).read_only_effective
-            ):
-                return False
-            reason = self.mrc.permission_reason(row.model, row.target, action)
-            return None if reason else True
-        return True
+            if self.mrc.refusal(action, row.model, row.target):
+                return False  # read-only: the key is removed; pressing it says why
+        return super().check_action(action, parameters)
 
     def action_pause_resume(self) -> None:
         row = self._current()
