@@ -1,8 +1,10 @@
 """The real ``mrc demo`` in a real terminal (tmux at 80x24): the whole release story.
 
-The first test plays the story a new user follows: every screen, the tests
-of a failing commit, the release of the shifting version, drift crossing the
-alert band, ``u`` + ``y`` to roll back, drift falling back, then ``q``. The
+The first test plays the README's demo steps in the README's order: the
+tests of a failing and of a passing commit, the release of the shifting
+version (without opening the Drift screen first), drift crossing the alert
+band and the guard saying so, ``u`` + ``r`` + a reason to roll back, drift
+falling back, the Rollbacks screen, the data-shift key, then ``q``. The
 second runs the console with 16 colours and closes the terminal under it.
 After both, no process of the sandbox may be left.
 """
@@ -91,8 +93,12 @@ def assert_no_demo_process(root: Path) -> None:
     assert not left, f"demo processes left after the console ended: {left}"
 
 
-def test_release_story_in_256_colours(session: TmuxSession, tmp_path: Path) -> None:
-    """Browse, test, release the shifting version, watch drift, roll back, quit."""
+def test_readme_demo_steps_in_order_in_256_colours(session: TmuxSession, tmp_path: Path) -> None:
+    """The README's demo, step by step and in its order, at 80x24.
+
+    The Drift screen is not opened before the release: the guard must judge the
+    release on its own (it once reported "no breach" when no screen had been opened).
+    """
     root = tmp_path / "demo"
     env: dict[str, str | None] = {
         "TERM": "xterm-256color",
@@ -102,10 +108,11 @@ def test_release_story_in_256_colours(session: TmuxSession, tmp_path: Path) -> N
         "MRC_STATE_DIR": None,
     }
     commits = start_demo(session, root, env)
-    failing, shift, live = commits["failing"], commits["shift"], commits["v3"]
+    failing, shift, passing, live = (
+        commits["failing"], commits["shift"], commits["v3"], commits["v3"],
+    )  # fmt: skip
 
-    # Commits: the story's history with tags, the live release marked as deployed.
-    # The demo starts its live release in the background: the badge follows within a poll.
+    # The Commits screen: the story's history, the live release marked as deployed.
     session.wait_for(
         lambda s: "local" in row_of(s, live), "the deployed badge on the live release", 30
     )
@@ -115,22 +122,7 @@ def test_release_story_in_256_colours(session: TmuxSession, tmp_path: Path) -> N
     assert "38;5;" in session.capture(escapes=True), "256-colour SGR codes expected"
     assert "38;2;" not in session.capture(escapes=True), "no truecolor without COLORTERM"
 
-    goto(session, "2", "Tests")
-    session.wait_text("No test run of churn yet", "the empty Tests screen")
-    screen = goto(session, "3", "Rollouts")
-    row = session.wait_for(lambda s: row_of(s, live), "the live revision's row")
-    assert re.search(r"churn\s+local\s+local\s+2\s", row), screen
-    screen = goto(session, "4", "Rollbacks")
-    session.wait_text(r"live: revision 2", "the live revision on Rollbacks")
-    session.wait_text(r"release v1\.2\.0", "the journal rows on Rollbacks")
-    assert "release v1.1.0" in session.last_screen
-    goto(session, "5", "Drift")
-    session.wait_text(r"drift \(psi\)", "the drift chart")
-    before = session.wait_for(drift_now, "a drift score before the release", timeout=45)
-    assert before < ALERT, session.last_screen
-
-    # Tests of the experiment: the cursor starts on the newest commit.
-    goto(session, "1", "Commits")
+    # 1. `t` on the experiment (the cursor starts on the newest commit): it fails.
     session.send("t")
     session.wait_text(BANNER.format(n=2, name="Tests"), "the Tests screen after t")
     session.wait_for(
@@ -138,30 +130,32 @@ def test_release_story_in_256_colours(session: TmuxSession, tmp_path: Path) -> N
         "the failing run's row on the Tests screen",
         60,
     )
-    assert re.search(r"2✓ 2✗", row_of(session.last_screen, failing)), session.last_screen
-
-    # Release the shifting version: y confirms (not production: no typed name),
-    # then tests -> rollout -> verify.
+    #    `t` on v1.2.0 passes and records its accuracy, a badge on the Commits screen.
     goto(session, "1", "Commits")
-    session.send("Down", "d")
+    session.send("Down", "Down", "t")
+    session.wait_text(BANNER.format(n=2, name="Tests"), "the Tests screen after t on v1.2.0")
+    session.wait_for(lambda s: "passed" in row_of(s, passing), "v1.2.0's passing run", 60)
+    goto(session, "1", "Commits")
+    session.wait_for(
+        lambda s: re.search(r"✓ acc \d\.\d\d", row_of(s, passing)) is not None,
+        "the accuracy badge on v1.2.0",
+        15,
+    )
+    assert "✗" in row_of(session.last_screen, failing)
+
+    # 2. `d` on v1.3.0, `y`: tests -> rollout -> verify.
+    session.send("Up", "d")
     session.wait_text(r"Release\?", "the release confirmation", 15)
     session.send("y")
     session.wait_text(f"release of churn at {shift[:8]}", "the release progress view", 15)
     session.wait_text(rf"✓ rollout\s+rolled out commit {shift[:8]}", "the rollout step", 90)
     assert re.search(r"✓ tests\s+4 passed", session.last_screen), session.last_screen
     session.wait_text(r"verify", "the verify step")
-    session.send("Escape")
 
-    screen = goto(session, "2", "Tests")
-    session.wait_for(lambda s: "passed" in row_of(s, shift), "the release's passing run")
-    assert "failed" in row_of(session.last_screen, failing)
     journal = Journal(root / "state" / "journal.sqlite3", close_orphans=False)
     try:
-        runs = {run.commit: run for run in journal.test_runs("churn")}
-        assert runs[failing].status.value == "failed" and runs[failing].failed == 2
-        assert runs[shift].status.value == "passed" and runs[shift].passed == 4
-
-        # Drift rises at the release marker and crosses the alert band.
+        # 3. `5`: drift crosses the alert band at the rollout marker, and the release's
+        #    guard, which never needed the screen, says so in the banner.
         goto(session, "5", "Drift")
         session.wait_text(r"rollout", "the release marker")
         high = session.wait_for(
@@ -171,41 +165,44 @@ def test_release_story_in_256_colours(session: TmuxSession, tmp_path: Path) -> N
         )
         assert high >= ALERT
         session.wait_text(r"firing", "the drift alert")
-        # The release's verify step sees the same breach and says so in the banner.
         session.wait_text(r"GUARD ALERT churn", "the guard's alert in the banner", 75)
 
-        # One key rolls back; the dialog shows where to, y confirms.
+        # 4. `u`, read the dialog, `r` to type why, `enter`.
         session.send("u")
         session.wait_text(r"Roll back\?", "the rollback dialog", 15)
         assert re.search(rf"commit\s+{shift[:8]}\s+->\s+{live[:8]}", session.last_screen)
-        session.send("y")
+        session.send("r")
+        session.type_text("drift after v1.3.0")
+        session.send("Enter")
         session.wait_for(
             lambda s: rollback_done(journal), "the rollback's journal row to be done", 60
         )
         session.wait_text(r"rollback", "the rollback marker on the drift chart", 10)
-
-        screen = goto(session, "3", "Rollouts")
-        row = session.wait_for(lambda s: row_of(s, live), "the rolled-back revision")
-        assert re.search(r"churn\s+local\s+local\s+4\b", row), screen
-
-        entries = journal.entries("churn", "local")
-        rollout = next(e for e in entries if e.details.get("commit") == shift)
-        rollback = entries[0]
-        assert rollout.action == "rollout" and rollout.outcome is Outcome.DONE
-        assert rollback.action == "rollback" and rollback.outcome is Outcome.DONE
-        assert rollback.id > rollout.id
-        assert rollback.details.get("commit") == live
-        assert rollback.from_revision == rollout.to_revision
-
-        # Drift falls back once the window only holds the previous model's traffic.
-        goto(session, "5", "Drift")
-        session.wait_text(r"rollback", "the rollback marker")
         low = session.wait_for(
             lambda s: (v := drift_now(s)) is not None and v < ALERT,
             f"drift < {ALERT} after the rollback",
             timeout=75,
         )
         assert low
+
+        entries = journal.entries("churn", "local")
+        rollout = next(e for e in entries if e.details.get("commit") == shift)
+        rollback = entries[0]
+        assert rollout.action == "rollout" and rollout.outcome is Outcome.DONE
+        assert rollback.action == "rollback" and rollback.outcome is Outcome.DONE
+        assert rollback.reason == "drift after v1.3.0"
+        assert rollback.details.get("commit") == live
+        assert rollback.from_revision == rollout.to_revision
+
+        # 5. `4`: both actions, who, when and why; `w` tells what was live when.
+        goto(session, "4", "Rollbacks")
+        session.wait_text(r"drift after v1\.3\.0", "the rollback's reason on Rollbacks")
+        session.send("w")
+        session.wait_text(r"What was live when", "what was live when")
+        #    `S` on the Drift screen toggles a data shift in the traffic.
+        goto(session, "5", "Drift")
+        session.send("S")
+        session.wait_text(r"data shift on", "the data shift notification", 10)
 
         session.send("q")
         session.wait_for(lambda s: session.pane_dead(), "the console to exit", 20)

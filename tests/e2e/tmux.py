@@ -85,6 +85,11 @@ class TmuxSession:
             self._tmux("send-keys", "-t", self.name, key)
             time.sleep(0.15)
 
+    def type_text(self, text: str) -> None:
+        """Type ``text`` literally (no tmux key-name lookup), as a person would."""
+        self._tmux("send-keys", "-t", self.name, "-l", text)
+        time.sleep(0.15)
+
     def capture(self, *, escapes: bool = False) -> str:
         """Return the visible screen (with SGR colour sequences when ``escapes``)."""
         args = ["capture-pane", "-p", "-t", self.name]

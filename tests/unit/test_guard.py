@@ -245,7 +245,7 @@ def test_source_errors_end_the_window_at_the_consecutive_limit() -> None:
 
 
 def test_one_check_without_data_makes_the_window_inconclusive() -> None:
-    guard, clock, rb = make_guard({"err": [0.01], "p95": [None]}, auto=False)
+    guard, clock, _rb = make_guard({"err": [0.01], "p95": [None]}, auto=False)
     events = run(guard, clock)
     assert events[-1].kind == g.INCONCLUSIVE
     assert events[-1].check == "latency_p95"
@@ -253,7 +253,7 @@ def test_one_check_without_data_makes_the_window_inconclusive() -> None:
 
 
 def test_a_check_that_had_data_once_is_not_missing() -> None:
-    guard, clock, rb = make_guard({"err": [None, 0.01, None], "p95": [0.2]})
+    guard, clock, _rb = make_guard({"err": [None, 0.01, None], "p95": [0.2]})
     assert run(guard, clock)[-1].kind == g.PASSED
 
 
@@ -261,7 +261,7 @@ def test_a_stale_source_is_inconclusive_even_while_its_old_data_looks_fine() -> 
     old = SourceHealth(
         "cannot scrape http://m/metrics: connection refused", T0 - timedelta(minutes=1)
     )
-    guard, clock, rb = make_guard(
+    guard, clock, _rb = make_guard(
         {"err": [0.01], "p95": [0.2]}, auto=False, duration=300, max_errors=2, healths=[old]
     )
     events = run(guard, clock)
@@ -339,7 +339,7 @@ class FakeDrift:
 def test_drift_without_a_score_all_window_is_inconclusive_with_the_reason(
     score: DriftScore, cause: str
 ) -> None:
-    guard, clock, rb = make_guard(
+    guard, clock, _rb = make_guard(
         {"err": [0.0], "p95": [0.1]}, drift=FakeDrift([score]), max_drift=0.25, auto=False
     )
     events = run(guard, clock)
@@ -352,7 +352,7 @@ def test_drift_probe_that_raises_garbage_is_a_source_error() -> None:
         def score(self, start: datetime, end: datetime) -> DriftScore:
             raise ValueError("could not convert string to float: 'abc'")
 
-    guard, clock, rb = make_guard(
+    guard, clock, _rb = make_guard(
         {"err": [0.0], "p95": [0.1]}, drift=Broken(), max_drift=0.25, auto=False, max_errors=2
     )
     events = run(guard, clock)
