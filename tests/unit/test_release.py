@@ -136,7 +136,12 @@ class FakeWorkspace:
         return object()
 
     def run_rollout(
-        self, target: Any, artifact: Artifact, *, reason: str, cancel: CancelToken,
+        self,
+        target: Any,
+        artifact: Artifact,
+        *,
+        reason: str,
+        cancel: CancelToken,
         expected: Any = None,
     ) -> Iterator[Progress]:
         entry = self.journal.begin("churn", target.name, "rollout", "1", artifact.describe(),
