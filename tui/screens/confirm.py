@@ -65,12 +65,65 @@ def diff_text(diff: str) -> Text:
     return text
 
 
-#: The dialog's hint line in each state: what the keys do right now.
-KEYS_HINT = "y roll back · n/esc cancel · r type a reason (journalled)"
-REASON_KEYS_HINT = "typing the reason · enter roll back · esc leave the field"
+def keys_hint(verb: str, *, typing: bool) -> str:
+    """Return a reason dialog's hint line: what its keys do right now."""
+    if typing:
+        return f"typing the reason · enter {verb} · esc leave the field"
+    return f"y {verb} · n/esc cancel · r type a reason (journalled)"
 
 
-class RollbackConfirm(Dialog[Decision | None]):
+#: The rollback dialog's hint line in each state.
+KEYS_HINT = keys_hint("roll back", typing=False)
+REASON_KEYS_HINT = keys_hint("roll back", typing=True)
+
+
+class ReasonDialog(Dialog[Decision | None]):
+    """A dialog that one key confirms, with an optional reason for the journal.
+
+    Outside the reason field (``#reason``) ``y`` confirms, ``n``/``esc``
+    cancel and ``r`` moves into the field. In the field letters are text:
+    ``enter`` confirms with the reason, ``esc`` leaves the field. The hint
+    line (``#keys``) always says which of the two applies. Subclasses bind
+    the keys and set :attr:`verb`.
+    """
+
+    #: What confirming does, as the hint line says it ("roll back", "restart", ...).
+    verb = "confirm"
+
+    def on_descendant_focus(self) -> None:
+        self._show_keys()
+
+    def on_descendant_blur(self) -> None:
+        self._show_keys()
+
+    def _show_keys(self) -> None:
+        typing = isinstance(self.focused, Input)
+        self.query_one("#keys", Label).update(keys_hint(self.verb, typing=typing))
+
+    def action_confirm(self) -> None:
+        self.dismiss(Decision(reason=self.query_one("#reason", Input).value.strip()))
+
+    def action_cancel(self) -> None:
+        if isinstance(self.focused, Input):  # esc in the reason field leaves it
+            focus = self.query("#diff")
+            self.set_focus(focus.first() if focus else None)
+            self._show_keys()
+            return
+        self.dismiss(None)
+
+    def action_reason(self) -> None:
+        self.query_one("#reason", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_confirm()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # While the reason field has focus, letters are text, not commands.
+        return not (action in ("confirm", "reason") and isinstance(self.focused, Input))
+
+
+class RollbackConfirm(ReasonDialog):
     """Shows current -> target revision, image, commit and template diff.
 
     Outside the reason field ``y`` confirms, ``n``/``esc`` cancel and ``r``
@@ -90,6 +143,8 @@ class RollbackConfirm(Dialog[Decision | None]):
         ),
         Binding("r", "reason", "Reason", id="confirm.reason", tooltip="Type why (journalled)"),
     ]
+
+    verb = "roll back"
 
     #: Focus starts on the diff (if any), never in the reason field: keys are commands.
     AUTO_FOCUS = "#diff"
@@ -143,38 +198,6 @@ class RollbackConfirm(Dialog[Decision | None]):
             yield Input(placeholder="reason (optional, press r)", id="reason", max_length=500)
             yield Label(KEYS_HINT, id="keys")
 
-    def on_descendant_focus(self) -> None:
-        self._show_keys()
-
-    def on_descendant_blur(self) -> None:
-        self._show_keys()
-
-    def _show_keys(self) -> None:
-        typing = isinstance(self.focused, Input)
-        self.query_one("#keys", Label).update(REASON_KEYS_HINT if typing else KEYS_HINT)
-
-    def action_confirm(self) -> None:
-        self.dismiss(Decision(reason=self.query_one("#reason", Input).value.strip()))
-
-    def action_cancel(self) -> None:
-        if isinstance(self.focused, Input):  # esc in the reason field leaves it
-            diff = self.query("#diff")
-            self.set_focus(diff.first() if diff else None)
-            self._show_keys()
-            return
-        self.dismiss(None)
-
-    def action_reason(self) -> None:
-        self.query_one("#reason", Input).focus()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_confirm()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # While the reason field has focus, letters are text, not commands.
-        return not (action in ("confirm", "reason") and isinstance(self.focused, Input))
-
 
 class TypedConfirm(Dialog[Decision | None]):
     """Production safety: the operator types ``expected`` to go ahead."""
@@ -222,7 +245,7 @@ class TypedConfirm(Dialog[Decision | None]):
         self.dismiss(None)
 
 
-class YesConfirm(Dialog[Decision | None]):
+class YesConfirm(ReasonDialog):
     """One key confirms an action (``y``), as :mod:`core.services.action_table` asks.
 
     Keys as in :class:`RollbackConfirm`: ``y`` goes ahead, ``n``/``esc``
@@ -266,36 +289,4 @@ class YesConfirm(Dialog[Decision | None]):
             box.border_title = self.title_text
             yield Static(self.summary)
             yield Input(placeholder="reason (optional, press r)", id="reason", max_length=500)
-            yield Label(self._hint(typing=False), id="keys", markup=False)
-
-    def _hint(self, *, typing: bool) -> str:
-        if typing:
-            return f"typing the reason · enter {self.verb} · esc leave the field"
-        return f"y {self.verb} · n/esc cancel · r type a reason (journalled)"
-
-    def on_descendant_focus(self) -> None:
-        self.query_one("#keys", Label).update(self._hint(typing=isinstance(self.focused, Input)))
-
-    def on_descendant_blur(self) -> None:
-        self.query_one("#keys", Label).update(self._hint(typing=isinstance(self.focused, Input)))
-
-    def action_confirm(self) -> None:
-        self.dismiss(Decision(reason=self.query_one("#reason", Input).value.strip()))
-
-    def action_cancel(self) -> None:
-        if isinstance(self.focused, Input):  # esc in the reason field leaves it
-            self.set_focus(None)
-            self.query_one("#keys", Label).update(self._hint(typing=False))
-            return
-        self.dismiss(None)
-
-    def action_reason(self) -> None:
-        self.query_one("#reason", Input).focus()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_confirm()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # While the reason field has focus, letters are text, not commands.
-        return not (action in ("confirm", "reason") and isinstance(self.focused, Input))
+            yield Label(keys_hint(self.verb, typing=False), id="keys", markup=False)
