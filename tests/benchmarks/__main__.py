@@ -1,8 +1,10 @@
 """``make bench``: run every ``tests/benchmarks/bench_*.py`` (or those named) in turn.
 
 Each benchmark prints its own measurements and ratios against a baseline
-measured in the same run; none asserts a time. A benchmark whose service is
-not available prints why and the others go on.
+measured in the same run, and may ``record`` them (tests/benchmarks/summary.py);
+one table of every recorded measure is printed at the end. None asserts a
+time. A benchmark whose service is not available prints why and the others
+go on.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 import traceback
 
 import tests.benchmarks as package
+from tests.benchmarks.summary import print_table
 
 
 def main(names: list[str]) -> int:
@@ -32,6 +35,7 @@ def main(names: list[str]) -> int:
             traceback.print_exc()
             failed.append(name)
         print(f"--- {name}: {time.perf_counter() - start:.1f}s", flush=True)
+    print_table()
     if failed:
         print(f"\nbenchmarks that raised: {', '.join(failed)}")
     return 1 if failed else 0
