@@ -15,7 +15,7 @@ ends); the journal names its rows after that table.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
 
 from core.cancel import CancelToken
@@ -120,6 +120,7 @@ def _journalled(
     cancel: CancelToken | None,
     to_revision: str,
     details: Mapping[str, Any],
+    stop_after_first: bool = False,
 ) -> Iterator[Progress]:
     if cancel is not None:
         cancel.raise_if_cancelled()
@@ -135,9 +136,14 @@ def _journalled(
     )
     sent = False  # True once the target yielded: from then on the change may have landed
     try:
-        for progress in start():
+        steps = start()
+        for progress in steps:
             sent = True
             yield progress
+            if stop_after_first:  # acknowledged: the backend carries it out on its own
+                if isinstance(steps, Generator):
+                    steps.close()
+                break
     except Cancelled:
         _finish_cancelled(journal, entry, target, sent, (from_revision, before))
         raise
@@ -151,8 +157,11 @@ def _journalled(
     except BaseException as error:  # KeyboardInterrupt, SystemExit: nobody knows how it ended
         _finish(journal, entry, Outcome.UNKNOWN, f"interrupted ({type(error).__name__})")
         raise
-    revision, after = _observe(target, "")
-    problem = _finish(journal, entry, Outcome.DONE, to_revision=revision or None, details=after)
+    if stop_after_first:  # what is live now says nothing yet: keep the requested revision
+        problem = _finish(journal, entry, Outcome.DONE, details={"waited": False})
+    else:
+        revision, after = _observe(target, "")
+        problem = _finish(journal, entry, Outcome.DONE, to_revision=revision or None, details=after)
     if problem:
         yield Progress(
             step="journal",
@@ -205,11 +214,16 @@ def run_rollback(
     cancel: CancelToken | None = None,
     *,
     expected: RollbackPreview | None = None,
+    wait: bool = True,
 ) -> Iterator[Progress]:
     """Roll ``target`` back to ``to_revision`` (None: the previous one) with an audit row.
 
     ``expected`` is the confirmed preview (see :meth:`Target.rollback`). Same
     contract as :func:`run_rollout`; raises what :meth:`Target.rollback` raises.
+    ``wait`` False stops after the first item when the target
+    :attr:`~core.targets.base.Target.acknowledges_first` (the backend accepted
+    the change and carries it out on its own) and records ``done`` with the
+    detail ``"waited": false``; other targets are followed to the end anyway.
     """
     return _journalled(
         journal,
@@ -220,6 +234,7 @@ def run_rollback(
         cancel=cancel,
         to_revision="" if to_revision is None else str(to_revision),
         details={"requested": "previous" if to_revision is None else str(to_revision)},
+        stop_after_first=not wait and target.acknowledges_first,
     )
 
 

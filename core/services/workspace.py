@@ -371,11 +371,15 @@ class Workspace:
         reason: str = "",
         cancel: CancelToken | None = None,
         expected: RollbackPreview | None = None,
+        wait: bool = True,
     ) -> Iterator[Progress]:
         """Roll ``target`` back through :mod:`core.services.actions` (journalled).
 
         ``expected`` is the preview the operator confirmed: targets that
         support it refuse with Conflict when their state changed since.
+        ``wait`` False returns once the backend acknowledged the change when the
+        target :attr:`~core.targets.base.Target.acknowledges_first` (see
+        :func:`core.services.actions.run_rollback`).
         Raises ReadOnly when :mod:`core.services.action_table` refuses it
         (read-only mode or target); otherwise as Target.rollback.
         """
@@ -383,7 +387,13 @@ class Workspace:
 
         action_table.require(self, "rollback", target.model, target.name)
         return actions.run_rollback(
-            self.journal, target, to_revision, reason=reason, cancel=cancel, expected=expected
+            self.journal,
+            target,
+            to_revision,
+            reason=reason,
+            cancel=cancel,
+            expected=expected,
+            wait=wait,
         )
 
     def rollback_action(

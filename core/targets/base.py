@@ -56,6 +56,12 @@ class Target(Protocol):
     model: str
     name: str
     kind: str  # "kubernetes", "docker" or "local"
+    #: True when the first item :meth:`rollback` yields is the
+    #: backend's acknowledgement of the change, which the backend then carries out
+    #: on its own (Kubernetes: the patch accepted); later items only follow it, so a
+    #: caller that does not wait may stop there. Default False: the target carries
+    #: out the change itself while it is iterated, and stopping early abandons it.
+    acknowledges_first: bool = False
 
     def status(self) -> RolloutState:
         """Return the live state.

@@ -80,6 +80,7 @@ class KubernetesTarget(Target):
     """
 
     kind = "kubernetes"
+    acknowledges_first = True  # rollback's first item: the API server accepted the patch
 
     def __init__(
         self,

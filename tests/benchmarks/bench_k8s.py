@@ -26,6 +26,7 @@ from typing import Any
 from core.targets import k8s_status as st
 from core.targets import kubernetes as k8s
 from core.targets.k8s_api import api_for
+from tests.benchmarks.summary import record
 
 ROLLBACK_ROUNDS = 10
 DEPLOYMENTS = 1000
@@ -118,6 +119,7 @@ def bench_rollback(cluster: Any, api: Any, ns: str) -> float:
     kubectl_ms = statistics.median(kubectl_times) * 1000
     mrc_ms = statistics.median(mrc_times) * 1000
     ratio = mrc_ms / kubectl_ms
+    record("console rollback (confirm -> API ack)", "kubectl rollout undo", mrc_ms, kubectl_ms, 0.2)
     print(
         f"rollback latency: mrc {mrc_ms:.1f} ms (call -> patch acknowledged), "
         f"kubectl rollout undo {kubectl_ms:.1f} ms wall; median of {ROLLBACK_ROUNDS}; "

@@ -393,6 +393,33 @@ def test_rollback_on_the_real_control_plane(k8s_cluster, k8s_model) -> None:
 
 
 @pytest.mark.k8s
+def test_rollback_no_wait_exits_once_the_api_server_accepted_it(k8s_cluster, k8s_model) -> None:
+    """``--no-wait`` returns after the patch (``waited`` false); else the wait is announced."""
+    config, state, ns = k8s_model
+    quick = mrc("rollback", "churn", "--confirm", "churn", "--no-wait", "--json",
+                config=config, state=state)  # fmt: skip
+    assert quick.returncode == EXIT_OK, quick.stderr
+    rb = doc(quick)
+    assert (rb["from_revision"], rb["to_revision"], rb["result"]) == (2, 1, "done")
+    assert rb["waited"] is False
+    assert "not waiting for the rollout to complete (--no-wait)" in quick.stderr
+    assert "successfully rolled out" not in quick.stderr
+    # the API server has the rollback: kubectl reads the restored template at once
+    assert live_image(k8s_cluster, ns) == "registry.local/churn:v1"
+    hist = doc(mrc("history", "churn", "--json", config=config, state=state))
+    assert [(e["action"], e["outcome"], e["from_revision"], e["to_revision"])
+            for e in hist["journal"]] == [("rollback", "done", "2", "1")]  # fmt: skip
+
+    k8s_cluster.kubectl("-n", ns, "rollout", "status", "deployment/churn", "--timeout=60s")
+    waited = mrc("rollback", "churn", "--confirm", "churn", "--json", config=config, state=state)
+    assert waited.returncode == EXIT_OK, waited.stderr
+    assert doc(waited)["waited"] is True
+    assert "waiting for the rollout to complete (--no-wait to skip)" in waited.stderr
+    assert "successfully rolled out" in waited.stderr
+    assert live_image(k8s_cluster, ns) == "registry.local/churn:v2"
+
+
+@pytest.mark.k8s
 def test_rollback_denied_by_rbac_and_unreachable_cluster(
     k8s_cluster, k8s_model, tmp_path: Path, sample: ServedRepo
 ) -> None:

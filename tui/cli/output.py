@@ -109,9 +109,13 @@ inconclusive; a step's
 ``mrc rollback MODEL --json``::
 
     {"model", "target", "from_revision", "to_revision", "from_image", "to_image",
-     "result", "message"}
+     "result", "message", "waited"}
 
 ``result`` is "done" or "skipped" (the target already runs that revision).
+``waited`` is true when the command followed the rollback until it completed
+(on Kubernetes: until the rollout completed, as ``kubectl rollout status``
+says), false when it returned once the API server accepted it (``--no-wait``)
+or nothing was rolled back.
 
 ``mrc doctor --json``::
 

@@ -82,6 +82,11 @@ def _add_script_commands(subparsers: argparse._SubParsersAction[argparse.Argumen
     p.add_argument("model")
     target(p)
     p.add_argument("--to", type=int, default=None, metavar="REVISION", dest="to_revision")
+    p.add_argument(
+        "--no-wait", action="store_false", dest="wait",
+        help="exit once the API server accepted the rollback, without waiting for the "
+        "rollout to complete (Kubernetes targets)",
+    )  # fmt: skip
     mutating(p)
 
     add("doctor", "check that every configured backend answers")

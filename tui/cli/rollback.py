@@ -26,6 +26,7 @@ def cmd_rollback(
     as_json: bool = False,
     cancel: CancelToken | None = None,
     interactive: bool | None = None,
+    wait: bool = True,
 ) -> int:
     """Roll the model back on ``target`` to ``to_revision`` (None: the previous one).
 
@@ -34,7 +35,11 @@ def cmd_rollback(
     targets; in scripts ``yes``, or ``confirm_name`` (the model's name) which
     production targets require. A model repository that is missing is only
     warned about (the rollback does not need it). Returns 0 when rolled back
-    (or already at that revision). Raises ReadOnly before anything is
+    (or already at that revision). On a target that
+    :attr:`~core.targets.base.Target.acknowledges_first` (Kubernetes) the
+    command then says it waits for the rollout to complete, unless ``wait`` is
+    False (``--no-wait``): it returns once the API server accepted the
+    rollback, and the document's ``waited`` is false. Raises ReadOnly before anything is
     journalled, what the target raises (Conflict, PermissionDenied, NotFound
     for an unknown revision, ...) and UsageError when not confirmed.
     """
@@ -56,6 +61,7 @@ def cmd_rollback(
         "to_image": preview.to_image,
         "result": "",
         "message": "",
+        "waited": False,
         "warnings": warnings,
     }
     frm = preview.from_image or short(preview.from_commit)
@@ -81,16 +87,30 @@ def cmd_rollback(
             interactive=interactive,
         )
         streams.say(f"rolling back {summary}")
-        for progress in ws.run_rollback(
-            tgt,
-            preview.to_revision,
-            reason=reason or "rollback from the command line",
-            cancel=cancel,
-            expected=preview,
+        follows = tgt.acknowledges_first  # after the first item the backend carries it out
+        for index, progress in enumerate(
+            ws.run_rollback(
+                tgt,
+                preview.to_revision,
+                reason=reason or "rollback from the command line",
+                cancel=cancel,
+                expected=preview,
+                wait=wait,
+            )
         ):
             if progress.message:
                 streams.say(f"    {progress.message}")
-        doc.update(result="done", message=f"rolled back to revision {preview.to_revision}")
+            if index == 0 and follows:
+                streams.say(
+                    "waiting for the rollout to complete (--no-wait to skip)"
+                    if wait
+                    else "not waiting for the rollout to complete (--no-wait)"
+                )
+        waited = wait or not follows
+        message = f"rolled back to revision {preview.to_revision}"
+        if not waited:
+            message += " (accepted by the API server; the rollout goes on in the cluster)"
+        doc.update(result="done", message=message, waited=waited)
     if as_json:
         streams.json(doc)
     else:

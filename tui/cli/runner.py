@@ -102,7 +102,7 @@ def _release(a: argparse.Namespace) -> Body:
 def _rollback(a: argparse.Namespace) -> Body:
     return lambda ws, s, c: cmd_rollback(
         ws, s, a.model, target=a.target, to_revision=a.to_revision, reason=a.reason,
-        yes=a.yes, confirm_name=a.confirm_name, as_json=a.json, cancel=c,
+        yes=a.yes, confirm_name=a.confirm_name, as_json=a.json, cancel=c, wait=a.wait,
     )  # fmt: skip
 
 
