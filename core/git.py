@@ -157,6 +157,17 @@ def _commit_from_tokens(tokens: list[str]) -> Commit | None:
     )
 
 
+def _parse_log(out: bytes) -> list[Commit]:
+    """Return the commits in ``git log -z --format=_LOG_FORMAT`` output, malformed ones left out."""
+    tokens = out.decode("utf-8", errors="replace").split("\0") if out else []
+    commits = []
+    for i in range(0, len(tokens) - _NFIELDS + 1, _NFIELDS):
+        commit = _commit_from_tokens(tokens[i : i + _NFIELDS])
+        if commit is not None:
+            commits.append(commit)
+    return commits
+
+
 def _matches(commit: Commit, needle: str) -> bool:
     """True when ``needle`` (lower case) is a sha prefix or is in subject/author/email."""
     if _HEX.fullmatch(needle) and commit.sha.startswith(needle):
@@ -359,14 +370,7 @@ class Repository:
                 return cursor.next_page(limit)
         args = self._log_args(start)
         args[1:1] = ["-n", str(limit), f"--skip={max(skip, 0)}"]
-        out = self._run(args).stdout
-        tokens = out.decode("utf-8", errors="replace").split("\0") if out else []
-        commits = []
-        for i in range(0, len(tokens) - _NFIELDS + 1, _NFIELDS):
-            commit = _commit_from_tokens(tokens[i : i + _NFIELDS])
-            if commit is not None:
-                commits.append(commit)
-        return commits
+        return _parse_log(self._run(args).stdout)
 
     def cursor(
         self, start: str | None = None, search: str | None = None, skip: int = 0
@@ -378,6 +382,60 @@ class Repository:
         Raises like :meth:`page`.
         """
         return LogCursor(self, self._argv(self._log_args(start)), search, skip)
+
+    def tail(
+        self, limit: int = PAGE_SIZE, start: str | None = None, *, nice: int = 0
+    ) -> tuple[int, list[Commit]]:
+        """Return (number of commits reachable from ``start``, the oldest ``limit`` of them).
+
+        The commits come in :meth:`page` order (newest first), so they are the
+        rows ``total - len(commits)`` .. ``total - 1`` of the list. One walk of
+        the history (``git rev-list``, only the last ``limit`` shas are kept)
+        and one ``git log`` of those commits: about half the cost of counting
+        and then skipping. ``nice`` > 0 lowers the walk's CPU priority (for
+        reading ahead in the background). Raises like :meth:`page`.
+        """
+        tip = self.resolve(start) if start else self.head()
+        if limit <= 0:
+            return self.count(tip), []
+        width = 41  # a sha and its newline (sha-1; sha-256 lines are longer, see below)
+        keep = bytearray()
+        total = 0
+        with tempfile.TemporaryFile() as err:
+            try:
+                proc = subprocess.Popen(
+                    self._argv(["rev-list", tip, "--"]),
+                    stdout=subprocess.PIPE,
+                    stderr=err,
+                    stdin=subprocess.DEVNULL,
+                    env=self._env,
+                )
+            except OSError as exc:
+                raise BackendUnavailable(f"cannot run git in {self.root}: {exc}") from exc
+            assert proc.stdout is not None
+            if nice > 0:
+                with contextlib.suppress(OSError):  # it may have finished already
+                    os.setpriority(os.PRIO_PROCESS, proc.pid, nice)
+            try:
+                while chunk := os.read(proc.stdout.fileno(), 1 << 20):
+                    total += chunk.count(b"\n")
+                    keep += chunk
+                    if len(keep) > 4 * width * (limit + 1):
+                        del keep[: len(keep) - 2 * width * (limit + 1)]
+            finally:
+                proc.stdout.close()
+                code = proc.wait()
+            if code != 0:
+                err.seek(0)
+                raise self._error(["rev-list"], err.read())
+        shas = bytes(keep).decode("ascii", errors="replace").split()[-limit:]
+        if not shas:
+            return total, []
+        out = self._run(
+            ["log", "--no-walk=unsorted", "-z", f"--format={_LOG_FORMAT}", "--decorate=full",
+             *shas, "--"]
+        ).stdout  # fmt: skip
+        return total, _parse_log(out)
 
     def count(self, start: str | None = None) -> int:
         """Return the number of commits reachable from ``start`` (walks the history: slow)."""

@@ -147,6 +147,38 @@ def test_count(repo: Repository) -> None:
     assert repo.count("v1.0") == 3
 
 
+def test_tail_is_the_count_and_the_last_page(repo: Repository, history: HistoryRepo) -> None:
+    total, commits = repo.tail(5)
+    assert total == COMMITS
+    assert [c.sha for c in commits] == newest_first(history)[-5:]
+    assert [c.sha for c in commits] == [c.sha for c in repo.page(limit=5, skip=COMMITS - 5)]
+    assert commits[-1].parents == ()  # the root commit, with its fields
+    total, commits = repo.tail(50, start="v1.0")
+    assert (total, [c.sha for c in commits]) == (3, history.shas[2::-1])
+
+
+def test_tail_of_a_merge_history_is_in_log_order(tmp_path: Path) -> None:
+    init_repo(tmp_path)
+    for i in range(4):
+        commit_files(tmp_path, {"a.txt": f"{i}\n"}, f"main {i}", when=BASE_TIME + i * 120)
+    git(tmp_path, "checkout", "-q", "-b", "side", "HEAD~2")
+    for i in range(3):
+        commit_files(tmp_path, {"s.txt": f"{i}\n"}, f"side {i}", when=BASE_TIME + 60 + i * 120)
+    git(tmp_path, "checkout", "-q", "main")
+    git(tmp_path, "merge", "-q", "--no-ff", "-m", "merge", "side", when=BASE_TIME + 1000)
+    repository = Repository(tmp_path)
+    everything = [c.sha for c in repository.page(limit=100)]
+    total, commits = repository.tail(6)
+    assert total == len(everything) == 8
+    assert [c.sha for c in commits] == everything[-6:]
+
+
+def test_tail_of_an_empty_repository(tmp_path: Path) -> None:
+    repository = Repository(init_repo(tmp_path / "empty"))
+    with pytest.raises(EmptyRepository):
+        repository.tail()
+
+
 # ------------------------------------------------------------------ detail
 
 

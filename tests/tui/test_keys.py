@@ -506,3 +506,31 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 60.0) 
             return
         done.wait(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_pagedown_through_history_keeps_only_rows_near_the_screen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Visiting a long history page by page holds a bounded window of rows, and rows
+    dropped on the way load again (right ones) when the cursor comes back."""
+    from tui.widgets import vtable
+
+    monkeypatch.setattr(vtable, "MARGIN", 256)
+    total = PAGE_SIZE * 5 + 3
+    app, shas = _commits_app(tmp_path, total)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        table = app.screen.query_one(VirtualTable)
+        await wait_for(pilot, lambda: len(table.rows) == PAGE_SIZE)
+        await settle(pilot, app)
+        page = table.size.height - 1
+        await pilot.press(*["pagedown"] * (total // page + 1))
+        await wait_for(pilot, lambda: table.complete and table.cursor == total - 1)
+        assert table.current.sha == shas[-1]
+        held = [i for i, row in enumerate(table.rows) if row is not None]
+        assert len(held) <= 2 * 256 + page + 2 * vtable.CHUNK
+        assert table.rows[0] is None  # the newest commits were dropped on the way
+        await pilot.press("home")
+        await wait_for(pilot, lambda: table.current is not None and table.cursor == 0)
+        assert table.current.sha == shas[0]
+        assert f"commit number {total - 1}" in screen_text(app)
+        assert all(row is None or row.sha == shas[i] for i, row in enumerate(table.rows))

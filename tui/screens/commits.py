@@ -19,7 +19,10 @@ from tui.text import literal
 from tui.widgets.vtable import Column, VirtualTable
 
 PAGE_SIZE = 200
-MAX_PAGE_SIZE = 5000
+#: The largest page read in one go (well under the rows the table keeps around its screen).
+MAX_PAGE_SIZE = 1000
+#: CPU priority (nice) of the walk that reads the oldest commits ahead of ``end``.
+TAIL_NICE = 10
 
 _STATUS_BADGE = {
     RunStatus.PASSED: ("✓", "green"),
@@ -72,8 +75,8 @@ class CommitsScreen(MrcScreen):
         """Commits read from the log, to place at row ``start`` of the table.
 
         ``reset``: they replace the list (first page of a new list).
-        ``complete``: nothing comes after them. ``total``: the number of
-        commits in the list, when it was counted (``end``).
+        ``complete``: nothing comes after them. ``search``: the list is
+        filtered by a search.
         """
 
         def __init__(
@@ -84,7 +87,7 @@ class CommitsScreen(MrcScreen):
             *,
             reset: bool = False,
             complete: bool = False,
-            total: int | None = None,
+            search: bool = False,
         ) -> None:
             super().__init__()
             self.generation = generation
@@ -92,7 +95,7 @@ class CommitsScreen(MrcScreen):
             self.start = start
             self.reset = reset
             self.complete = complete
-            self.total = total
+            self.search = search
 
     class Failed(Message):
         """Loading the log failed; ``error`` says why."""
@@ -100,6 +103,21 @@ class CommitsScreen(MrcScreen):
         def __init__(self, generation: int, error: str) -> None:
             super().__init__()
             self.generation = generation
+            self.error = error
+
+    class Tail(Message):
+        """The oldest commits of the history of ``key`` (model, newest sha) and its length.
+
+        ``error`` is set (and ``commits`` empty) when reading them failed.
+        """
+
+        def __init__(
+            self, key: tuple[str, str], total: int, commits: list[Commit], error: str = ""
+        ) -> None:
+            super().__init__()
+            self.key = key
+            self.total = total
+            self.commits = commits
             self.error = error
 
     class BadgesLoaded(Message):
@@ -119,6 +137,9 @@ class CommitsScreen(MrcScreen):
         self._generation = 0  # bumped when the list is reloaded: older pages are dropped
         self._loading = False  # one page at a time; what keys ask meanwhile waits for it
         self._want_last = False  # `end` was pressed: count and read the last page
+        self._head: tuple[str, str] | None = None  # (model, newest sha) of the list on screen
+        self._tail: dict[tuple[str, str], tuple[int, list[Commit]]] = {}  # read ahead for `end`
+        self._tail_reading: tuple[str, str] | None = None
 
     def compose_body(self) -> ComposeResult:
         yield EmptyState(id="commits-empty")
@@ -206,16 +227,22 @@ class CommitsScreen(MrcScreen):
         search = self.search_text
         cursor = table.cursor
         kind, start, size = "", 0, PAGE_SIZE
+        if self._want_last and not table.complete and not search:
+            self._read_tail(model)  # lands on the last row when the tail is there
+            return
         if self._want_last and not table.complete:
-            kind = "next" if search else "last"  # a search cannot be counted: read on
+            kind = "next"  # a search cannot be counted: read on to its end
             start = table.loaded_prefix()
             size = min(MAX_PAGE_SIZE, max(PAGE_SIZE, start))
         elif table.rows[cursor] is None:
+            if self._from_tail(cursor):
+                return
             first = cursor
-            while first > 0 and table.rows[first - 1] is None:
+            while first > max(0, cursor - PAGE_SIZE) and table.rows[first - 1] is None:
                 first -= 1
             end = cursor
-            while end < len(table.rows) and table.rows[end] is None:
+            limit = min(len(table.rows), cursor + PAGE_SIZE)
+            while end < limit and table.rows[end] is None:
                 end += 1
             start = max(first, min(cursor - PAGE_SIZE // 2, end - PAGE_SIZE))
             size = min(PAGE_SIZE, end - start)
@@ -237,10 +264,9 @@ class CommitsScreen(MrcScreen):
         ``first``: one bounded ``git log`` of the newest commits (as fast as
         git itself). ``next``: the streaming cursor after the loaded rows,
         so scrolling to the end of a long history never re-walks it.
-        ``skip``: ``size`` commits from row ``start``. ``last``: count the
-        commits (``git rev-list --count``) and read the last page directly.
+        ``skip``: ``size`` commits from row ``start``. The last page is read
+        by :meth:`_read_tail`.
         """
-        total: int | None = None
         try:
             repo = self.mrc.workspace.repository(model)
             if kind == "first":
@@ -255,12 +281,8 @@ class CommitsScreen(MrcScreen):
                     self._cursor = repo.cursor(search=search or None, skip=start)
                 commits = self._cursor.next_page(size)
                 self._cursor_at = start + len(commits)
-            elif kind == "skip":
-                commits = repo.page(limit=size, skip=start, search=search or None)
             else:
-                total = repo.count()
-                start = max(0, total - PAGE_SIZE)
-                commits = repo.page(limit=total - start, skip=start)
+                commits = repo.page(limit=size, skip=start, search=search or None)
         except Exception as error:
             self.post_message(self.Failed(generation, str(error)))
             return
@@ -271,9 +293,74 @@ class CommitsScreen(MrcScreen):
                 start,
                 reset=kind == "first",
                 complete=kind in ("first", "next") and len(commits) < size,
-                total=total,
+                search=bool(search),
             )
         )
+
+    def _read_tail(self, model: str) -> None:
+        """Make the oldest commits of the list on screen available to ``end``.
+
+        Applies them at once when they were read ahead; otherwise starts one
+        walk of the history (unless it is running) whose :class:`Tail`
+        applies them if ``end`` is still wanted when it arrives.
+        """
+        key = self._head
+        if key is None or key[0] != model:
+            return
+        if key in self._tail:
+            self._apply_tail(key)
+        else:
+            self._start_tail(key, ahead=False)
+
+    def _start_tail(self, key: tuple[str, str], ahead: bool = True) -> None:
+        """Start reading the tail of ``key`` unless it is read or being read.
+
+        ``ahead``: nobody waits for it yet, so the walk runs at low CPU priority.
+        """
+        if key not in self._tail and self._tail_reading != key:
+            self._tail_reading = key
+            self._tail_worker(key, TAIL_NICE if ahead else 0)
+
+    @work(thread=True, group="git-tail", exit_on_error=False)
+    def _tail_worker(self, key: tuple[str, str], nice: int) -> None:
+        """Count the history of ``key`` and read its oldest page; post a :class:`Tail`."""
+        try:
+            repo = self.mrc.workspace.repository(key[0])
+            total, commits = repo.tail(PAGE_SIZE, start=key[1], nice=nice)
+        except Exception as error:
+            self.post_message(self.Tail(key, 0, [], str(error)))
+            return
+        self.post_message(self.Tail(key, total, commits))
+
+    def _apply_tail(self, key: tuple[str, str]) -> None:
+        """Place the tail read for ``key`` at the end of the table; declare the total."""
+        total, commits = self._tail[key]
+        self._want_last = False
+        table = self.table
+        table.put_rows(total - len(commits), commits)
+        table.set_total(total)
+
+    def _from_tail(self, index: int) -> bool:
+        """Place the tail rows again if row ``index`` is one of them; return whether it was."""
+        if self._head is None or self._head not in self._tail or self.search_text:
+            return False
+        total, commits = self._tail[self._head]
+        if total != len(self.table.rows) or index < total - len(commits):
+            return False
+        self.table.put_rows(total - len(commits), commits)
+        return True
+
+    def on_commits_screen_tail(self, message: Tail) -> None:
+        if self._tail_reading == message.key:
+            self._tail_reading = None
+        if message.error:
+            if self._want_last and message.key == self._head:
+                self.on_commits_screen_failed(self.Failed(self._generation, message.error))
+            return
+        self._tail = {message.key: (message.total, message.commits)}
+        if self._want_last and message.key == self._head and not self.search_text:
+            self._apply_tail(message.key)
+            self._request()
 
     def poll(self) -> None:
         self.load_badges(self.mrc.selected_model)
@@ -298,10 +385,11 @@ class CommitsScreen(MrcScreen):
         table = self.table
         if message.reset:
             table.set_rows(message.commits, complete=message.complete)
-        elif message.total is not None:
-            self._want_last = False
-            table.put_rows(message.start, message.commits)
-            table.set_total(message.total)
+            if message.commits and not message.search:
+                self._head = (self.mrc.selected_model, message.commits[0].sha)
+                if not message.complete and self._head not in self._tail:
+                    # Read the oldest page ahead (niced), once per history, for `end`.
+                    self.call_after_refresh(self._start_tail, self._head)
         elif message.start == table.loaded_prefix() and not table.complete:
             table.append_rows(message.commits, complete=message.complete)
             if table.complete:

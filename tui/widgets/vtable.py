@@ -1,9 +1,12 @@
-"""A virtualized, append-only table for very long lists (200k commits).
+"""A virtualized, windowed table for very long lists (200k commits).
 
 Only the visible lines are rendered (Line API), rows are plain Python objects
 turned into cells by a formatter when drawn, and the table asks for more rows
 (:class:`VirtualTable.NearEnd`) when the cursor gets close to the end, so a
-caller can page a long history in without ever loading it whole.
+caller can page a long history in without ever loading it whole. Rows are held
+in a :class:`RowWindow`: only those within :data:`MARGIN` rows of the screen are
+kept; rows farther away are dropped and become placeholders again, so memory
+stays bounded however much of the list is visited.
 
 When the caller knows the total (:meth:`VirtualTable.set_total`), rows not
 loaded yet are ``None`` placeholders, drawn as ``…``; the table asks for them
@@ -15,9 +18,9 @@ loaded are kept and applied when they arrive, never dropped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, overload
 
 from rich.segment import Segment
 from rich.style import Style
@@ -28,6 +31,88 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+
+#: Rows are held in chunks of this many.
+CHUNK = 256
+#: Rows within this many of the screen (above and below) are kept; farther ones are dropped.
+MARGIN = 2048
+
+
+class RowWindow(Sequence[Any]):
+    """The rows of a long list, held only near where the table looks.
+
+    ``len()`` is the number of rows the list is known to have; ``window[i]``
+    is row ``i``, or None when it is not held (never loaded, or dropped by
+    :meth:`keep`). Rows are stored in chunks of :data:`CHUNK`, so memory is
+    proportional to the rows held, not to the length.
+    """
+
+    def __init__(self) -> None:
+        self._chunks: dict[int, list[Any]] = {}
+        self._length = 0
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Any]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        """Return row ``index`` (None when not held); raise IndexError outside the list."""
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._length))]
+        if index < 0:
+            index += self._length
+        if not 0 <= index < self._length:
+            raise IndexError(index)
+        chunk = self._chunks.get(index // CHUNK)
+        return None if chunk is None else chunk[index % CHUNK]
+
+    def __iter__(self) -> Iterator[Any]:
+        for i in range(self._length):
+            yield self[i]
+
+    def held(self) -> int:
+        """Return how many rows are held as objects (not placeholders)."""
+        return sum(len(c) - c.count(None) for c in self._chunks.values())
+
+    def clear(self) -> None:
+        """Forget every row; the length becomes 0."""
+        self._chunks.clear()
+        self._length = 0
+
+    def resize(self, length: int) -> None:
+        """Make the list ``length`` rows long: new rows are placeholders, cut ones dropped."""
+        self._length = max(0, length)
+        last = (self._length - 1) // CHUNK if self._length else -1
+        for key in [k for k in self._chunks if k > last]:
+            del self._chunks[key]
+        if self._length % CHUNK and last in self._chunks:
+            chunk = self._chunks[last]
+            chunk[self._length % CHUNK :] = [None] * (CHUNK - self._length % CHUNK)
+
+    def put(self, start: int, rows: Sequence[Any]) -> None:
+        """Place ``rows`` from index ``start``, growing the list when they reach past its end."""
+        self._length = max(self._length, start + len(rows))
+        index, offset = start, 0
+        while offset < len(rows):
+            key, at = divmod(index, CHUNK)
+            take = min(CHUNK - at, len(rows) - offset)
+            chunk = self._chunks.get(key)
+            if chunk is None:
+                chunk = self._chunks[key] = [None] * CHUNK
+            chunk[at : at + take] = rows[offset : offset + take]
+            index += take
+            offset += take
+
+    def keep(self, first: int, end: int) -> None:
+        """Drop the chunks holding no row of ``first`` .. ``end - 1`` (they become placeholders)."""
+        low, high = first // CHUNK, (end - 1) // CHUNK
+        for key in [k for k in self._chunks if k < low or k > high]:
+            del self._chunks[key]
 
 
 @dataclass(frozen=True)
@@ -122,7 +207,8 @@ class VirtualTable(ScrollView, can_focus=True):
         super().__init__(id=id, classes=classes)
         self.columns = list(columns)
         self.formatter = formatter
-        self.rows: list[Any] = []
+        self.rows = RowWindow()
+        self.frontier = 0  # rows 0 .. frontier-1 have been read (maybe dropped since)
         self.complete = False  # True once the caller says there is nothing more to load
         self._asked_more = False
         self._overshoot = 0  # rows the cursor was asked to move past the loaded end
@@ -132,7 +218,9 @@ class VirtualTable(ScrollView, can_focus=True):
 
     def set_rows(self, rows: Sequence[Any], *, complete: bool = False) -> None:
         """Replace every row and move the cursor to the top."""
-        self.rows = list(rows)
+        self.rows.clear()
+        self.rows.put(0, rows)
+        self.frontier = len(rows)
         self.complete = complete
         self._asked_more = False
         self._overshoot = 0
@@ -143,37 +231,45 @@ class VirtualTable(ScrollView, can_focus=True):
 
     def append_rows(self, rows: Sequence[Any], *, complete: bool = False) -> None:
         """Add rows after the loaded ones (next page); moves asked for meanwhile apply now."""
-        self.put_rows(self.loaded_prefix(), rows)
+        self.put_rows(self.frontier, rows)
         if not self.complete:
             self.complete = complete
             if complete:
-                del self.rows[self.loaded_prefix() :]
+                self.rows.resize(self.frontier)
+                self._resize()
         self._asked_more = False
         self._catch_up()
 
     def set_total(self, total: int) -> None:
         """Declare that there are ``total`` rows: unknown ones become placeholders."""
         if total > len(self.rows):
-            self.rows.extend([None] * (total - len(self.rows)))
+            self.rows.resize(total)
         self.complete = True
         self._resize()
         self._catch_up()
 
     def put_rows(self, start: int, rows: Sequence[Any]) -> None:
-        """Place ``rows`` at index ``start`` (filling placeholders, growing the list)."""
-        end = start + len(rows)
-        if end > len(self.rows):
-            self.rows.extend([None] * (end - len(self.rows)))
-        self.rows[start:end] = rows
+        """Place ``rows`` at index ``start`` (filling placeholders, growing the list).
+
+        Rows far from the screen are dropped again (see :meth:`RowWindow.keep`).
+        """
+        self.rows.put(start, rows)
+        if start <= self.frontier:
+            self.frontier = max(self.frontier, start + len(rows))
         self._resize()
         self._catch_up()
+        self._trim()
 
     def loaded_prefix(self) -> int:
-        """The number of rows loaded from the top without a gap."""
-        try:
-            return self.rows.index(None)
-        except ValueError:
-            return len(self.rows)
+        """The number of rows read from the top without a gap (some may be dropped since)."""
+        return self.frontier
+
+    def _trim(self) -> None:
+        """Drop the rows farther than :data:`MARGIN` from the screen and the cursor."""
+        top = int(self.scroll_y)
+        first = min(top, self.cursor) - MARGIN
+        end = max(top + self._page(), self.cursor + 1) + MARGIN
+        self.rows.keep(max(0, first), end)
 
     def _catch_up(self) -> None:
         """Apply a pending ``end`` or moves past the old end, now that more rows are here."""
@@ -212,6 +308,7 @@ class VirtualTable(ScrollView, can_focus=True):
 
     def watch_cursor(self, old: int, new: int) -> None:
         self._scroll_cursor_into_view()
+        self._trim()
         self.refresh()
         self.post_message(self.Highlighted(self, new))
         if self.rows and self.rows[new] is None:
