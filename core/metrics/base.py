@@ -110,18 +110,17 @@ class MetricsSource(abc.ABC):
     ) -> list[tuple[float, Histogram]]:
         """Return ``(t, histogram of (t - window, t])`` for t stepping over [start, end].
 
-        The step comes from :func:`~core.metrics.prometheus.step_for`. Default:
+        The step comes from :func:`~core.metrics.prometheus.step_for`, the
+        times are its multiples (:func:`~core.metrics.scrape.grid_times`). Default:
         one :meth:`histogram_window` call per step; sources that can answer all
         windows at once override it. Raises BackendUnavailable or InvalidQuery
         as :meth:`histogram_window`.
         """
         from core.metrics.prometheus import step_for
+        from core.metrics.scrape import grid_times
 
-        step = step_for(start, end, width)
         out = []
-        t = start.timestamp()
-        while t <= end.timestamp():
+        for t in grid_times(start, end, step_for(start, end, width)):
             at = datetime.fromtimestamp(t, UTC)
             out.append((t, self.histogram_window(metric, at - timedelta(seconds=window), at)))
-            t += step
         return out

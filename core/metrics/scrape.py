@@ -473,16 +473,12 @@ class ScrapeSource(MetricsSource):
     ) -> list[tuple[float, Histogram]]:
         """Return ``(t, histogram of (t - window, t])`` for t stepping over [start, end].
 
-        The step comes from :func:`~core.metrics.prometheus.step_for`. Times
-        before the first scrape are left out.
+        The step comes from :func:`~core.metrics.prometheus.step_for`; the
+        times are its multiples (:func:`grid_times`), so a window keeps its
+        time, and its value, from one refresh to the next. Times before the
+        first scrape are left out.
         """
-        step = step_for(start, end, width)
-        t0, t1 = start.timestamp(), end.timestamp()
-        times = []
-        t = t0
-        while t <= t1 + 1e-9:
-            times.append(t)
-            t += step
+        times = grid_times(start, end, step_for(start, end, width))
         return _windows(self._histograms(self._snapshot(), metric), times, window)
 
     def alerts(self) -> list[Alert]:
@@ -574,16 +570,33 @@ def _divide(
     return out
 
 
+def grid_times(start: datetime, end: datetime, step: float) -> list[float]:
+    """Return the multiples of ``step`` (unix seconds) in [start, end], oldest first.
+
+    Anchored at the epoch rather than at ``start``: a range that moves on by
+    a few seconds keeps the same times, so a refresh recomputes nothing it
+    already had and a chart does not shift under the reader.
+    """
+    step = max(step, 1e-9)
+    first = math.ceil(start.timestamp() / step - 1e-9)
+    last = math.floor(end.timestamp() / step + 1e-9)
+    return [k * step for k in range(first, last + 1)]
+
+
 def _downsample(
     points: list[tuple[float, float]], t0: float, t1: float, width: int
 ) -> list[tuple[float, float]]:
-    """Keep the last point of each of ``width`` equal time slots of [t0, t1]."""
+    """Keep the last point of each time slot of [t0, t1]: at most ``width`` slots.
+
+    The slots are ``(t1 - t0) / (width - 1)`` seconds long and anchored at the
+    epoch, so the points kept do not change as the range moves on.
+    """
     if len(points) <= width or t1 <= t0:
         return points
-    slot = (t1 - t0) / max(width, 1)
+    slot = (t1 - t0) / max(width - 1, 1)
     kept: dict[int, tuple[float, float]] = {}
     for t, v in points:
-        kept[min(int((t - t0) / slot), width - 1)] = (t, v)
+        kept[math.floor(t / slot)] = (t, v)
     return [kept[k] for k in sorted(kept)]
 
 

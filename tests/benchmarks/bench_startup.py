@@ -31,6 +31,27 @@ class Bare(App):
 Bare().run()
 """
 
+#: The bare app with one label updated every second: the cost of "live" alone.
+LIVE_LABEL_APP = """
+from textual.app import App
+from textual.widgets import Label
+
+class Live(App):
+    ticks = 0
+
+    def compose(self):
+        yield Label("live-app-ready 0", id="live")
+
+    def on_mount(self):
+        self.set_interval(1.0, self.tick)
+
+    def tick(self):
+        self.ticks += 1
+        self.query_one("#live", Label).update(f"live-app-ready {self.ticks}")
+
+Live().run()
+"""
+
 
 def main() -> None:
     """Run the benchmark and print the medians and their ratio."""

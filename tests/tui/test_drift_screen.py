@@ -17,7 +17,7 @@ from tui.screens.drift import DriftScreen
 RELEASE_AT = FIXED_NOW - timedelta(minutes=6)
 
 
-def fixed_view(workspace, model, span, now) -> DriftView:  # type: ignore[no-untyped-def]
+def fixed_view(workspace, model, span, now, width=120) -> DriftView:  # type: ignore[no-untyped-def]
     """A drift that is flat before the release 6 minutes ago and high after it."""
     start = now - span
     minutes = int(span.total_seconds() // 60)
@@ -57,7 +57,7 @@ def fixed_view(workspace, model, span, now) -> DriftView:  # type: ignore[no-unt
 def fixed_drift(monkeypatch):  # type: ignore[no-untyped-def]
     calls = []
 
-    def view(workspace, model, span, now):  # type: ignore[no-untyped-def]
+    def view(workspace, model, span, now, width=120):  # type: ignore[no-untyped-def]
         calls.append(span)
         return fixed_view(workspace, model, span, now)
 
@@ -103,12 +103,31 @@ async def test_time_range_keys_change_the_query(console, fixed_drift) -> None:
         assert "range 5m" in screen_text(app)
 
 
+async def test_the_view_is_computed_for_the_charts_real_width(console, monkeypatch) -> None:
+    """At 100 columns the charts are narrower than 100 cells: the view is asked for
+    about one point per chart column, not for a fixed 120."""
+    widths: list[int] = []
+
+    def view(workspace, model, span, now, width=120):  # type: ignore[no-untyped-def]
+        widths.append(width)
+        return fixed_view(workspace, model, span, now)
+
+    monkeypatch.setattr(data, "drift_view", view)
+    app = console().make_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: "drift now" in screen_text(app))
+        chart = app.screen.query_one("#chart-drift")
+        await wait_for(pilot, lambda: widths[-1] == chart.size.width)
+        assert 0 < widths[-1] < 100
+
+
 async def test_unreachable_source_shows_stale_badge_and_stays_responsive(
     console, monkeypatch
 ) -> None:
     state = {"up": True}
 
-    def view(workspace, model, span, now):  # type: ignore[no-untyped-def]
+    def view(workspace, model, span, now, width=120):  # type: ignore[no-untyped-def]
         if not state["up"]:
             raise BackendUnavailable("cannot reach http://127.0.0.1:9/metrics: refused")
         return fixed_view(workspace, model, span, now)
@@ -168,7 +187,7 @@ async def test_a_failing_panel_query_is_named_and_the_rest_still_draws(
 ) -> None:
     from dataclasses import replace
 
-    def view(workspace, model, span, now):  # type: ignore[no-untyped-def]
+    def view(workspace, model, span, now, width=120):  # type: ignore[no-untyped-def]
         good = fixed_view(workspace, model, span, now)
         return replace(good, panel_errors={"latency_p95": "parse error: unexpected [bold]"})
 

@@ -193,7 +193,7 @@ async def test_hostile_metric_labels_and_marker_labels_are_inert(console, monkey
     from tests.tui.test_drift_screen import RELEASE_AT, fixed_view
     from tui import data
 
-    def view(workspace, model, span, now):  # type: ignore[no-untyped-def]
+    def view(workspace, model, span, now, width=120):  # type: ignore[no-untyped-def]
         good = fixed_view(workspace, model, span, now)
         return replace(
             good,

@@ -72,7 +72,7 @@ async def test_rollouts_table_keeps_commit_readiness_and_state_whole(console, si
 
 
 def _drift(monkeypatch, markers=None):  # type: ignore[no-untyped-def]
-    def view(workspace, model, span, now):  # type: ignore[no-untyped-def]
+    def view(workspace, model, span, now, width=120):  # type: ignore[no-untyped-def]
         good = fixed_view(workspace, model, span, now)
         return good if markers is None else replace(good, markers=markers)
 

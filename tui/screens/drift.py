@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -13,7 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Static
 
-from core.domain import DriftBand
+from core.domain import DriftBand, DriftScore
 from tui import data
 from tui.guard import guard_text
 from tui.screens.base import EmptyState, MrcScreen
@@ -99,7 +101,7 @@ class DriftScreen(MrcScreen):
         self.last_success: datetime | None = None
         self.last_error = ""
         self._charts_ready = False
-        self._features: tuple[Any, ...] = ()
+        self._features: tuple[tuple[str, str, DriftBand], ...] = ()
         self._shown: dict[str, Text] = {}
         self.chart_index = 0  # the chart shown when only one fits
 
@@ -187,15 +189,21 @@ class DriftScreen(MrcScreen):
         self._ensure_charts()
         self._status()
 
+    def chart_width(self) -> int:
+        """Return the charts' width in cells (the screen's width before they are laid out)."""
+        widths = [chart.size.width for chart in self.query("TimeChart").results()]
+        return max([*widths, 0]) or self.size.width or 120
+
     def poll(self) -> None:
         if self.mrc.selected_model:
-            self.fetch(self.mrc.selected_model, self.span)
+            self.fetch(self.mrc.selected_model, self.span, self.chart_width())
 
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
-    def fetch(self, model: str, span: timedelta) -> None:
-        """Query the metrics source and compute drift in a worker."""
+    def fetch(self, model: str, span: timedelta, width: int = 120) -> None:
+        """Query the metrics source and compute drift for charts ``width`` cells wide,
+        in a worker."""
         try:
-            view = data.drift_view(self.mrc.workspace, model, span, self.mrc.clock())
+            view = data.drift_view(self.mrc.workspace, model, span, self.mrc.clock(), width)
         except Exception as error:
             self.post_message(self.Fetched(model, None, str(error)))
             return
@@ -231,7 +239,10 @@ class DriftScreen(MrcScreen):
         """Draw one DriftView: charts, current score, alerts, features."""
         from tui.widgets.chart import Threshold
 
-        now = view.now
+        # The right edge moves on in whole steps: the points sit on multiples of
+        # the step, so between two steps the charts' pictures do not change.
+        step = view.step if view.step > 0 else 1.0
+        now = datetime.fromtimestamp(math.ceil(view.now.timestamp() / step) * step, view.now.tzinfo)
         start = now - self.span
         drift_cfg = self.mrc.workspace.config.model(self.mrc.selected_model).drift
         charts = {c.id: c for c in self.query("TimeChart").results()}
@@ -283,19 +294,43 @@ class DriftScreen(MrcScreen):
             problems.append("\n")
         self._update_static("#drift-errors", problems)
         self.query_one("#drift-errors").display = bool(view.panel_errors)
-        features = tuple(view.features[:10])
-        if features == self._features:
-            return
-        self._features = features
-        table = self.query_one("#drift-features", FitTable)
-        table.clear()
-        for name, feature_score in features:
-            value = "-" if feature_score.value is None else f"{feature_score.value:.3f}"
-            table.add_row(
-                literal(name, max_len=30),
-                Text(value),
-                Text(feature_score.band.value, style=BAND_STYLE[feature_score.band]),
+        self._show_features(view.features[:10])
+
+    def _show_features(self, features: Sequence[tuple[str, DriftScore]]) -> None:
+        """Show the top features, touching only the cells whose text changed.
+
+        The same features in the same order update their score and band cells
+        in place; any other change rebuilds the table.
+        """
+        shown = tuple(
+            (
+                name,
+                "-" if score.value is None else f"{score.value:.3f}",
+                score.band,
             )
+            for name, score in features
+        )
+        if shown == self._features:
+            return
+        table = self.query_one("#drift-features", FitTable)
+        if [row[0] for row in shown] != [row[0] for row in self._features]:
+            table.clear()
+            for name, value, band in shown:
+                table.add_row(
+                    literal(name, max_len=30),
+                    Text(value),
+                    Text(band.value, style=BAND_STYLE[band]),
+                    key=name,
+                )
+        else:
+            for (name, value, band), (_, old_value, old_band) in zip(
+                shown, self._features, strict=True
+            ):
+                if value != old_value:
+                    table.update_cell(name, "score", Text(value))
+                if band != old_band:
+                    table.update_cell(name, "band", Text(band.value, style=BAND_STYLE[band]))
+        self._features = shown
 
     def _update_static(self, selector: str, text: Text) -> None:
         """Update a Static only when its text changed (no needless repaint)."""

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from rich.text import Text
 from textual.app import RenderResult
+from textual.geometry import Region
 from textual_plotext import PlotextPlot
 
 from core.domain import Marker, Series
@@ -148,6 +149,7 @@ class TimeChart(PlotextPlot):
     """
 
     _last_built: str = ""
+    _picture: _Picture | None = None
 
     DEFAULT_CSS = """
     TimeChart {
@@ -255,18 +257,32 @@ class TimeChart(PlotextPlot):
             )
 
     def _refresh_if_changed(self) -> None:
-        """Repaint only when the built chart differs from what is on screen.
+        """Repaint only the cells that differ from what is on screen.
 
-        At one point per column most one-second refreshes draw the same
-        picture; skipping them keeps an idle screen from rewriting the terminal.
+        Plots the spec at the widget's size and compares the picture with the
+        one on screen, row by row: unchanged rows are not repainted, and a
+        changed row only from its first to its last changed cell (runs of
+        changes further apart are repainted apart). Nothing is repainted when
+        the picture is the same, so an idle screen does not rewrite the
+        terminal; before the first layout the whole widget is refreshed.
         """
         if not self.size.area:
+            self._picture = None
             self.refresh()
             return
+        old = self._picture
         built = self._build()
-        if built != self._last_built:
-            self._last_built = built
+        if built == self._last_built and old is not None and old.size == self._picture_key():
+            return
+        picture = _Picture.of(built, self._picture_key())
+        self._last_built = built
+        self._picture = picture
+        if old is None or old.size != picture.size:
             self.refresh()
+            return
+        regions = [Region(start, row, end - start, 1) for row, start, end in old.changes(picture)]
+        if regions:
+            self.refresh(*regions)
 
     def _build(self) -> str:
         """Plot the spec at the widget's size and return plotext's ANSI picture."""
@@ -277,7 +293,70 @@ class TimeChart(PlotextPlot):
         self._plot.theme(self._get_plotext_theme_name(self.app.theme))
         return str(self._plot.build())
 
+    def _picture_key(self) -> tuple[int, int, str]:
+        """Return what a built picture depends on besides the spec: size and theme."""
+        return self.size.width, self.size.height, self.app.theme
+
     def render(self) -> RenderResult:
-        built = self._build()
-        self._last_built = built
-        return Text.from_ansi(built)
+        size = self._picture_key()
+        picture = self._picture
+        if picture is None or picture.size != size:
+            built = self._build()
+            self._last_built = built
+            picture = self._picture = _Picture.of(built, size)
+        return picture.text
+
+
+#: Changed cells closer than this on one row are repainted as one span.
+MERGE_GAP = 4
+
+
+@dataclass(frozen=True)
+class _Picture:
+    """A built chart: its text, and each row's cells (character and style) to compare.
+
+    ``size`` is what it was built for: (width, height, theme).
+    """
+
+    size: tuple[int, int, str]
+    text: Text
+    rows: tuple[tuple[tuple[str, object], ...], ...]
+
+    @classmethod
+    def of(cls, built: str, size: tuple[int, int, str]) -> _Picture:
+        """Return the picture of plotext's ANSI output ``built`` drawn at ``size``."""
+        text = Text.from_ansi(built)
+        rows = []
+        for line in text.split("\n", allow_blank=True):
+            styles: list[object] = [None] * len(line.plain)
+            for span in line.spans:
+                for index in range(span.start, min(span.end, len(styles))):
+                    styles[index] = span.style
+            rows.append(tuple(zip(line.plain, styles, strict=True)))
+        return cls(size, text, tuple(rows))
+
+    def changes(self, other: _Picture) -> list[tuple[int, int, int]]:
+        """Return (row, first column, end column) of each run of cells that differ in ``other``."""
+        out: list[tuple[int, int, int]] = []
+        empty: tuple[tuple[str, object], ...] = ()
+        for row in range(max(len(self.rows), len(other.rows))):
+            mine = self.rows[row] if row < len(self.rows) else empty
+            theirs = other.rows[row] if row < len(other.rows) else empty
+            if mine == theirs:
+                continue
+            longest = max(len(mine), len(theirs))
+            start = end = -1
+            for column in range(longest):
+                a = mine[column] if column < len(mine) else None
+                b = theirs[column] if column < len(theirs) else None
+                if a == b:
+                    continue
+                if start >= 0 and column - end <= MERGE_GAP:
+                    end = column + 1
+                    continue
+                if start >= 0:
+                    out.append((row, start, end))
+                start, end = column, column + 1
+            if start >= 0:
+                out.append((row, start, end))
+        return out
