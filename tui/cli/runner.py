@@ -11,15 +11,9 @@ from typing import TYPE_CHECKING
 
 from core.cancel import CancelToken
 from core.errors import MrcError
-from tui.cli.doctor import cmd_doctor
-from tui.cli.history import cmd_history
 from tui.cli.output import Streams, exit_code_for
 from tui.cli.preflight import require_configuration
 from tui.cli.prompts import sigint_cancels
-from tui.cli.release import cmd_release
-from tui.cli.rollback import cmd_rollback
-from tui.cli.status import cmd_status
-from tui.cli.test import cmd_test
 
 if TYPE_CHECKING:
     from core.services.workspace import Workspace
@@ -81,18 +75,26 @@ def run_command(
 
 
 def _status(a: argparse.Namespace) -> Body:
+    from tui.cli.status import cmd_status
+
     return lambda ws, s, c: cmd_status(ws, s, as_json=a.json)
 
 
 def _history(a: argparse.Namespace) -> Body:
+    from tui.cli.history import cmd_history
+
     return lambda ws, s, c: cmd_history(ws, s, a.model, target=a.target, as_json=a.json)
 
 
 def _test(a: argparse.Namespace) -> Body:
+    from tui.cli.test import cmd_test
+
     return lambda ws, s, c: cmd_test(ws, s, a.model, a.commit, as_json=a.json, cancel=c)
 
 
 def _release(a: argparse.Namespace) -> Body:
+    from tui.cli.release import cmd_release
+
     return lambda ws, s, c: cmd_release(
         ws, s, a.model, a.commit, target=a.target, reason=a.reason, yes=a.yes,
         confirm_name=a.confirm_name, as_json=a.json, cancel=c,
@@ -100,6 +102,8 @@ def _release(a: argparse.Namespace) -> Body:
 
 
 def _rollback(a: argparse.Namespace) -> Body:
+    from tui.cli.rollback import cmd_rollback
+
     return lambda ws, s, c: cmd_rollback(
         ws, s, a.model, target=a.target, to_revision=a.to_revision, reason=a.reason,
         yes=a.yes, confirm_name=a.confirm_name, as_json=a.json, cancel=c, wait=a.wait,
@@ -107,11 +111,13 @@ def _rollback(a: argparse.Namespace) -> Body:
 
 
 def _doctor(a: argparse.Namespace) -> Body:
+    from tui.cli.doctor import cmd_doctor
+
     return lambda ws, s, c: cmd_doctor(ws, s, as_json=a.json)
 
 
 #: Each scripting command of :data:`tui.cli.parser.SCRIPT_COMMANDS` and how its
-#: parsed arguments become a :data:`Body`.
+#: parsed arguments become a :data:`Body` (each imports only its own command module).
 COMMANDS: dict[str, Callable[[argparse.Namespace], Body]] = {
     "status": _status,
     "history": _history,
