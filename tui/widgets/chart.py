@@ -138,7 +138,7 @@ class _Spec:
     markers: Sequence[Marker] = ()
     thresholds: Sequence[Threshold] = ()
     y_label: str = ""
-    placed: list[Placed] = field(default_factory=list)
+    placed: list[Placed] = field(default_factory=list, compare=False)
 
 
 class TimeChart(PlotextPlot):
@@ -179,15 +179,19 @@ class TimeChart(PlotextPlot):
         y_label: str = "",
     ) -> None:
         """Replace the chart's content and redraw it (when the picture changed)."""
-        self._spec = _Spec(
+        spec = _Spec(
             title=clean_line(title, max_len=MAX_TITLE),
-            series=series,
+            series=tuple(series),
             now=now.timestamp(),
             span=max((now - start).total_seconds() / 60.0, 1e-6),
-            markers=markers,
-            thresholds=thresholds,
+            markers=tuple(markers),
+            thresholds=tuple(thresholds),
             y_label=clean_line(y_label, max_len=MAX_LEGEND),
         )
+        picture = self._picture
+        if spec == self._spec and picture is not None and picture.size == self._picture_key():
+            return  # the same data at the same size: the same picture
+        self._spec = spec
         self._refresh_if_changed()
 
     def _plot_spec(self, width: int, height: int) -> None:
