@@ -26,7 +26,7 @@ import getpass
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -740,6 +740,75 @@ class KubernetesTarget(Target):
     def close(self) -> None:
         """Forget the shared client reference (the pool stays for other targets)."""
         self._api = None
+
+
+# --------------------------------------------------------------------------
+# One watch for many targets
+
+
+def watch_group(target: KubernetesTarget) -> tuple[str, str, str]:
+    """Return the key under which targets share one Deployment watch.
+
+    Targets with the same (kubeconfig, context, namespace) are served by one
+    :func:`watch_states`. Never contacts the cluster.
+    """
+    return (str(target.kubeconfig or ""), target.context, target.namespace)
+
+
+def watch_states(
+    targets: Sequence[KubernetesTarget], cancel: CancelToken
+) -> Iterator[list[tuple[KubernetesTarget, RolloutState | NotFound]]]:
+    """Yield the states of ``targets`` from one watch of their namespace's Deployments.
+
+    All ``targets`` share one :func:`watch_group` (ValueError otherwise). The
+    first batch holds every target (one paged list of the namespace); each
+    later batch holds the targets of one changed Deployment (a NotFound
+    stands for a Deployment that does not exist or was deleted). After 410
+    Gone (a watch ERROR event) the namespace is listed again and every target
+    is yielded again. States come from :meth:`KubernetesTarget.state_from`,
+    the one status mapping. Returns when ``cancel`` is set; raises
+    BackendUnavailable, PermissionDenied or ConfigError when the API server
+    cannot be listed or watched, leaving reconnection to the caller.
+    """
+    if not targets:
+        return
+    first = targets[0]
+    if any(watch_group(t) != watch_group(first) for t in targets):
+        raise ValueError("watch_states needs targets of one kubeconfig, context and namespace")
+    by_name: dict[str, list[KubernetesTarget]] = {}
+    for target in targets:
+        by_name.setdefault(target.deployment, []).append(target)
+    api, path = first.api, apps_path(first.namespace, "deployments")
+    current: list[Any] = []
+    cancel.on_cancel(closer(current))
+
+    def states(
+        name: str, dep: Obj | None
+    ) -> list[tuple[KubernetesTarget, RolloutState | NotFound]]:
+        mine = by_name.get(name, [])
+        if dep is None:
+            return [(t, NotFound(f"{t._what} not found in context {api.context}")) for t in mine]
+        return [(t, t.state_from(dep)) for t in mine]
+
+    rv: str | None = None
+    while not cancel.cancelled:
+        if rv is None:
+            items, rv = api.list_all(path, timeout=first.timeout, what=f"deployments in namespace {first.namespace}")
+            found = {str((dep.get("metadata") or {}).get("name", "")): dep for dep in items}
+            yield [pair for name in by_name for pair in states(name, found.get(name))]
+        params = [("resourceVersion", rv), ("allowWatchBookmarks", "true")]
+        events = api.watch(
+            path, query=params, timeout=first.timeout, cancel=cancel, current=current
+        )
+        for event in events:
+            kind, obj = event.get("type"), event.get("object") or {}
+            if kind == "ERROR":  # 410 Gone (or another watch error): list again
+                rv = None
+                break
+            rv = _rv(obj) or rv
+            name = str((obj.get("metadata") or {}).get("name", ""))
+            if kind in ("ADDED", "MODIFIED", "DELETED") and name in by_name:
+                yield states(name, None if kind == "DELETED" else obj)
 
 
 # --------------------------------------------------------------------------

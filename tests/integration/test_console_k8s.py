@@ -106,6 +106,32 @@ async def test_one_key_rollback_changes_the_deployment(k8s_cluster, two_revision
     app.workspace.close()
 
 
+async def test_a_change_shows_from_the_watch_without_waiting_for_a_poll(  # type: ignore[no-untyped-def]
+    k8s_cluster, two_revisions, tmp_path, monkeypatch
+):
+    from tui.screens.rollouts import RolloutsScreen
+
+    monkeypatch.setattr(RolloutsScreen, "POLL_SECONDS", 3600.0)  # only the watch can update
+    app = _console(tmp_path, k8s_cluster.kubeconfig, k8s_cluster.context, two_revisions)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("3")
+        await wait_for(pilot, lambda: "churn:v2" in screen_text(app), tries=400)
+        k8s_cluster.kubectl(
+            "-n",
+            two_revisions,
+            "set",
+            "image",
+            "deployment/churn",
+            "server=registry.local/churn:v3",
+        )
+        try:
+            await wait_for(pilot, lambda: "churn:v3" in screen_text(app), tries=400)
+        except AssertionError:
+            raise AssertionError(screen_text(app)) from None
+        assert "polling" not in screen_text(app)
+    app.workspace.close()
+
+
 async def test_stopped_api_server_shows_disconnected_and_recovers(  # type: ignore[no-untyped-def]
     k8s_cluster, two_revisions, tmp_path
 ):

@@ -164,7 +164,10 @@ class ScriptedTarget:
         self.calls.append(("restart", None))
 
     def watch(self, cancel):  # type: ignore[no-untyped-def]
-        return iter(())
+        """Yield nothing until ``cancel`` is set: a quiet target's watch never ends on its own."""
+        while not cancel.wait(60.0):
+            pass
+        yield from ()
 
     def permissions(self) -> dict[str, Permission]:
         actions = ("rollout", "rollback", "pause", "resume", "restart")
@@ -188,3 +191,19 @@ def scripted_history(model: str, shas: list[str]) -> list[Revision]:
         )
         for i, sha in enumerate(shas[-3:])
     ]
+
+
+class UnwatchableTarget(ScriptedTarget):
+    """A scripted target whose watch fails as an unreachable backend's does.
+
+    Only for the console's fallback: its status still answers, so the
+    Rollouts screen can poll it. ``watch_error`` is the message raised.
+    """
+
+    watch_error: str = "cannot reach the event stream: connection refused"
+
+    def watch(self, cancel):  # type: ignore[no-untyped-def]
+        from core.errors import BackendUnavailable
+
+        raise BackendUnavailable(self.watch_error)
+        yield  # a generator, like every target's watch

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.text import Text
@@ -15,8 +14,11 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from core.domain import Phase, RolloutState, TargetDetail
+from core.cancel import CancelToken
+from core.domain import Phase, TargetDetail
 from tui import data
+from tui.background import DaemonExecutor
+from tui.data import Row, WatchUpdate
 from tui.guard import guard_text
 from tui.screens.base import EmptyState, MrcScreen
 from tui.text import ago, literal
@@ -50,19 +52,7 @@ FIT_COLUMNS = (
 COLUMNS = tuple(column.key for column in FIT_COLUMNS)
 
 
-@dataclass(frozen=True)
-class Row:
-    """One line of the table: a state, or the error that stands in for it."""
-
-    model: str
-    target: str
-    kind: str
-    state: RolloutState | None
-    error: str = ""
-
-    @property
-    def key(self) -> str:
-        return f"{self.model}/{self.target}"
+AGE_COLUMN = COLUMNS.index("age")
 
 
 def row_cells(row: Row, now) -> list[Text]:  # type: ignore[no-untyped-def]
@@ -174,7 +164,15 @@ class TargetDetailScreen(ModalScreen[None]):
 
 
 class RolloutsScreen(MrcScreen):
-    """``3``: revision, image, commit, readiness and state of every target."""
+    """``3``: revision, image, commit, readiness and state of every target.
+
+    While visible, one background worker follows every target's watch
+    (:func:`tui.data.watch_rows`) and only the rows that changed are updated.
+    Rows whose watch failed are polled every ``POLL_SECONDS`` instead, and a
+    badge says so ("polling: watch failed: <reason>") until their watch
+    delivers again; the timer otherwise only refreshes the age column. A
+    hidden screen neither watches nor polls.
+    """
 
     AUTO_FOCUS = "#rollouts-table"
     TITLE_TEXT = "3 Rollouts"
@@ -194,9 +192,24 @@ class RolloutsScreen(MrcScreen):
             super().__init__()
             self.rows = rows
 
+    class Watched(Message):
+        """News from the watch started with ``cancel``."""
+
+        def __init__(self, update: WatchUpdate, cancel: CancelToken) -> None:
+            super().__init__()
+            self.update = update
+            self.cancel = cancel
+
     def __init__(self) -> None:
         super().__init__()
         self.rows: dict[str, Row] = {}
+        #: The age text shown per row, so the timer rewrites only ages that changed.
+        self._ages: dict[str, str] = {}
+        #: Rows whose watch failed, with the reason: these are polled.
+        self._polled: dict[str, str] = {}
+        #: The running watch's token (None while hidden) and the thread it runs in.
+        self._watch: CancelToken | None = None
+        self._watcher = DaemonExecutor("mrc-rollouts-watch")
         #: The row as it was when ``s`` was pressed: the rollout expects that state.
         self._set_image_row: Row | None = None
 
@@ -204,6 +217,7 @@ class RolloutsScreen(MrcScreen):
         yield EmptyState(id="rollouts-empty")
         yield FitTable(FIT_COLUMNS, id="rollouts-table", cursor_type="row")
         yield Input(placeholder="image (or commit) to roll out; enter", id="rollouts-image")
+        yield Static("", id="rollouts-badge", markup=False)
         yield Static("", id="rollouts-status", markup=False)
 
     @property
@@ -220,33 +234,102 @@ class RolloutsScreen(MrcScreen):
             )
         empty.display = not pairs
         self.table.display = bool(pairs)
+        self._show_badge()
         if pairs:
             self.table.focus()
+            self._start_watch(pairs)
+
+    def on_screen_suspend(self) -> None:
+        super().on_screen_suspend()
+        self._stop_watch()
+
+    def on_unmount(self) -> None:
+        self._stop_watch()
+
+    def _start_watch(self, pairs: list[tuple[str, str, str]]) -> None:
+        """Follow ``pairs`` in one background thread until the screen is hidden.
+
+        Not a Textual worker: it lives as long as the screen is visible, and
+        waiting for the workers to complete (as tests and quitting do) must
+        not wait for it. A daemon thread of :class:`DaemonExecutor`, it is
+        abandoned, never joined, when the console quits.
+        """
+        self._stop_watch()
+        self._watch = CancelToken()
+        self._polled.clear()
+        self._watcher.submit(self._follow, pairs, self._watch)
+
+    def _stop_watch(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+
+    def _follow(self, pairs: list[tuple[str, str, str]], cancel: CancelToken) -> None:
+        """Post the watch's news about ``pairs`` until ``cancel`` is set (watch thread)."""
+        for update in data.watch_rows(self.mrc.workspace, pairs, cancel):
+            if cancel.cancelled:
+                return
+            self.post_message(self.Watched(update, cancel))
+
+    def on_rollouts_screen_watched(self, message: Watched) -> None:
+        if message.cancel is not self._watch:
+            return  # from a watch stopped meanwhile
+        update = message.update
+        was_polling = bool(self._polled)
+        for key in update.up:
+            self._polled.pop(key, None)
+        self._polled.update(update.down)
+        rows = [row for key, row in update.rows.items() if key not in self._polled]
+        if rows:
+            self.apply_rows(rows)
+        self._show_badge()
+        if self._polled and not was_polling:
+            self._schedule(0.01)  # poll the rows whose watch failed now
+
+    def _show_badge(self) -> None:
+        badge = self.query_one("#rollouts-badge", Static)
+        reasons = sorted(set(self._polled.values()))
+        if reasons:
+            text = f"polling: watch failed: {reasons[0]}"
+            if len(reasons) > 1:
+                text += f" (and {len(reasons) - 1} other reasons)"
+            badge.update(literal(text, style="bold yellow", max_len=200))
+        badge.display = bool(reasons)
 
     def poll(self) -> None:
-        self.fetch_states()
+        if self._polled:
+            self.fetch_states(list(self._polled))
+            return
+        self.refresh_ages()  # the watch keeps the rest fresh
+        if self.POLL_SECONDS is not None:
+            self._schedule(self.POLL_SECONDS)
 
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
-    def fetch_states(self) -> None:
-        """Read every target's status in parallel (each call has its own timeout)."""
+    def fetch_states(self, keys: list[str]) -> None:
+        """Read the targets of ``keys`` in parallel (each call has its own timeout)."""
         workspace = self.mrc.workspace
-        pairs = data.target_pairs(workspace)
-
-        def one(pair: tuple[str, str, str]) -> Row:
-            model, target, kind = pair
-            try:
-                return Row(model, target, kind, workspace.target(model, target).status())
-            except Exception as error:
-                return Row(model, target, kind, None, str(error))
-
+        wanted = set(keys)
+        pairs = [p for p in data.target_pairs(workspace) if f"{p[0]}/{p[1]}" in wanted]
         if not pairs:
             return
         with ThreadPoolExecutor(max_workers=min(16, len(pairs))) as pool:
-            rows = list(pool.map(one, pairs))
+            rows = list(pool.map(lambda pair: data.read_row(workspace, *pair), pairs))
         self.post_message(self.States(rows))
 
     def on_rollouts_screen_states(self, message: States) -> None:
-        self.apply_rows(message.rows)
+        # A row whose watch came back meanwhile keeps the watch's (newer) state.
+        self.apply_rows([row for row in message.rows if row.key in self._polled])
+
+    def refresh_ages(self) -> None:
+        """Rewrite the age cells whose text changed with the clock."""
+        now = self.mrc.clock()
+        table = self.table
+        with self.app.batch_update():
+            for key, row in self.rows.items():
+                age = ago(row.state.since, now) if row.state is not None else "-"
+                if self._ages.get(key) != age:
+                    self._ages[key] = age
+                    table.update_cell(key, "age", Text(age))
 
     def apply_rows(self, rows: list[Row]) -> None:
         """Update changed cells only; add new rows; never rebuild the table."""
@@ -255,6 +338,7 @@ class RolloutsScreen(MrcScreen):
         with self.app.batch_update():
             for row in rows:
                 cells = row_cells(row, now)
+                self._ages[row.key] = cells[AGE_COLUMN].plain
                 old = self.rows.get(row.key)
                 if old is None:
                     table.add_row(*cells, key=row.key)
