@@ -3,7 +3,10 @@
 The schema is the one of ``examples/mrc.toml``: a ``[console]`` table and one
 ``[[model]]`` table per model with its ``[[model.target]]`` tables (kind
 ``kubernetes``, ``docker`` or ``local``), an optional ``[model.metrics]``
-table and the ``[model.drift]`` and ``[model.guard]`` tables.
+table and the ``[model.drift]`` and ``[model.guard]`` tables, and an optional
+top-level ``[alertmanager]`` table (``url``, ``token_env``/``token_file``,
+``headers``, ``timeout``, ``refresh``) naming the Alertmanager whose alerts
+(labelled ``model=<name>``) the console and ``mrc alerts`` show.
 
 Where the file is found (first match wins): the ``--config`` path,
 ``$MRC_CONFIG``, ``./mrc.toml``, ``$XDG_CONFIG_HOME/mrc/config.toml``. When
@@ -298,6 +301,26 @@ class ModelConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertmanagerConfig:
+    """The top-level ``[alertmanager]`` table: the Alertmanager whose alerts the console shows.
+
+    One Alertmanager serves every model; an alert belongs to a model through its
+    ``model`` label.
+    """
+
+    url: str
+    """Base URL of Alertmanager (its API v2 is below ``/api/v2``)."""
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    """Extra HTTP headers sent with every request (left out of ``repr``: they may carry keys)."""
+    token: Secret | None = None
+    """Bearer token (from ``token_env`` or ``token_file``)."""
+    timeout: float = 5.0
+    """Seconds allowed per request."""
+    refresh: float = 15.0
+    """Seconds between two reads of the alerts in the console."""
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration."""
 
@@ -309,6 +332,8 @@ class Config:
     """The file this came from, or None when no file was found."""
     secret_variables: frozenset[str] = frozenset()
     """The environment variables named by ``*_env`` keys anywhere in the file."""
+    alertmanager: AlertmanagerConfig | None = None
+    """The ``[alertmanager]`` table, or None when no Alertmanager is configured."""
 
     @property
     def child_env(self) -> ChildEnv:
@@ -761,10 +786,32 @@ class _Builder:
             else:
                 seen[model.name] = table.path
             models.append(model)
+        alertmanager_table = root.table("alertmanager")
+        alertmanager = self.alertmanager(alertmanager_table) if alertmanager_table else None
         root.finish()
         return Config(
-            console=console, models=tuple(models), source=source, secret_variables=secrets
+            console=console,
+            models=tuple(models),
+            source=source,
+            secret_variables=secrets,
+            alertmanager=alertmanager,
         )
+
+    def alertmanager(self, table: _Table) -> AlertmanagerConfig:
+        url = table.string("url")
+        if url:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                table.problem("url", f'expected an http(s) URL, got "{redact_url(url)}"')
+        config = AlertmanagerConfig(
+            url=url.rstrip("/"),
+            headers=table.mapping("headers", lambda v: isinstance(v, str), "a string"),
+            token=table.secret("token", self.base, self.environ),
+            timeout=table.duration("timeout", 5.0),
+            refresh=table.duration("refresh", 15.0),
+        )
+        table.finish()
+        return config
 
     @staticmethod
     def child_env(table: _Table) -> tuple[str, ...]:

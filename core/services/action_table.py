@@ -84,6 +84,7 @@ ACTIONS: Mapping[str, ActionRule] = dict(
         _rule("pause", "pause", "target", _Y, _T, "pause"),
         _rule("resume", "resume", "target", _Y, _T, "resume"),
         _rule("restart", "restart", "target", _Y, _T, "restart"),
+        _rule("silence", "silence", "model", _Y, _Y, "silence"),  # an Alertmanager silence
     ]
 )
 

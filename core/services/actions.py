@@ -16,7 +16,7 @@ ends); the journal names its rows after that table.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.cancel import CancelToken
 from core.domain import Artifact, Outcome, Progress, RollbackPreview
@@ -24,6 +24,9 @@ from core.errors import Cancelled
 from core.journal import Journal, JournalError
 from core.services.action_table import ACTIONS
 from core.targets.base import Seen, Target
+
+if TYPE_CHECKING:
+    from core.alertmanager import Alert, AlertmanagerClient
 
 #: Actions :func:`run_simple` performs, each with the Target method that does it
 #: (given the state the operator saw, see :data:`core.targets.base.Seen`).
@@ -276,3 +279,43 @@ def run_simple(
     ):
         if progress.step == "journal":
             raise JournalError(progress.message)
+
+
+def run_silence(
+    journal: Journal,
+    client: AlertmanagerClient,
+    alert: Alert,
+    *,
+    duration: float,
+    reason: str,
+) -> str:
+    """Silence ``alert`` in Alertmanager for ``duration`` seconds, with an audit row.
+
+    The row (action ``silence``, model from the alert's ``model`` label, no
+    target) is written as ``intent`` first, then ``done`` with the silence id
+    or ``failed`` with Alertmanager's error. Returns the silence id. Re-raises
+    what the client raises (OperationFailed when Alertmanager refuses,
+    BackendUnavailable, InvalidResponse) after recording it; raises
+    JournalError when the outcome could not be recorded.
+    """
+    from core import audit
+    from core.alertmanager import matchers_for
+
+    details = {"alertname": alert.name, "fingerprint": alert.fingerprint, "duration": duration}
+    entry = journal.begin(
+        alert.model, "", ACTIONS["silence"].journal, reason=reason, details=details
+    )
+    try:
+        silence_id = client.create_silence(
+            matchers_for(alert),
+            duration=duration,
+            created_by=audit.whoami().user or "mrc",
+            comment=reason,
+        )
+    except Exception as error:
+        _finish(journal, entry, Outcome.FAILED, _error_text(error))
+        raise
+    problem = _finish(journal, entry, Outcome.DONE, details={"silence_id": silence_id})
+    if problem:
+        raise JournalError(f"silence done, but the journal could not record it: {problem}")
+    return silence_id

@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 import pytest
 
+from tests.services.alertmanager import Alertmanager
 from tests.services.common import ProcessRecord, ServiceError, scratch_dir, write_json
 from tests.services.docker_engine import DockerDaemon, import_base_image
 from tests.services.harness import (
@@ -229,6 +230,17 @@ def prometheus_factory(mrc_services: _Services) -> Iterator[Callable[..., Promet
     yield factory
     for prom in started:
         mrc_services.own.stop_prometheus(prom)
+
+
+@pytest.fixture()
+def alertmanager(mrc_services: _Services) -> Iterator[Alertmanager]:
+    """A fresh Alertmanager (`.url`, `.stop()`, `.start()`), stopped at test end."""
+    try:
+        manager = mrc_services.own.start_alertmanager()
+    except ServiceError as e:
+        service_unavailable(e)
+    yield manager
+    mrc_services.own.stop_alertmanager(manager)
 
 
 @pytest.fixture(scope="session")

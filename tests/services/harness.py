@@ -18,6 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from tests.services.alertmanager import Alertmanager
 from tests.services.common import (
     SCRATCH_ROOT,
     SHARED_DIR_NAME,
@@ -50,6 +51,8 @@ class ServiceSet:
         self.k8s: K8sCluster | None = None
         self.prometheis: list[Prometheus] = []
         self._prom_count = 0
+        self.alertmanagers: list[Alertmanager] = []
+        self._am_count = 0
         self.timings: dict[str, float] = {}
 
     def _timed(self, name: str, started: float) -> None:
@@ -136,6 +139,25 @@ class ServiceSet:
             self.prometheis.remove(prom)
         shutil.rmtree(prom.data_dir, ignore_errors=True)
 
+    def start_alertmanager(self) -> Alertmanager:
+        """Starts a new Alertmanager instance in its own directory. Raises ServiceError."""
+        self._am_count += 1
+        manager = Alertmanager(self.root / f"alertmanager-{self._am_count}")
+        try:
+            manager.start()
+        except BaseException:
+            manager.stop()
+            raise
+        self.alertmanagers.append(manager)
+        return manager
+
+    def stop_alertmanager(self, manager: Alertmanager) -> None:
+        """Stops one Alertmanager instance and removes its data (its log stays)."""
+        manager.stop()
+        if manager in self.alertmanagers:
+            self.alertmanagers.remove(manager)
+        shutil.rmtree(manager.data_dir, ignore_errors=True)
+
     def services(self) -> list[Service]:
         """Returns every process-backed service currently started by this set."""
         found: list[Service] = []
@@ -146,6 +168,7 @@ class ServiceSet:
         if self.k8s:
             found += list(self.k8s.services.values())
         found += [p.service for p in self.prometheis if p.service]
+        found += [a.service for a in self.alertmanagers if a.service]
         return found
 
     def stop(self, remove: bool = True) -> None:
@@ -153,6 +176,8 @@ class ServiceSet:
         (with `remove`) deletes the state directory."""
         for prom in list(self.prometheis):
             self.stop_prometheus(prom)
+        for manager in list(self.alertmanagers):
+            self.stop_alertmanager(manager)
         if self.k8s is not None:
             self.k8s.stop()
             self.k8s = None

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs, on a fresh Debian bookworm machine (as root), everything the test suite needs:
-# Debian packages for dockerd, the registry, Prometheus and debootstrap; the Kubernetes
+# Debian packages for dockerd, the registry, Prometheus, Alertmanager and debootstrap; the Kubernetes
 # control plane built from Go modules; the Python base image root filesystem.
 # Idempotent: every step is skipped when its result is already present, so a second run
 # takes about a second. Services are not started here; the pytest fixtures start them.
@@ -11,7 +11,8 @@ root=$(cd "$here/../.." && pwd)
 
 log() { printf '[install %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
-packages=(git tmux make python3 python3-venv docker.io docker-registry prometheus debootstrap
+packages=(git tmux make python3 python3-venv docker.io docker-registry prometheus
+  prometheus-alertmanager debootstrap
   openssl iproute2 procps psmisc util-linux ca-certificates curl)
 need=()
 for pkg in "${packages[@]}"; do
@@ -36,7 +37,7 @@ if ((${#need[@]})); then
   # Stop anything that started anyway (hosts with systemd ignore policy-rc.d).
   if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
     for unit in docker.socket docker.service docker-registry.service prometheus.service \
-      prometheus-node-exporter.service; do
+      prometheus-alertmanager.service prometheus-node-exporter.service; do
       systemctl disable --now "$unit" >/dev/null 2>&1 || true
     done
   fi

@@ -56,13 +56,14 @@ def workspace(tmp_path: Path, *, read_only: bool = False) -> Workspace:
 def test_the_table_holds_every_mutating_action_once() -> None:
     assert set(ACTIONS) == {
         "test", "build", "push", "release", "rollout", "set_image",
-        "rollback", "pause", "resume", "restart",
+        "rollback", "pause", "resume", "restart", "silence",
     }  # fmt: skip
     assert all(row.name == name for name, row in ACTIONS.items())
     # the journalled ones carry their own name, except set image, which is a rollout
     assert {name: row.journal for name, row in ACTIONS.items() if row.journal} == {
         "release": "release", "rollout": "rollout", "set_image": "rollout",
         "rollback": "rollback", "pause": "pause", "resume": "resume", "restart": "restart",
+        "silence": "silence",
     }  # fmt: skip
 
 
@@ -112,6 +113,7 @@ def test_the_suggested_confirmations() -> None:
     assert rules["test"] == rules["build"] == (none, none)
     assert rules["push"] == (yes, yes)
     assert rules["rollback"] == (yes, yes)
+    assert rules["silence"] == (yes, yes)
     for action in ("release", "rollout", "set_image", "pause", "resume", "restart"):
         assert rules[action] == (yes, name), action
 
@@ -129,7 +131,8 @@ def test_no_target_means_the_first_one_and_unknown_names_are_errors(tmp_path: Pa
 
 def test_the_journalling_wrappers_have_no_second_read_only_switch() -> None:
     """Read-only is decided by the table only: the wrappers take no ``read_only=``."""
-    for function in (actions.run_rollout, actions.run_rollback, actions.run_simple):
+    wrappers = (actions.run_rollout, actions.run_rollback, actions.run_simple, actions.run_silence)
+    for function in wrappers:
         assert "read_only" not in inspect.signature(function).parameters
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from core import __version__
 
 #: The scripting commands (run by :func:`tui.cli.runner.run_script`).
-SCRIPT_COMMANDS = ("status", "history", "test", "release", "rollback", "doctor")
+SCRIPT_COMMANDS = ("status", "history", "test", "release", "rollback", "doctor", "alerts")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +90,9 @@ def _add_script_commands(subparsers: argparse._SubParsersAction[argparse.Argumen
     mutating(p)
 
     add("doctor", "check that every configured backend answers")
+
+    p = add("alerts", "the Alertmanager alerts of the configured models")
+    p.add_argument("model", nargs="?", default=None, help="only this model's alerts")
 
     for name in SCRIPT_COMMANDS:
         subparsers.choices[name].add_argument(

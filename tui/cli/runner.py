@@ -116,6 +116,12 @@ def _doctor(a: argparse.Namespace) -> Body:
     return lambda ws, s, c: cmd_doctor(ws, s, as_json=a.json)
 
 
+def _alerts(a: argparse.Namespace) -> Body:
+    from tui.cli.alerts import cmd_alerts
+
+    return lambda ws, s, c: cmd_alerts(ws, s, model=a.model, as_json=a.json)
+
+
 #: Each scripting command of :data:`tui.cli.parser.SCRIPT_COMMANDS` and how its
 #: parsed arguments become a :data:`Body` (each imports only its own command module).
 COMMANDS: dict[str, Callable[[argparse.Namespace], Body]] = {
@@ -125,6 +131,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Body]] = {
     "release": _release,
     "rollback": _rollback,
     "doctor": _doctor,
+    "alerts": _alerts,
 }
 
 
