@@ -16,7 +16,8 @@ class Actor:
     """The person and process behind an action."""
 
     user: str
-    """The OS user name (``unknown`` when it cannot be determined)."""
+    """The OS user name (``unknown`` when it cannot be determined), followed by
+    ``via browser`` for a console served by ``mrc serve`` (see :func:`whoami`)."""
     ssh_client: str
     """The SSH client address of the session, or "" when not over SSH."""
     host: str
@@ -51,10 +52,20 @@ def current_user() -> str:
         return "unknown"
 
 
+#: The environment variable naming how the console is reached ("browser" from ``mrc serve``).
+VIA_VARIABLE = "MRC_VIA"
+
+
 def whoami(environ: Mapping[str, str] | None = None) -> Actor:
-    """Return the :class:`Actor` of this process."""
+    """Return the :class:`Actor` of this process.
+
+    When ``MRC_VIA`` is set (``mrc serve`` sets ``browser``), the user reads
+    ``<user> via <MRC_VIA>``, so the journal tells browser changes apart.
+    """
+    env = os.environ if environ is None else environ
+    via = env.get(VIA_VARIABLE, "").strip()
     return Actor(
-        user=current_user(),
+        user=current_user() + (f" via {via}" if via else ""),
         ssh_client=ssh_client_address(environ),
         host=socket.gethostname(),
         pid=os.getpid(),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, on a fresh Debian bookworm machine (as root), everything the test suite needs:
 # Debian packages for dockerd, the registry, Prometheus, Alertmanager and debootstrap; the Kubernetes
-# control plane built from Go modules; the Python base image root filesystem.
+# control plane built from Go modules; the Python base image root filesystem; chromium
+# for the browser test.
 # Idempotent: every step is skipped when its result is already present, so a second run
 # takes about a second. Services are not started here; the pytest fixtures start them.
 set -euo pipefail
@@ -12,7 +13,7 @@ root=$(cd "$here/../.." && pwd)
 log() { printf '[install %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 packages=(git tmux make python3 python3-venv docker.io docker-registry prometheus
-  prometheus-alertmanager debootstrap
+  prometheus-alertmanager debootstrap chromium
   openssl iproute2 procps psmisc util-linux ca-certificates curl)
 need=()
 for pkg in "${packages[@]}"; do

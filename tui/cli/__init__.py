@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
 
             Streams.std().say(f"mrc: {error}")
             return EXIT_USAGE
+    if args.command == "serve":
+        from tui.serve import run_serve
+
+        return run_serve(args)
     from tui.cli.runner import run_script
 
     return run_script(args)

@@ -29,9 +29,12 @@ code  meaning
 2     usage or configuration error: bad arguments; invalid configuration; no
       configuration file found; a model's ``repo`` missing or not a git
       repository; confirmation needed but stdin is not a terminal; declined;
-      ``--yes`` alone on a production target (scripts pass ``--confirm MODEL``)
+      ``--yes`` alone on a production target (scripts pass ``--confirm MODEL``);
+      ``serve`` on a non-loopback ``--host`` without ``--read-only`` or
+      ``--allow-changes`` (said in red, with the reason)
 3     a backend is unavailable (git, Docker, Kubernetes, Prometheus, journal;
-      ``doctor``: a check failed)
+      ``doctor``: a check failed; ``serve``: its port is in use or the address
+      cannot be bound)
 4     conflict: somebody else changed the target meanwhile; nothing was overwritten
 5     permission denied: RBAC, or read-only (``--read-only``, ``[console]
       read_only`` or a read-only target) refused ``test``, ``release`` or

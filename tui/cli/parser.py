@@ -19,7 +19,7 @@ SCRIPT_COMMANDS = ("status", "history", "test", "release", "rollback", "doctor",
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``mrc`` and all its subcommands.
 
-    ``command`` is None (open the console), "demo" or one of SCRIPT_COMMANDS.
+    ``command`` is None (open the console), "demo", "serve" or one of SCRIPT_COMMANDS.
     """
     parser = argparse.ArgumentParser(
         prog="mrc",
@@ -38,8 +38,36 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--no-console", action="store_true", help="build and start the sandbox, print its config"
     )
+    _add_serve_command(subparsers)
     _add_script_commands(subparsers)
     return parser
+
+
+def _add_serve_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``serve``: the console in a browser (see :mod:`tui.serve`)."""
+    serve = subparsers.add_parser(
+        "serve", help="serve the console to browsers (read-only unless --allow-changes)"
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1; another address needs "
+        "--read-only or --allow-changes)",
+    )  # fmt: skip
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    serve.add_argument(
+        "--read-only", action="store_true", default=argparse.SUPPRESS,
+        help="browsers may only watch (the default; say it to serve beyond loopback)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--allow-changes", action="store_true",
+        help="browsers may change targets (journalled as the serving user via browser)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--demo", action="store_true", help="build and start the demo sandbox and serve it"
+    )
+    serve.add_argument(
+        "--dir", type=Path, default=None, help="with --demo: sandbox directory (default: temp)"
+    )
 
 
 def _add_script_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
