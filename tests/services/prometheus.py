@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import urllib.request
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -42,8 +43,31 @@ def scrape_config(targets: list[str], scrape_interval: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def rule_files_config(rule_files: Sequence[Path], alertmanagers: Sequence[str] = ()) -> str:
+    """Returns prometheus.yml lines loading `rule_files` (and sending alerts to `alertmanagers`,
+    "host:port"), to append to :func:`scrape_config`'s text ("" when both are empty)."""
+    lines = []
+    if rule_files:
+        lines += ["rule_files:"] + [f"  - {json.dumps(str(p))}" for p in rule_files]
+    if alertmanagers:
+        lines += [
+            "alerting:",
+            "  alertmanagers:",
+            "    - static_configs:",
+            f"        - targets: {json.dumps(alertmanagers)}",
+        ]
+    return "\n".join(lines) + "\n" if lines else ""
+
+
 class Prometheus:
-    """A Prometheus server on 127.0.0.1:`port` with its TSDB in `state_dir`/data."""
+    """A Prometheus server on 127.0.0.1:`port` with its TSDB in `state_dir`/data.
+
+    `rule_files` (set before :meth:`start`) are loaded as rule files; `alertmanagers`
+    ("host:port") receive the alerts (see :func:`rule_files_config`).
+    """
+
+    rule_files: tuple[Path, ...] = ()
+    alertmanagers: tuple[str, ...] = ()
 
     name = "prometheus"
 
@@ -114,7 +138,10 @@ class Prometheus:
         if self.openmetrics is not None:
             self.backfill(self.openmetrics)
         config = self.state_dir / "prometheus.yml"
-        config.write_text(scrape_config(self.scrape_targets, self.scrape_interval))
+        config.write_text(
+            scrape_config(self.scrape_targets, self.scrape_interval)
+            + rule_files_config(self.rule_files, self.alertmanagers)
+        )
         self.service = Service(
             self.name,
             [

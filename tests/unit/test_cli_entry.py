@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tui.cli.output import EXIT_USAGE
-from tui.cli.parser import SCRIPT_COMMANDS, build_parser
+from tui.cli.parser import EXPORTER_COMMANDS, SCRIPT_COMMANDS, build_parser
 from tui.cli.runner import COMMANDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +51,7 @@ def test_top_level_help_lists_every_command() -> None:
 
 
 def test_every_scripting_command_is_parsed_and_run() -> None:
-    assert set(COMMANDS) == set(SCRIPT_COMMANDS)
+    assert set(COMMANDS) == set(SCRIPT_COMMANDS) | set(EXPORTER_COMMANDS)
     args = build_parser().parse_args(["rollback", "churn", "--to", "3", "-y", "--json"])
     assert (args.command, args.model, args.to_revision, args.yes, args.json) == (
         "rollback", "churn", 3, True, True,

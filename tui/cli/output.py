@@ -52,6 +52,13 @@ non-production targets; on a production target only ``--confirm MODEL``
 (the model's name) does, and ``--yes`` alone is refused (exit 2) before
 anything is journalled or changed.
 
+``watch`` and ``rules`` (the exporter and its alerting rules; see
+:mod:`tui.cli.watch`, :mod:`tui.cli.rules` and the README for the metric
+names) have no ``--json``. ``watch`` serves until Ctrl-C or SIGTERM and then
+exits 0; it exits 3 when it cannot listen. ``rules`` writes nothing unless
+``promtool check rules`` accepts the file: exit 1 when promtool rejects it,
+3 when promtool cannot be run, 2 for an invalid configuration or ``--for``.
+
 Problems with the configuration: no configuration file at all is an error
 (exit 2) for every scripting command. A model whose ``repo`` is missing or
 is not a git repository is an error for ``test`` and ``release``; ``status``,

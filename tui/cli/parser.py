@@ -14,6 +14,8 @@ from core import __version__
 
 #: The scripting commands (run by :func:`tui.cli.runner.run_script`).
 SCRIPT_COMMANDS = ("status", "history", "test", "release", "rollback", "doctor", "alerts")
+#: The exporter and its alerting rules (run by :func:`tui.cli.runner.run_script`, no ``--json``).
+EXPORTER_COMMANDS = ("watch", "rules")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_serve_command(subparsers)
     _add_script_commands(subparsers)
+    _add_exporter_commands(subparsers)
     return parser
 
 
@@ -68,6 +71,61 @@ def _add_serve_command(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     serve.add_argument(
         "--dir", type=Path, default=None, help="with --demo: sandbox directory (default: temp)"
     )
+
+
+def _listen_address(text: str) -> tuple[str, int]:
+    """Return ``(host, port)`` of ``HOST:PORT`` (``[::1]:9464`` for IPv6; port 0: any free).
+
+    Raises ArgumentTypeError for anything else.
+    """
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def _duration(text: str) -> float:
+    """Return the seconds of a duration (:mod:`core.durations`); raises ArgumentTypeError."""
+    from core.durations import DurationError, parse
+
+    try:
+        return parse(text)
+    except DurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _add_exporter_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """Add ``watch`` (the Prometheus exporter) and ``rules`` (alerting rules for it).
+
+    Both run through :func:`tui.cli.runner.run_script` (without ``--json``).
+    """
+    watch = subparsers.add_parser(
+        "watch", help="serve every model's drift, guard and live revision on /metrics"
+    )
+    watch.add_argument(
+        "--listen", type=_listen_address, default=("127.0.0.1", 9464), metavar="HOST:PORT",
+        help="address to serve /metrics on (default: 127.0.0.1:9464; port 0: any free port)",
+    )  # fmt: skip
+    watch.add_argument(
+        "--interval", type=_duration, default=15.0, metavar="DURATION",
+        help="time between two evaluations (default: 15s)",
+    )  # fmt: skip
+    rules = subparsers.add_parser(
+        "rules", help="write Prometheus alerting rules for every model (checked by promtool)"
+    )
+    rules.add_argument(
+        "--out", type=Path, default=None, metavar="FILE",
+        help="rule file to write (default: stdout); written only when promtool accepts it",
+    )  # fmt: skip
+    rules.add_argument(
+        "--for", type=_duration, default=300.0, dest="for_", metavar="DURATION",
+        help="how long a condition must hold before its alert fires (default: 5m)",
+    )  # fmt: skip
+    for p in (watch, rules):
+        p.set_defaults(json=False)
 
 
 def _add_script_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

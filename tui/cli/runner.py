@@ -122,7 +122,20 @@ def _alerts(a: argparse.Namespace) -> Body:
     return lambda ws, s, c: cmd_alerts(ws, s, model=a.model, as_json=a.json)
 
 
-#: Each scripting command of :data:`tui.cli.parser.SCRIPT_COMMANDS` and how its
+def _watch(a: argparse.Namespace) -> Body:
+    from tui.cli.watch import cmd_watch
+
+    host, port = a.listen
+    return lambda ws, s, c: cmd_watch(ws, s, host=host, port=port, interval=a.interval, cancel=c)
+
+
+def _rules(a: argparse.Namespace) -> Body:
+    from tui.cli.rules import cmd_rules
+
+    return lambda ws, s, c: cmd_rules(ws, s, out=a.out, for_=a.for_)
+
+
+#: Each command of :data:`tui.cli.parser.SCRIPT_COMMANDS` and ``EXPORTER_COMMANDS`` and how its
 #: parsed arguments become a :data:`Body` (each imports only its own command module).
 COMMANDS: dict[str, Callable[[argparse.Namespace], Body]] = {
     "status": _status,
@@ -131,6 +144,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Body]] = {
     "release": _release,
     "rollback": _rollback,
     "doctor": _doctor,
+    "watch": _watch,
+    "rules": _rules,
     "alerts": _alerts,
 }
 
