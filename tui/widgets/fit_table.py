@@ -73,6 +73,11 @@ def fit_widths(
     return widths
 
 
+def _width(cell: Cell) -> int:
+    """Return how many cells ``cell`` takes on screen."""
+    return cell.cell_len if isinstance(cell, Text) else cell_len(str(cell))
+
+
 class FitTable(DataTable[Any]):
     """A DataTable that keeps every cell it was given and fits its columns to its width.
 
@@ -184,8 +189,9 @@ class FitTable(DataTable[Any]):
         column = column_key.value if isinstance(column_key, ColumnKey) else column_key
         if row is None or column is None or row not in self._cells:
             return
+        before = self._cells[row].get(column, "")
         self._cells[row][column] = value
-        if self._content_grew(row):
+        if _width(before) != _width(value) and self._content_grew(row):  # same width: same fit
             self._refit()
         elif column in self._widths:
             super().update_cell(row, column, self._fit(column, value))
