@@ -224,7 +224,7 @@ class AlertmanagerClient:
             )
         if not 200 <= response.status_code < 300:
             raise InvalidResponse(
-                f"Alertmanager at {self.url} answered {response.status_code} to {method} {path}"
+                f"Alertmanager answered {response.status_code} to {method} {path} ({self.url})"
             )
         return response
 
@@ -233,7 +233,7 @@ class AlertmanagerClient:
             return response.json()
         except ValueError as exc:
             kind = response.headers.get("content-type", "unknown content")
-            raise InvalidResponse(f"Alertmanager at {self.url} answered {kind}, not JSON") from exc
+            raise InvalidResponse(f"Alertmanager answered {kind}, not JSON ({self.url})") from exc
 
     def alerts(self, model: str | None = None) -> list[Alert]:
         """Returns the alerts (firing, silenced and inhibited), of `model` only when given.

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from textual import events
     from textual.notifications import SeverityLevel
 
+    from core.alertmanager import Alert, AlertmanagerClient
     from core.domain import RollbackPreview, RolloutState
     from core.services.action_table import Decision as ActionDecision
     from core.services.workspace import Workspace
@@ -68,6 +69,9 @@ def _screen_factory(name: str) -> Callable[[], Screen]:
     return lambda: screen_class(name)()
 
 
+#: Why ``a`` does nothing without an ``[alertmanager]`` table.
+NO_ALERTMANAGER = "no Alertmanager configured: add an [alertmanager] table with its url"
+
 #: The app's actions that work from every screen and panel (priority bindings).
 GLOBAL_ACTIONS = frozenset({"goto", "rollback_previous", "next_model", "jump", "help"})
 
@@ -84,6 +88,7 @@ MUTATING_ACTIONS: dict[str, str] = {
     "set_image": "set_image",
     "pause_resume": "pause",
     "restart": "restart",
+    "silence_alert": "silence",
 }
 
 
@@ -209,6 +214,9 @@ class MrcApp(App[None]):
         self._preview_errors: dict[tuple[str, str], str] = {}
         self._paused_screens: set[str] = set()
         self._permissions: dict[tuple[str, str, str], str] = {}
+        self.alert_count: int | None = None  # the selected model's alerts; None: not read
+        self.alerts_stale = ""  # why the last read of Alertmanager failed ("" when it worked)
+        self._alertmanager: AlertmanagerClient | None = None
         theme = workspace.config.console.theme
         if theme in self.available_themes:
             self.theme = theme
@@ -243,6 +251,8 @@ class MrcApp(App[None]):
             read_only=self.read_only,
             model=self.selected_model,
             alert=self.guard_alert,
+            alerts=self.alert_count,
+            alerts_stale=bool(self.alerts_stale),
         )
 
     def refresh_banners(self) -> None:
@@ -266,6 +276,9 @@ class MrcApp(App[None]):
     def select_model(self, model: str, target: str = "") -> None:
         """Make ``model`` (and optionally ``target``) the subject of ``u`` and the Drift screen."""
         changed = (model, target) != (self.selected_model, self.selected_target)
+        if model != self.selected_model:
+            self.alert_count, self.alerts_stale = None, ""
+            self.call_later(self._reread_alerts)
         self.selected_model = model
         self.selected_target = target
         self.refresh_banners()
@@ -633,6 +646,113 @@ class MrcApp(App[None]):
             self.ops.simple(model, target, action, answer.reason, expected)
 
         self.confirm_action(decision, summary, go)
+
+    # -- Alertmanager -------------------------------------------------------
+
+    def alertmanager_client(self) -> AlertmanagerClient:
+        """Returns the client of the ``[alertmanager]`` table (created on first use).
+
+        Raises ValueError when no Alertmanager is configured.
+        """
+        from core.alertmanager import AlertmanagerClient
+
+        config = self.workspace.config.alertmanager
+        if config is None:
+            raise ValueError("no [alertmanager] table in the configuration")
+        if self._alertmanager is None:
+            self._alertmanager = AlertmanagerClient.from_config(config)
+        return self._alertmanager
+
+    def alerts_read(self, model: str, count: int | None, stale: str) -> None:
+        """Record the result of a read of `model`'s alerts for the banner (count, or why stale)."""
+        if model != self.selected_model:
+            return
+        if count is not None:
+            self.alert_count = count
+        self.alerts_stale = stale
+        self.refresh_banners()
+
+    def silence_refusal(self) -> str:
+        """Returns why ``a`` (silence an alert) cannot be used at all ("" when it can).
+
+        Without an ``[alertmanager]`` table, or refused by the action table
+        (read-only mode).
+        """
+        if self.workspace.config.alertmanager is None:
+            return NO_ALERTMANAGER
+        return self.refusal("silence_alert", self.selected_model)
+
+    def silence_alert(self, alert: Alert | None) -> None:
+        """Ask for a duration and reason, confirm (``y``), then silence `alert`, journalled.
+
+        Refused in read-only mode (the action table's ``silence`` row) with
+        the reason; without an alert the operator is told why nothing happens.
+        """
+        from rich.text import Text
+
+        from core.errors import NotFound
+        from core.sanitize import clean_line
+        from tui.screens.silence import SilenceDialog, SilenceRequest, alert_text
+
+        if self.workspace.config.alertmanager is None:
+            self.notify(NO_ALERTMANAGER, severity="warning", markup=False)
+            return
+        if alert is None:
+            self.notify("no alert selected to silence", severity="warning", markup=False)
+            return
+        try:
+            decision = self.decide("silence", alert.model)
+        except NotFound as error:
+            self.notify(clean_line(str(error)), severity="warning", markup=False)
+            return
+        if not decision.allowed:
+            self.notify(decision.reason, severity="warning", markup=False)
+            return
+
+        def asked(request: SilenceRequest | None) -> None:
+            if request is None:
+                return
+            summary = alert_text(alert)
+            summary.append(f"\nfor    {request.duration}", style="bold")
+            summary.append("\nreason ", style="bold")
+            summary.append_text(Text(clean_line(request.reason)))
+
+            def go(answer: ConfirmDecision) -> None:
+                self._silence(alert, request.seconds, answer.reason or request.reason)
+
+            self.confirm_action(decision, summary, go)
+
+        self.push_screen(SilenceDialog(alert), asked)
+
+    def _silence(self, alert: Alert, seconds: float, reason: str) -> None:
+        """Create the silence in a worker thread; notify the outcome; read the alerts again."""
+        from core.sanitize import clean_line
+        from core.services.actions import run_silence
+
+        def work() -> None:
+            try:
+                silence_id = run_silence(
+                    self.workspace.journal,
+                    self.alertmanager_client(),
+                    alert,
+                    duration=seconds,
+                    reason=reason,
+                )
+            except Exception as error:
+                text = clean_line(f"silence failed: {error}")
+                self.call_from_thread(self.notify, text, severity="error", markup=False)
+            else:
+                text = clean_line(f"silenced {alert.name} of {alert.model} ({silence_id})")
+                self.call_from_thread(self.notify, text, markup=False)
+            self.call_from_thread(self._reread_alerts)
+
+        self.run_worker(work, thread=True, group="silence", exit_on_error=False)
+
+    def _reread_alerts(self) -> None:
+        from tui.widgets.alerts import AlertsPanel
+
+        for panel in self.screen.query(AlertsPanel):
+            panel.poll_now()
 
     # -- long operations ----------------------------------------------------
 

@@ -20,6 +20,7 @@ from tui import data
 from tui.guard import guard_text
 from tui.screens.base import EmptyState, MrcScreen
 from tui.text import literal
+from tui.widgets.alerts import AlertsPanel
 from tui.widgets.fit_table import Col, FitTable
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ class DriftScreen(MrcScreen):
         Binding(
             "S", "toggle_shift", "Data shift", id="drift.shift", tooltip="Demo: shift the inputs"
         ),
+        Binding("a", "silence_alert", "Silence", id="drift.silence", tooltip="Silence an alert"),
     ]
 
     class Fetched(Message):
@@ -115,6 +117,7 @@ class DriftScreen(MrcScreen):
                 Static("", id="drift-score"),
                 Static("Alerts", classes="panel-title"),
                 Static("", id="drift-alerts"),
+                AlertsPanel(id="drift-am-alerts"),
                 Static("Top drifting features", classes="panel-title"),
                 FitTable(
                     FEATURE_COLUMNS, id="drift-features", cursor_type="row", show_cursor=False
@@ -352,12 +355,18 @@ class DriftScreen(MrcScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "toggle_shift":
             return self.mrc.data_shift is not None  # only the demo has traffic to shift
-        return True
+        # without Alertmanager, or read-only: the key is removed; pressing it says why
+        return not (action == "silence_alert" and self.mrc.silence_refusal())
 
     def disabled_reason(self, action: str) -> str | None:
         if action == "toggle_shift" and self.mrc.data_shift is None:
             return "the data shift is a control of the demo (mrc demo)"
+        if action == "silence_alert":
+            return self.mrc.silence_refusal() or None
         return None
+
+    def action_silence_alert(self) -> None:
+        self.mrc.silence_alert(self.query_one(AlertsPanel).selected())
 
     def action_toggle_shift(self) -> None:
         self.mrc.toggle_data_shift()

@@ -22,6 +22,7 @@ from tui.data import Row, WatchUpdate
 from tui.guard import guard_text
 from tui.screens.base import EmptyState, MrcScreen
 from tui.text import ago, literal
+from tui.widgets.alerts import AlertsPanel
 from tui.widgets.fit_table import Col, FitTable
 
 PHASE_STYLE = {
@@ -183,6 +184,7 @@ class RolloutsScreen(MrcScreen):
         Binding("s", "set_image", "Set image", id="rollouts.set", tooltip="Roll out an image"),
         Binding("p", "pause_resume", "Pause/resume", id="rollouts.pause", tooltip="Pause/resume"),
         Binding("r", "restart", "Restart", id="rollouts.restart", tooltip="Restart pods"),
+        Binding("a", "silence_alert", "Silence", id="rollouts.silence", tooltip="Silence an alert"),
     ]
 
     class States(Message):
@@ -219,6 +221,7 @@ class RolloutsScreen(MrcScreen):
         yield Input(placeholder="image (or commit) to roll out; enter", id="rollouts-image")
         yield Static("", id="rollouts-badge", markup=False)
         yield Static("", id="rollouts-status", markup=False)
+        yield AlertsPanel(id="rollouts-alerts")
 
     @property
     def table(self) -> FitTable:
@@ -391,6 +394,8 @@ class RolloutsScreen(MrcScreen):
             self.app.push_screen(TargetDetailScreen(row.model, row.target))
 
     def disabled_reason(self, action: str) -> str | None:
+        if action == "silence_alert":
+            return self.mrc.silence_refusal() or None
         row = self._current()
         if action not in ("set_image", "pause_resume", "restart") or row is None:
             return None
@@ -398,6 +403,8 @@ class RolloutsScreen(MrcScreen):
         return refusal or self.mrc.permission_reason(row.model, row.target, action) or None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "silence_alert" and self.mrc.silence_refusal():
+            return False  # without Alertmanager, or read-only: removed; pressing it says why
         if action in ("set_image", "pause_resume", "restart"):
             row = self._current()
             if row is None:
@@ -405,6 +412,9 @@ class RolloutsScreen(MrcScreen):
             if self.mrc.refusal(action, row.model, row.target):
                 return False  # read-only: the key is removed; pressing it says why
         return super().check_action(action, parameters)
+
+    def action_silence_alert(self) -> None:
+        self.mrc.silence_alert(self.query_one(AlertsPanel).selected())
 
     def action_pause_resume(self) -> None:
         row = self._current()

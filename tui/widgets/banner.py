@@ -21,6 +21,8 @@ class BannerInfo:
     model: str = ""  # the selected model
     alert: str = ""  # a guard alert waiting for the operator
     screen: str = ""  # "1 Commits" etc.
+    alerts: int | None = None  # the selected model's Alertmanager alerts (None: not read)
+    alerts_stale: bool = False  # the last read of Alertmanager failed
 
 
 class ContextBanner(Static):
@@ -59,6 +61,12 @@ class ContextBanner(Static):
             line.append(" · ")
         if info.alert:
             line.append_text(literal(info.alert, style="bold"))
+            line.append(" · ")
+        if info.alerts is not None or info.alerts_stale:
+            count = "?" if info.alerts is None else str(info.alerts)
+            line.append(f"{count} alert{'' if count == '1' else 's'}", style="bold")
+            if info.alerts_stale:
+                line.append(" (stale)", style="bold")
             line.append(" · ")
         if info.production:
             line.append("PRODUCTION: ", style="bold")
