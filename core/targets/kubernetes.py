@@ -793,7 +793,9 @@ def watch_states(
     rv: str | None = None
     while not cancel.cancelled:
         if rv is None:
-            items, rv = api.list_all(path, timeout=first.timeout, what=f"deployments in namespace {first.namespace}")
+            items, rv = api.list_all(
+                path, timeout=first.timeout, what=f"deployments in namespace {first.namespace}"
+            )
             found = {str((dep.get("metadata") or {}).get("name", "")): dep for dep in items}
             yield [pair for name in by_name for pair in states(name, found.get(name))]
         params = [("resourceVersion", rv), ("allowWatchBookmarks", "true")]
