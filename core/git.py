@@ -402,16 +402,7 @@ class Repository:
         keep = bytearray()
         total = 0
         with tempfile.TemporaryFile() as err:
-            try:
-                proc = subprocess.Popen(
-                    self._argv(["rev-list", tip, "--"]),
-                    stdout=subprocess.PIPE,
-                    stderr=err,
-                    stdin=subprocess.DEVNULL,
-                    env=self._env,
-                )
-            except OSError as exc:
-                raise BackendUnavailable(f"cannot run git in {self.root}: {exc}") from exc
+            proc = self._stream(["rev-list", tip, "--"], err)
             assert proc.stdout is not None
             if nice > 0:
                 with contextlib.suppress(OSError):  # it may have finished already
@@ -489,16 +480,26 @@ class Repository:
             diff_truncated=truncated,
         )
 
-    def _bounded_output(self, args: list[str], limit: int) -> tuple[bytes, bool]:
-        """Run git, keep at most ``limit`` bytes of stdout (cut at a newline); stop git early."""
-        with tempfile.TemporaryFile() as err:
-            proc = subprocess.Popen(
+    def _stream(self, args: list[str], err: IO[bytes]) -> subprocess.Popen[bytes]:
+        """Start git with ``args``, stdout piped, stderr into ``err``; return the process.
+
+        Raises BackendUnavailable when git cannot be started.
+        """
+        try:
+            return subprocess.Popen(
                 self._argv(args),
                 stdout=subprocess.PIPE,
                 stderr=err,
                 stdin=subprocess.DEVNULL,
                 env=self._env,
             )
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot run git in {self.root}: {exc}") from exc
+
+    def _bounded_output(self, args: list[str], limit: int) -> tuple[bytes, bool]:
+        """Run git, keep at most ``limit`` bytes of stdout (cut at a newline); stop git early."""
+        with tempfile.TemporaryFile() as err:
+            proc = self._stream(args, err)
             assert proc.stdout is not None
             chunks: list[bytes] = []
             size = 0
@@ -629,16 +630,7 @@ class Repository:
         target = Path(dest)
         target.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile() as err:
-            try:
-                proc = subprocess.Popen(
-                    self._argv(args),
-                    stdout=subprocess.PIPE,
-                    stderr=err,
-                    stdin=subprocess.DEVNULL,
-                    env=self._env,
-                )
-            except OSError as exc:
-                raise BackendUnavailable(f"cannot run git in {self.root}: {exc}") from exc
+            proc = self._stream(args, err)
             assert proc.stdout is not None
             try:
                 with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
