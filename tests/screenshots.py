@@ -15,19 +15,25 @@ The pictures show the demo's story at a fixed moment: the shifting release
   local target would show the free ports and paths of this machine;
 * the metrics are the demo model's own: seeded customers are scored by the
   v1.2.0 and then the v1.3.0 model, recorded with prometheus-client and fed to
-  the scrape source at fixed timestamps (every 5 s over the last 15 minutes).
+  the scrape source at fixed timestamps (every 5 s over the last 15 minutes);
+* ``alerts.svg`` (the Drift screen with its alerts panel) reads one fixed
+  firing alert from a loopback Alertmanager-like server this script starts.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import http.server
+import json
 import random
 import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -268,13 +274,88 @@ async def _take(workspace: Any) -> dict[str, str]:
     return pictures
 
 
+#: The one alert of ``alerts.svg``, as Alertmanager's API v2 lists it: the drift alert
+#: ``mrc rules`` writes, firing since two minutes after the release.
+ALERTS = [
+    {
+        "fingerprint": "5d0c4e1f2a3b6c7d",
+        "labels": {
+            "alertname": "MrcDriftAlert",
+            "model": "churn",
+            "target": "local",
+            "kind": "prediction",
+            "feature": "",
+            "severity": "critical",
+        },
+        "annotations": {
+            "summary": "churn: prediction drift at or above 0.25 on local",
+            "command": "`mrc rollback churn --target local`",
+        },
+        "startsAt": (RELEASE_AT + timedelta(minutes=2)).isoformat().replace("+00:00", "Z"),
+        "endsAt": (NOW + timedelta(minutes=4)).isoformat().replace("+00:00", "Z"),
+        "status": {"state": "active", "silencedBy": [], "inhibitedBy": []},
+    }
+]
+
+
+class _AlertsHandler(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with :data:`ALERTS` (what ``GET /api/v2/alerts`` returns)."""
+
+    def do_GET(self) -> None:
+        body = json.dumps(ALERTS).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def _loopback_alertmanager() -> Iterator[str]:
+    """Serve :data:`ALERTS` on a free loopback port; yield the base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AlertsHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+async def _take_alerts(workspace: Any) -> str:
+    """Open the Drift screen with the alerts panel showing :data:`ALERTS`; return the svg."""
+    from tui.app import MrcApp
+
+    app = MrcApp(workspace, clock=lambda: NOW, animate=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        await _wait_text(pilot, app, "drift now: ")
+        await _wait_text(pilot, app, "MrcDriftAlert")
+        await _wait_text(pilot, app, "1 alert")
+        await pilot.pause(0.5)
+        return app.export_screenshot(title="mrc · alerts")
+
+
 def write_screenshots(directory: Path) -> list[Path]:
-    """Write ``<screen>.svg`` for every screen and ``rollback-confirm.svg``; return the paths."""
+    """Write ``<screen>.svg`` for every screen, ``rollback-confirm.svg`` and ``alerts.svg``;
+    return the paths."""
+    from core.config import AlertmanagerConfig
+
     directory.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mrc-screens-") as tmp:
         workspace, _ = seeded_workspace(Path(tmp))
         try:
             pictures = asyncio.run(_take(workspace))
+            with _loopback_alertmanager() as url:
+                # The other pictures show the demo's own config, which has no Alertmanager.
+                alertmanager = AlertmanagerConfig(url=url, refresh=3600.0)
+                workspace.config = replace(workspace.config, alertmanager=alertmanager)
+                pictures["alerts"] = asyncio.run(_take_alerts(workspace))
         finally:
             workspace.close()
     written = []
