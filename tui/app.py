@@ -919,9 +919,14 @@ class MrcApp(App[None]):
         self.ops.cancel_all()
         return self.ops.wait_closed(timeout)
 
-    def on_unmount(self) -> None:
-        # However the app ends, nothing it started keeps changing targets unobserved.
+    async def on_unmount(self) -> None:
+        # However the app ends (a browser closing its page ends it without exit()), nothing
+        # it started keeps changing targets unobserved: cancel, then wait (bounded) until
+        # the journal rows are closed, before the process can exit under them.
+        import asyncio
+
         self.ops.cancel_all()
+        await asyncio.to_thread(self.ops.wait_closed, QUIT_GRACE_SECONDS)
 
     def toggle_data_shift(self) -> None:
         """Demo only: switch the traffic generator's input data shift on or off."""
