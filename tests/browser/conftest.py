@@ -27,9 +27,14 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"{reason} -- install with `bash tests/services/install.sh`")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Any]:
-    """A headless Debian chromium, launched by Playwright."""
+    """A headless Debian chromium, launched by Playwright, for one test.
+
+    Not shared across tests: while Playwright's sync API is open it keeps an
+    event loop running in this thread, and every asyncio test after it (the
+    console's Pilot tests) would fail to start its own.
+    """
     executable = next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
     if executable is None:
         _unavailable("Debian's chromium is not installed")
