@@ -625,7 +625,8 @@ class MrcApp(App[None]):
     @on(PermissionsRead)
     def _permissions_read(self, message: PermissionsRead) -> None:
         self._permissions = message.reasons
-        self.refresh_bindings()
+        if self.screen_stack:  # an answer arriving while the console closes has no keys to redo
+            self.refresh_bindings()
 
     def run_simple(
         self, model: str, target: str, action: str, expected: RolloutState | None = None
