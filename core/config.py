@@ -263,6 +263,34 @@ class GuardConfig:
 #: The values of ``[model.guard] on_inconclusive``.
 ON_INCONCLUSIVE = ("rollback", "alert", "accept")
 
+#: The values of ``[model.retrain] executor``.
+RETRAIN_EXECUTORS = ("local", "docker", "kubernetes")
+
+
+@dataclass(frozen=True, slots=True)
+class RetrainConfig:
+    """The ``[model.retrain]`` table: how the model is retrained on recent data."""
+
+    command: str
+    """Shell command run in a worktree at the chosen commit; it rewrites the model's files."""
+    executor: str = "local"
+    """Where the command runs: one of :data:`RETRAIN_EXECUTORS`."""
+    window: float = 6 * 3600.0
+    """Seconds of recent data the command is asked to train on (``--window`` overrides)."""
+    timeout: float = 3600.0
+    """Seconds the command may take before it is stopped and the retrain fails."""
+    auto_release: bool = False
+    """Release a retrained commit that passes its tests and quality gate on its own, to the
+    model's targets that are not marked ``production`` (never to production ones)."""
+    target: str = ""
+    """``docker``/``kubernetes``: the model's target whose Docker engine or cluster runs the
+    command ("" = the model's first target of that kind)."""
+    image: str = ""
+    """``docker``/``kubernetes``: the image the command runs in ("" = the model's image
+    built from the commit, ``<image>:<short sha>``)."""
+    job_template: str = "deploy/retrain-job.yaml"
+    """``kubernetes``: path, in the model repository at the commit, of the Job manifest."""
+
 
 @dataclass(frozen=True, slots=True)
 class ModelConfig:
@@ -291,6 +319,8 @@ class ModelConfig:
     """Drift scoring settings."""
     guard: GuardConfig = field(default_factory=GuardConfig)
     """Post-rollout checks."""
+    retrain: RetrainConfig | None = None
+    """How the model is retrained, or None when not configured."""
 
     def target(self, name: str) -> TargetConfig:
         """Return the target called ``name``; raises NotFound when there is none."""
@@ -862,6 +892,8 @@ class _Builder:
         drift = self.drift(drift_table) if drift_table else DriftConfig()
         guard_table = table.table("guard")
         guard = self.guard(guard_table) if guard_table else GuardConfig()
+        retrain_table = table.table("retrain")
+        retrain = self.retrain(retrain_table, targets) if retrain_table else None
         table.finish()
         if not name or repo is None:
             return None
@@ -877,6 +909,7 @@ class _Builder:
             metrics=metrics,
             drift=drift,
             guard=guard,
+            retrain=retrain,
         )
 
     def target(self, table: _Table, model: str, read_only: bool) -> TargetConfig | None:
@@ -1046,6 +1079,38 @@ class _Builder:
             table.problem("window", "must be longer than 0s")
         table.finish()
         return config
+
+    @staticmethod
+    def retrain(table: _Table, targets: list[TargetConfig]) -> RetrainConfig | None:
+        command = table.string("command")
+        executor = table.choice("executor", RETRAIN_EXECUTORS, "local")
+        config = RetrainConfig(
+            command=command or "",
+            executor=executor or "local",
+            window=table.duration("window", 6 * 3600.0),
+            timeout=table.duration("timeout", 3600.0),
+            auto_release=table.boolean("auto_release", False),
+            target=table.string("target", ""),
+            image=table.string("image", ""),
+            job_template=table.string("job_template", "deploy/retrain-job.yaml"),
+        )
+        if config.window <= 0 and table.has("window"):
+            table.problem("window", "must be longer than 0s")
+        if config.timeout <= 0 and table.has("timeout"):
+            table.problem("timeout", "must be longer than 0s")
+        if config.executor != "local":
+            kinds = [t for t in targets if t.kind == config.executor]
+            if config.target and not any(t.name == config.target for t in kinds):
+                table.problem(
+                    "target", f'names no {config.executor} target of this model: "{config.target}"'
+                )
+            elif not kinds:
+                table.problem(
+                    "executor",
+                    f'"{config.executor}" needs a {config.executor} target of this model to run on',
+                )
+        table.finish()
+        return config if command else None
 
     @staticmethod
     def guard(table: _Table) -> GuardConfig:
