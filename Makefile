@@ -2,7 +2,7 @@
 #   make demo         set everything up and open the console on the built-in demo
 #   make test         lint + type check + the whole test suite (starts its own services)
 #   make bench        benchmarks, each printed as a ratio against a baseline of the same run
-#   make screenshots  regenerate screenshots/*.svg from the demo
+#   make screenshots  regenerate screenshots/ from the demo (the page of mrc serve in chromium)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -42,6 +42,8 @@ bench: $(STAMP)
 
 screenshots: $(STAMP)
 	$(BIN)/python -m tests.screenshots screenshots
+	MRC_SCREENSHOT_DIR=$(CURDIR)/screenshots $(BIN)/python -m pytest -q \
+		tests/browser/test_serve.py::test_serve_demo_in_chromium
 
 services-up: $(STAMP)
 	$(BIN)/python -m tests.services up

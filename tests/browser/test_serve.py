@@ -3,8 +3,9 @@
 The page runs the console in xterm.js, drawn with WebGL (no text in the DOM):
 the test reads what the operator sees from xterm's screen buffer, which it
 reaches by exposing the page's terminal object as ``window.mrcTerminal`` when
-the page's script is loaded. It presses keys as the operator does and leaves a
-screenshot of the page in screenshots/.
+the page's script is loaded. It presses keys as the operator does and takes a
+screenshot of the page: into the test's temporary directory, or into
+``$MRC_SCREENSHOT_DIR`` when set (``make screenshots`` sets it to screenshots/).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pytest
 pytestmark = pytest.mark.browser
 
 MRC = str(Path(sys.executable).with_name("mrc"))
-SCREENSHOT = Path(__file__).resolve().parents[2] / "screenshots" / "serve.png"
+SCREENSHOT_NAME = "serve.png"
 
 
 def free_port() -> int:
@@ -128,7 +129,7 @@ def wait_text(page: Any, text: str, what: str, timeout: float = 60) -> str:
     return screen_text(page)
 
 
-def test_serve_demo_in_chromium(browser: Any, served_demo: str) -> None:
+def test_serve_demo_in_chromium(browser: Any, served_demo: str, tmp_path: Path) -> None:
     """Commits first, `5` opens Drift with its score, `u` is refused read-only; screenshot."""
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     try:
@@ -144,7 +145,10 @@ def test_serve_demo_in_chromium(browser: Any, served_demo: str) -> None:
         page.keyboard.press("u")
         refused = wait_text(page, "read-only mode", "the read-only refusal of u")
         assert "refused" in refused
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT))
+        directory = Path(os.environ.get("MRC_SCREENSHOT_DIR") or tmp_path)
+        directory.mkdir(parents=True, exist_ok=True)
+        shot = directory / SCREENSHOT_NAME
+        page.screenshot(path=str(shot))
+        assert shot.read_bytes().startswith(b"\x89PNG")
     finally:
         page.close()
