@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from core import durations, paths
@@ -40,7 +40,6 @@ from core.errors import ConfigError, NotFound
 from core.procs import DEFAULT_CHILD_ENV, ChildEnv
 from core.sanitize import redact_url
 
-TARGET_KINDS = ("kubernetes", "docker", "local")
 METRICS_SOURCES = ("prometheus", "scrape")
 DRIFT_METHODS = ("psi", "js")
 DRIFT_REFERENCES = ("training", "before_release", "fixed")
@@ -923,45 +922,8 @@ class _Builder:
             "read_only": table.boolean("read_only", False),
             "console_read_only": read_only,
         }
-        target: TargetConfig | None
-        if kind == "kubernetes":
-            deployment = table.string("deployment", model)
-            target = KubernetesTargetConfig(
-                **common,
-                context=table.string("context", None),
-                kubeconfig=table.filepath("kubeconfig", self.base, None),
-                namespace=table.string("namespace", "default"),
-                deployment=deployment,
-                container=table.string("container", deployment),
-                timeout=table.duration("timeout", 10.0),
-            )
-        elif kind == "docker":
-            target = DockerTargetConfig(
-                **common,
-                base_url=table.string("base_url", None),
-                container=table.string("container", model),
-                port=table.port("port"),
-                health_path=self.http_path(table, "health_path"),
-                keep=table.integer("keep", 5, minimum=1),
-                timeout=table.duration("timeout", 10.0),
-                ready_timeout=table.duration("ready_timeout", 60.0),
-            )
-        elif kind == "local":
-            command = table.string("command")
-            port = table.port("port")
-            if command and port is None and "{port}" in command:
-                table.problem("port", "required field missing (the command uses {port})")
-            target = LocalTargetConfig(
-                **common,
-                command=command,
-                port=port,
-                health_path=self.http_path(table, "health_path"),
-                keep=table.integer("keep", 3, minimum=1),
-                timeout=table.duration("timeout", 10.0),
-                ready_timeout=table.duration("ready_timeout", 60.0),
-                child_env=self.child_env_policy,
-            )
-        else:
+        parse_kind = self.TARGET_PARSERS.get(kind or "")
+        if parse_kind is None:
             if isinstance(kind_value, str) and kind_value.strip():
                 table.problem(
                     "kind",
@@ -969,8 +931,63 @@ class _Builder:
                 )
             # Keys of an unknown kind cannot be checked; do not report them as unknown too.
             return None
+        target = parse_kind(self, table, model, common)
         table.finish()
         return target if name else None
+
+    def kubernetes_target(
+        self, table: _Table, model: str, common: dict[str, Any]
+    ) -> KubernetesTargetConfig:
+        deployment = table.string("deployment", model)
+        return KubernetesTargetConfig(
+            **common,
+            context=table.string("context", None),
+            kubeconfig=table.filepath("kubeconfig", self.base, None),
+            namespace=table.string("namespace", "default"),
+            deployment=deployment,
+            container=table.string("container", deployment),
+            timeout=table.duration("timeout", 10.0),
+        )
+
+    def docker_target(
+        self, table: _Table, model: str, common: dict[str, Any]
+    ) -> DockerTargetConfig:
+        return DockerTargetConfig(
+            **common,
+            base_url=table.string("base_url", None),
+            container=table.string("container", model),
+            port=table.port("port"),
+            health_path=self.http_path(table, "health_path"),
+            keep=table.integer("keep", 5, minimum=1),
+            timeout=table.duration("timeout", 10.0),
+            ready_timeout=table.duration("ready_timeout", 60.0),
+        )
+
+    def local_target(self, table: _Table, model: str, common: dict[str, Any]) -> LocalTargetConfig:
+        command = table.string("command")
+        port = table.port("port")
+        if command and port is None and "{port}" in command:
+            table.problem("port", "required field missing (the command uses {port})")
+        return LocalTargetConfig(
+            **common,
+            command=command,
+            port=port,
+            health_path=self.http_path(table, "health_path"),
+            keep=table.integer("keep", 3, minimum=1),
+            timeout=table.duration("timeout", 10.0),
+            ready_timeout=table.duration("ready_timeout", 60.0),
+            child_env=self.child_env_policy,
+        )
+
+    #: The keys of each target kind: kind -> the method reading its table (the keys every
+    #: kind shares are read before, into ``common``).
+    TARGET_PARSERS: ClassVar[
+        Mapping[str, Callable[[_Builder, _Table, str, dict[str, Any]], TargetConfig]]
+    ] = {
+        "kubernetes": kubernetes_target,
+        "docker": docker_target,
+        "local": local_target,
+    }
 
     @staticmethod
     def http_path(table: _Table, name: str) -> str:
@@ -1125,3 +1142,7 @@ class _Builder:
         )
         table.finish()
         return config
+
+
+#: The target kinds a ``[[model.target]]`` may name (the keys of the parser table).
+TARGET_KINDS = tuple(_Builder.TARGET_PARSERS)
