@@ -5,7 +5,8 @@
     <root>/
       churn-model/        git repository of a churn model (real commits, fixed clock)
       mrc.toml            local target + scrape metrics pointing at the stable port
-      state/              MRC_STATE_DIR: journal, local target state, test output
+      state/              MRC_STATE_DIR: journal, local target state, test output,
+                          traffic-recent.jsonl (the last minute of requests and outcomes)
       shift               (absent) create it to shift the traffic's data
       sandbox.json        roles of the commits, the port, for tests and re-use
 
@@ -28,6 +29,12 @@ The *shift* release refits the input scaler on a different cohort but keeps
 the weights (and the training reference histograms) of v1.2.0, the classic
 training/serving skew: offline accuracy even looks fine, while the live
 prediction distribution moves far from the training reference.
+
+Every commit carries ``train.py``, the model's retraining script, and the
+config's ``[model.retrain]`` runs it (executor ``local``) on the traffic's
+recent requests (``state/traffic-recent.jsonl``): after a data shift (``S``)
+it refits the weights on the shifted customers and writes a new training
+reference, so releasing the retrained commit brings drift back down.
 """
 
 from __future__ import annotations
@@ -205,6 +212,11 @@ class Sandbox:
         return self.commits["failing"]
 
     @property
+    def recent_inputs(self) -> Path:
+        """The traffic's recent requests and outcomes (what ``train.py`` retrains on)."""
+        return self.state_dir / "traffic-recent.jsonl"
+
+    @property
     def url(self) -> str:
         """The stable base URL of the model server."""
         return f"http://127.0.0.1:{self.port}"
@@ -307,6 +319,7 @@ class Sandbox:
         env = procs.child_environment(extra={"PYTHONPATH": pythonpath})
         argv = [self.python, "-m", "core.demo.traffic", "--url", self.url, "--rate", f"{rate:g}"]
         argv += ["--shift-file", str(self.shift_file), "--seed", str(self.seed)]
+        argv += ["--recent", str(self.recent_inputs)]
         return procs.spawn_guarded(
             argv, tag=str(self.state_dir), env=env, log_path=self.root / "traffic.log"
         )
@@ -455,6 +468,12 @@ quality = {{ accuracy = 0.72, auc = 0.75 }}
   auto_rollback = false
   max_error_rate = 0.05
   max_drift = 0.25
+
+  [model.retrain]
+  command = {_toml(f"{python} train.py --inputs {shlex.quote(str(s.recent_inputs))}")}
+  executor = "local"
+  window = "30s"
+  timeout = "2m"
 """
     tmp = s.config.with_suffix(".tmp")
     tmp.write_text(text, encoding="utf-8")

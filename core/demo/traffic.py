@@ -1,6 +1,7 @@
 """Steady prediction traffic for the demo's model server.
 
-    python -m core.demo.traffic --url http://127.0.0.1:8080 --rate 20 --shift-file PATH
+    python -m core.demo.traffic --url http://127.0.0.1:8080 --rate 20 --shift-file PATH \
+        --recent PATH
 
 Sends about ``rate`` ``POST /predict`` requests per second, each a customer
 drawn from the seeded population of :mod:`core.demo.churn`. While the file
@@ -9,6 +10,13 @@ drawn from the seeded population of :mod:`core.demo.churn`. While the file
 small fraction of requests (``--bad``) omits a feature so the error counter
 moves. Runs until killed; started by the console behind a guard
 (:mod:`core.procs`) so it dies with it.
+
+With ``--recent`` the last ``--keep`` valid requests and their observed
+outcome (whether that customer churned, drawn from the ground truth of
+:func:`core.demo.churn.churn_probability`) are kept in that file, one JSON
+object a line (``{"t": unix seconds, "features": {...}, "churned": 0|1}``),
+rewritten atomically about once a second: the data the sample model's
+``train.py`` retrains on.
 """
 
 from __future__ import annotations
@@ -16,13 +24,48 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import random
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from core.demo.churn import customer
+from core.demo.churn import churn_probability, customer
+
+#: Recent requests kept by ``--recent`` (a minute of traffic at the demo's 20 per second).
+KEEP = 1200
+
+
+class Recent:
+    """The last ``keep`` requests and their outcomes, written atomically to ``path``."""
+
+    def __init__(self, path: Path, keep: int = KEEP, seed: int = 0) -> None:
+        self.path = path
+        self.rows: deque[str] = deque(maxlen=keep)
+        self.rng = random.Random(seed)  # outcomes: apart from the customers' own stream
+        self.dirty = False
+
+    def add(self, when: float, features: dict[str, float]) -> None:
+        """Keep one answered request with the outcome its customer goes on to have."""
+        churned = 1 if self.rng.random() < churn_probability(features) else 0
+        row = {"t": round(when, 3), "features": features, "churned": churned}
+        self.rows.append(json.dumps(row, separators=(",", ":")))
+        self.dirty = True
+
+    def flush(self) -> None:
+        """Replace the file with the kept rows (write a temporary file, then rename)."""
+        if not self.dirty:
+            return
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text("\n".join(self.rows) + "\n", encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a full or vanished state dir: try again next time
+            return
+        self.dirty = False
 
 
 class Sender:
@@ -60,8 +103,12 @@ def run(
     seed: int,
     bad: float = 0.005,
     limit: int | None = None,
+    recent: Recent | None = None,
 ) -> int:
-    """Send requests at ``rate`` per second until killed (or ``limit`` requests); return sent."""
+    """Send requests at ``rate`` per second until killed (or ``limit`` requests); return sent.
+
+    ``recent`` keeps the answered requests (flushed about once a second and at the end).
+    """
     rng = random.Random(seed)
     sender = Sender(url)
     interval = 1.0 / rate
@@ -71,15 +118,21 @@ def run(
     next_at = time.monotonic()
     while limit is None or sent < limit:
         now = time.monotonic()
-        if shift_file is not None and now - checked >= 1.0:
-            shifted = shift_file.exists()
+        if now - checked >= 1.0:
+            if shift_file is not None:
+                shifted = shift_file.exists()
+            if recent is not None:
+                recent.flush()
             checked = now
         features: dict[str, float] = customer(rng, shifted)
         if rng.random() < bad:
             features.pop("support_calls")
-        if sender.post("/predict", json.dumps(features).encode()) == 0:
+        status = sender.post("/predict", json.dumps(features).encode())
+        if status == 0:
             time.sleep(0.5)  # server down (between restarts): do not spin
             next_at = time.monotonic()
+        elif status == 200 and recent is not None:
+            recent.add(time.time(), features)
         sent += 1
         next_at += interval
         delay = next_at - time.monotonic()
@@ -87,6 +140,8 @@ def run(
             time.sleep(delay)
         elif delay < -1.0:
             next_at = time.monotonic()  # fell behind: do not burst to catch up
+    if recent is not None:
+        recent.flush()
     return sent
 
 
@@ -99,10 +154,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--bad", type=float, default=0.005, help="fraction of invalid requests")
     parser.add_argument("--count", type=int, default=None, help="stop after this many requests")
+    parser.add_argument("--recent", type=Path, default=None, help="keep recent requests here")
+    parser.add_argument("--keep", type=int, default=KEEP, help="how many recent requests to keep")
     args = parser.parse_args(argv)
     if args.rate <= 0:
         parser.error("--rate must be positive")
-    run(args.url, args.rate, args.shift_file, args.seed, args.bad, args.count)
+    if args.keep <= 0:
+        parser.error("--keep must be positive")
+    recent = None if args.recent is None else Recent(args.recent, args.keep, args.seed + 1)
+    run(args.url, args.rate, args.shift_file, args.seed, args.bad, args.count, recent)
     return 0
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from core.domain import DriftScore
+from core.domain import DriftScore, Marker
 from core.errors import BackendUnavailable, InvalidQuery, NotFound
 from core.metrics.model import DriftModel, DriftView
 from core.metrics.scoring import DriftSettings, not_enough
@@ -115,3 +116,67 @@ def current_drift(
         method = scorer.settings.method
         return CurrentDrift(model, not_enough(method, f"source error: {exc}"), "unavailable")
     return CurrentDrift(model, score, described)
+
+
+# -- which action fits the drift ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DriftAdvice:
+    """Which action fits the drift the Drift screen shows, and why.
+
+    ``action`` is ``"rollback"`` (the drift began at a release marker: ``u``),
+    ``"retrain"`` (it began without one, the data moved: ``R``) or ``""``
+    (no advice: no drift, or too little data to tell). ``marker`` is the
+    release the drift began at (rollback only); ``since`` when the score
+    crossed ``warn`` (None without advice).
+    """
+
+    action: str
+    why: str
+    marker: Marker | None = None
+    since: datetime | None = None
+
+
+#: Fewest drift points (windows with enough data) worth advising on.
+ADVICE_MIN_POINTS = 3
+
+
+def drift_advice(
+    points: Sequence[tuple[float, float]],
+    markers: Sequence[Marker],
+    current: DriftScore,
+    warn: float,
+    lead: float,
+) -> DriftAdvice:
+    """Return the action that fits drift ``points`` (unix seconds, score; oldest first).
+
+    Pure: the same data the drift chart shows. No advice (``action`` "")
+    when ``current`` has no value or is below ``warn``, when there are fewer
+    than :data:`ADVICE_MIN_POINTS` points, or when the score was already
+    above ``warn`` at the first point (where it began is not in the range).
+    Otherwise the score crossed ``warn`` at the first point of its latest run
+    at or above it: a marker at most ``lead`` seconds before that point (the
+    drift window plus a step or two: a release takes a window to show) and
+    not after it means rollback, none means retrain. Never raises.
+    """
+    if current.value is None or len(points) < ADVICE_MIN_POINTS:
+        return DriftAdvice("", "not enough data to advise")
+    if current.value < warn:
+        return DriftAdvice("", "no drift above warn")
+    first = len(points) - 1
+    while first > 0 and points[first - 1][1] >= warn:
+        first -= 1
+    if points[first][1] < warn:
+        return DriftAdvice("", "no drift above warn")
+    if first == 0:
+        return DriftAdvice("", "the drift began before this range: a longer range (]) shows where")
+    crossed = points[first][0]
+    since = datetime.fromtimestamp(crossed, UTC)
+    near = [m for m in markers if crossed - lead <= m.time.timestamp() <= crossed]
+    if near:
+        marker = max(near, key=lambda m: m.time)
+        why = f"drift began at the {marker.kind} marker {marker.label}: roll back (u)"
+        return DriftAdvice("rollback", why, marker, since)
+    why = "drift began without a release: the data moved; retrain (R)"
+    return DriftAdvice("retrain", why, None, since)
