@@ -72,6 +72,12 @@ def _screen_factory(name: str) -> Callable[[], Screen]:
 #: Why ``a`` does nothing without an ``[alertmanager]`` table.
 NO_ALERTMANAGER = "no Alertmanager configured: add an [alertmanager] table with its url"
 
+#: Why ``R`` does nothing for a model without a ``[model.retrain]`` table.
+NO_RETRAIN = (
+    "{model} has no [model.retrain] table: add one with the command that retrains it "
+    "(see examples/mrc.toml)"
+)
+
 #: The app's actions that work from every screen and panel (priority bindings).
 GLOBAL_ACTIONS = frozenset({"goto", "rollback_previous", "next_model", "jump", "help"})
 
@@ -89,6 +95,8 @@ MUTATING_ACTIONS: dict[str, str] = {
     "pause_resume": "pause",
     "restart": "restart",
     "silence_alert": "silence",
+    "retrain": "retrain",
+    "retrain_alert": "retrain",
 }
 
 
@@ -216,6 +224,7 @@ class MrcApp(App[None]):
         self._permissions: dict[tuple[str, str, str], str] = {}
         self.alert_count: int | None = None  # the selected model's alerts; None: not read
         self.alerts_stale = ""  # why the last read of Alertmanager failed ("" when it worked)
+        self.history_version = 0  # bumped when a retrain commits: the Commits list is reread
         self._alertmanager: AlertmanagerClient | None = None
         theme = workspace.config.console.theme
         if theme in self.available_themes:
@@ -485,6 +494,7 @@ class MrcApp(App[None]):
             return
         from tui.screens.confirm import RollbackConfirm
         from tui.screens.progress import OperationScreen
+        from tui.widgets.alerts import AlertsPanel
 
         sections: list[tuple[str, list[BindingType]]] = [("Everywhere", list(self.BINDINGS))]
         reasons = {"Everywhere": dict(self._reasons_of(self))}
@@ -495,7 +505,8 @@ class MrcApp(App[None]):
             if isinstance(self.screen, screen_cls):
                 reasons[title] = dict(self._reasons_of(self.screen))
         sections.append(("Roll back dialog (u)", list(RollbackConfirm.HELP_BINDINGS)))
-        sections.append(("Build / release progress", list(OperationScreen.BINDINGS)))
+        sections.append(("Alerts panel (Drift, Rollouts)", list(AlertsPanel.BINDINGS)))
+        sections.append(("Build / release / retrain progress", list(OperationScreen.BINDINGS)))
         sections.append(("Everywhere (Textual)", [Binding("ctrl+p", "command_palette", "Palette")]))
         self.push_screen(HelpScreen(sections, reasons))
 
@@ -755,6 +766,62 @@ class MrcApp(App[None]):
         for panel in self.screen.query(AlertsPanel):
             panel.poll_now()
 
+    # -- retraining ---------------------------------------------------------
+
+    def retrain_refusal(self, model: str = "") -> str:
+        """Returns why ``R`` cannot retrain ``model`` (default: the selected one), "" if it can.
+
+        No model, no ``[model.retrain]`` table (:data:`NO_RETRAIN`), or the
+        action table's refusal (read-only mode).
+        """
+        model = model or self.selected_model
+        if not model:
+            return "no model is configured: nothing to retrain"
+        if self.workspace.config.model(model).retrain is None:
+            return NO_RETRAIN.format(model=model)
+        return self.refusal("retrain", model)
+
+    def start_retrain(self, model: str, reason: str = "") -> None:
+        """Retrain ``model`` once confirmed (``y``, a reason), with a progress view.
+
+        Refused with the reason (read-only, no ``[model.retrain]``) before
+        any dialog. ``reason`` is the default reason (a drift alert's name);
+        one typed in the dialog replaces it. The command runs at the deployed
+        commit on the configured window; its result is a commit on a
+        ``retrain/`` branch, listed first on the Commits screen.
+        """
+        from rich.text import Text
+
+        from core import durations
+        from tui.text import literal
+
+        refusal = self.retrain_refusal(model)
+        if refusal:
+            self.notify(f"R: {refusal}", severity="warning", markup=False)
+            return
+        retrain = self.workspace.config.model(model).retrain
+        assert retrain is not None  # retrain_refusal says so otherwise
+        summary = Text()
+        summary.append("model    ", style="bold")
+        summary.append_text(literal(model))
+        summary.append("\nrun      ", style="bold")
+        summary.append_text(literal(retrain.command, max_len=300))
+        summary.append("\nat       ", style="bold")
+        summary.append("the deployed commit, on the last ")
+        summary.append(durations.format(retrain.window), style="bold")
+        summary.append(f" of data ({retrain.executor})")
+        summary.append("\nresult   ", style="bold")
+        summary.append("a commit on a retrain/ branch; nothing is released")
+        if reason:
+            summary.append("\nreason   ", style="bold")
+            summary.append_text(literal(reason, max_len=200))
+
+        def go(answer: ConfirmDecision) -> None:
+            op = self.ops.retrain(model, answer.reason or reason)
+            self.push_screen(OperationScreen(op, live=self.live))
+
+        self.confirm_action(self.decide("retrain", model), summary, go)
+
     # -- long operations ----------------------------------------------------
 
     def operations(self, kind: str | None = None) -> list[LiveOperation]:
@@ -853,6 +920,8 @@ class MrcApp(App[None]):
         op.finished = True
         if op.kind == "rollback":
             self._previews.pop((op.model, op.target), None)
+        if op.kind == "retrain" and not message.error:
+            self.history_version += 1  # a new commit on a retrain/ branch: reread the list
         if message.alert:
             self.guard_alert = message.alert
         if message.notice:

@@ -13,17 +13,19 @@ How workers report back (the one documented place):
   :class:`~tui.runs.LiveOperation`, a locked, bounded buffer screens read.
 
 Every mutating operation (tests, build, release with its push and rollout,
-rollout, rollback, pause, resume, restart) is registered with its
+rollout, rollback, pause, resume, restart, retrain) is registered with its
 :class:`~core.cancel.CancelToken` while it runs. When the console quits it
 calls :meth:`Operations.cancel_all`, then :meth:`Operations.wait_closed`
 (bounded): the backend is asked to stop, and :mod:`core.services.actions`
 closes the journal row (``failed``/"cancelled" when nothing was sent,
-``unknown`` with what is live otherwise) before the worker ends.
+``unknown`` with what is live otherwise) before the worker ends; a retrain's
+row is closed by :mod:`core.services.retrain` (its command is stopped first).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from textual.message import Message
 
 from core.domain import Progress, RollbackPreview, TestRun
+from core.errors import Cancelled
 from tui.runs import LiveOperation
 
 if TYPE_CHECKING:
@@ -43,7 +46,7 @@ if TYPE_CHECKING:
 KEEP = 50
 
 #: Kinds listed by :meth:`Operations.history`: the ones with live output.
-WITH_OUTPUT = frozenset({"test", "build", "release"})
+WITH_OUTPUT = frozenset({"test", "build", "release", "retrain"})
 
 
 # -- messages ------------------------------------------------------------------
@@ -197,6 +200,7 @@ class Operations:
         group: str,
     ) -> LiveOperation:
         """Register ``op`` and run ``body(op)`` in a thread worker of group ``group``."""
+        op.started = time.monotonic()
         with self._changed:
             self._running[op.key] = op
             closed = self._closed
@@ -223,6 +227,7 @@ class Operations:
                     op, error=str(error), notice=f"{op.describe()} failed: {error}",
                     severity="error",
                 )  # fmt: skip
+            op.ended = time.monotonic()
             self._app.post_message(ended)
         finally:
             with self._changed:
@@ -331,6 +336,52 @@ class Operations:
             op.add_step(Progress("failed", str(failure), level="error"))
             return OperationEnded(op, error=str(failure))
         return OperationEnded(op, error=error, alert=alert)
+
+    def retrain(self, model: str, reason: str) -> LiveOperation:
+        """Retrain ``model`` at its deployed commit; output and steps go into the returned op.
+
+        The trigger (current drift, who, ``reason``) is read in the worker.
+        """
+        op = LiveOperation(kind="retrain", model=model)
+        return self._start(op, partial(self._retrain, reason=reason), "retrain")
+
+    def _retrain(self, op: LiveOperation, reason: str) -> OperationEnded:
+        from core.services.retrain import RetrainResult, run_retrain, trigger_for
+
+        result: RetrainResult | None = None
+        try:
+            op.add_step(Progress("trigger", "reading the current drift"))
+            trigger = trigger_for(self._workspace, op.model, reason=reason)
+            score = "unknown" if trigger.score is None else f"{trigger.score:.3f}"
+            op.add_step(Progress("trigger", f"drift {score} ({trigger.method or '-'})"))
+            for progress in run_retrain(
+                self._workspace, op.model, trigger=trigger, cancel=op.cancel
+            ):
+                if progress.step == "output":
+                    op.append(progress.message)
+                elif isinstance(progress.result, RetrainResult):
+                    result = progress.result
+                else:
+                    op.add_step(progress)
+        except Cancelled as error:
+            op.add_step(Progress("cancelled", str(error) or "cancelled", level="warning"))
+            return OperationEnded(op, error=f"cancelled: {error}", notice=f"retrain of "
+                                  f"{op.model} cancelled", severity="warning")  # fmt: skip
+        except Exception as error:
+            op.add_step(Progress("failed", str(error), level="error"))
+            return _failed(op, f"retrain of {op.model} failed: {error}")
+        if result is None:
+            return _failed(op, f"retrain of {op.model} ended without a commit")
+        short = result.commit[:8]
+        op.add_step(
+            Progress("done", f"commit {short} on {result.branch}: press d on it in Commits (1)")
+        )
+        return OperationEnded(
+            op,
+            notice=f"retrained {op.model}: {short} on {result.branch}; "
+            "press d on it in Commits to release",
+            timeout=30,
+        )
 
     # -- target actions -------------------------------------------------------
 

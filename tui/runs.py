@@ -27,7 +27,7 @@ _ids = itertools.count(1)
 class LiveOperation:
     """One running (or finished) operation: what, its output, how to cancel it."""
 
-    kind: str  # "test", "build", "release", "rollout", "rollback", "pause", "resume", "restart"
+    kind: str  # "test", "build", "release", "retrain", "rollout", "rollback", "pause", ...
     model: str
     commit: str = ""  # tests, builds and releases
     target: str = ""  # releases and target actions
@@ -39,6 +39,8 @@ class LiveOperation:
     total: int = 0  # lines ever appended (so readers know what is new)
     finished: bool = False
     error: str = ""
+    started: float | None = None  # time.monotonic() when its worker started (None: not yet)
+    ended: float | None = None  # time.monotonic() when its worker ended
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def describe(self) -> str:

@@ -85,6 +85,7 @@ ACTIONS: Mapping[str, ActionRule] = dict(
         _rule("resume", "resume", "target", _Y, _T, "resume"),
         _rule("restart", "restart", "target", _Y, _T, "restart"),
         _rule("silence", "silence", "model", _Y, _Y, "silence"),  # an Alertmanager silence
+        _rule("retrain", "retrain", "model", _Y, _Y, "retrain"),  # a commit on a retrain/ branch
     ]
 )
 

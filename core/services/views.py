@@ -157,8 +157,11 @@ def drift_advice(
     above ``warn`` at the first point (where it began is not in the range).
     Otherwise the score crossed ``warn`` at the first point of its latest run
     at or above it: a marker at most ``lead`` seconds before that point (the
-    drift window plus a step or two: a release takes a window to show) and
-    not after it means rollback, none means retrain. Never raises.
+    drift window plus a step or two: a release takes a window to show), not
+    after it, and with the score below ``warn`` at the marker (the last point
+    at or before it: a release made while drift was already high, such as a
+    rollback, is not where it began) means rollback; none means retrain.
+    Never raises.
     """
     if current.value is None or len(points) < ADVICE_MIN_POINTS:
         return DriftAdvice("", "not enough data to advise")
@@ -173,7 +176,16 @@ def drift_advice(
         return DriftAdvice("", "the drift began before this range: a longer range (]) shows where")
     crossed = points[first][0]
     since = datetime.fromtimestamp(crossed, UTC)
-    near = [m for m in markers if crossed - lead <= m.time.timestamp() <= crossed]
+
+    def calm_at(moment: float) -> bool:
+        before = [value for t, value in points[:first] if t <= moment]
+        return not before or before[-1] < warn
+
+    near = [
+        m
+        for m in markers
+        if crossed - lead <= m.time.timestamp() <= crossed and calm_at(m.time.timestamp())
+    ]
     if near:
         marker = max(near, key=lambda m: m.time)
         why = f"drift began at the {marker.kind} marker {marker.label}: roll back (u)"

@@ -56,14 +56,14 @@ def workspace(tmp_path: Path, *, read_only: bool = False) -> Workspace:
 def test_the_table_holds_every_mutating_action_once() -> None:
     assert set(ACTIONS) == {
         "test", "build", "push", "release", "rollout", "set_image",
-        "rollback", "pause", "resume", "restart", "silence",
+        "rollback", "pause", "resume", "restart", "silence", "retrain",
     }  # fmt: skip
     assert all(row.name == name for name, row in ACTIONS.items())
     # the journalled ones carry their own name, except set image, which is a rollout
     assert {name: row.journal for name, row in ACTIONS.items() if row.journal} == {
         "release": "release", "rollout": "rollout", "set_image": "rollout",
         "rollback": "rollback", "pause": "pause", "resume": "resume", "restart": "restart",
-        "silence": "silence",
+        "silence": "silence", "retrain": "retrain",
     }  # fmt: skip
 
 
@@ -114,6 +114,7 @@ def test_the_suggested_confirmations() -> None:
     assert rules["push"] == (yes, yes)
     assert rules["rollback"] == (yes, yes)
     assert rules["silence"] == (yes, yes)
+    assert rules["retrain"] == (yes, yes)  # a commit on a branch: nothing is released
     for action in ("release", "rollout", "set_image", "pause", "resume", "restart"):
         assert rules[action] == (yes, name), action
 

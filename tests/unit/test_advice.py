@@ -117,3 +117,12 @@ def test_advice_is_always_one_of_three_and_never_on_missing_data(
     if now is None or now < WARN or len(values) < 3:
         assert advice.action == ""
     assert (advice.marker is not None) == (advice.action == "rollback")
+
+
+def test_a_rollback_made_while_drift_was_high_is_not_where_new_drift_began() -> None:
+    # Drift high, rolled back (marker while still high), fell, then the data moved soon after.
+    values = [0.4, 0.45, 0.5, 0.3, 0.12, 0.05, 0.04, 0.2, 0.4]
+    points = series(values, step=5.0)
+    rollback = marker(points[2][0] + 1, "revision 2", "rollback")
+    advice = drift_advice(points, [rollback], score(0.4), WARN, LEAD)
+    assert advice.action == "retrain"

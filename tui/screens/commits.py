@@ -1,4 +1,11 @@
-"""Commits screen: the paged git log with test and deployment badges."""
+"""Commits screen: the paged git log with test and deployment badges.
+
+Retrained commits (the tips of ``retrain/`` branches, which are not on the
+checked-out branch) are listed first, newest first, marked ``retrained``, so
+``t``/``d`` test and release them like any other commit; then the history of
+HEAD. A finished retrain bumps :attr:`MrcApp.history_version` and the list is
+read again when the screen is next shown.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +26,10 @@ from tui.text import literal
 from tui.widgets.vtable import Column, VirtualTable
 
 PAGE_SIZE = 200
+#: Retrained commits listed above the history at most (newest first).
+MAX_RETRAINED = 20
+#: The badge of a commit on a ``retrain/`` branch.
+RETRAINED_BADGE = "retrained"
 #: The largest page read in one go (well under the rows the table keeps around its screen).
 MAX_PAGE_SIZE = 1000
 #: CPU priority (nice) of the walk that reads the oldest commits ahead of ``end``.
@@ -41,6 +52,33 @@ class Badges:
 
     tests: dict[str, TestRun] = field(default_factory=dict)  # sha -> last run
     deployed: dict[str, list[str]] = field(default_factory=dict)  # sha -> target names
+
+
+def is_retrained(commit: Commit) -> bool:
+    """True when a ``retrain/`` branch (local or a remote's) points at ``commit``."""
+    from core.retrain.base import BRANCH_PREFIX
+
+    return any(
+        branch.startswith(BRANCH_PREFIX) or f"/{BRANCH_PREFIX}" in branch
+        for branch in commit.branches
+    )
+
+
+def retrained_tips(repo: Any, exclude: set[str]) -> list[Commit]:
+    """Return the commits ``retrain/`` branches point at, newest first, not in ``exclude``.
+
+    At most :data:`MAX_RETRAINED`. Raises what reading the repository raises.
+    """
+    from core.retrain.base import BRANCH_PREFIX
+
+    shas: list[str] = []
+    for ref in repo.branches():
+        name = ref.name if ref.kind == "branch" else ref.name.partition("/")[2]
+        if name.startswith(BRANCH_PREFIX) and ref.sha not in exclude and ref.sha not in shas:
+            shas.append(ref.sha)
+    tips = [commit for sha in shas for commit in repo.page(start=sha, limit=1)]
+    tips.sort(key=lambda commit: commit.date, reverse=True)
+    return tips[:MAX_RETRAINED]
 
 
 def test_badge(run: TestRun | None) -> Text:
@@ -76,7 +114,8 @@ class CommitsScreen(MrcScreen):
 
         ``reset``: they replace the list (first page of a new list).
         ``complete``: nothing comes after them. ``search``: the list is
-        filtered by a search.
+        filtered by a search. ``pinned``: how many of them (first) are
+        retrained commits listed above the history (first page only).
         """
 
         def __init__(
@@ -88,6 +127,7 @@ class CommitsScreen(MrcScreen):
             reset: bool = False,
             complete: bool = False,
             search: bool = False,
+            pinned: int = 0,
         ) -> None:
             super().__init__()
             self.generation = generation
@@ -96,6 +136,7 @@ class CommitsScreen(MrcScreen):
             self.reset = reset
             self.complete = complete
             self.search = search
+            self.pinned = pinned
 
     class Failed(Message):
         """Loading the log failed; ``error`` says why."""
@@ -132,8 +173,10 @@ class CommitsScreen(MrcScreen):
         self.badges = Badges()
         self.search_text = ""
         self._loaded_model: str | None = None
+        self._loaded_version = -1  # MrcApp.history_version of the list on screen
+        self._pinned: list[Commit] = []  # retrained commits above the history (rows 0..)
         self._cursor: Any = None  # core.git.LogCursor of the list on screen
-        self._cursor_at = 0  # the row the streaming cursor reads next
+        self._cursor_at = 0  # the commit of HEAD's history the streaming cursor reads next
         self._generation = 0  # bumped when the list is reloaded: older pages are dropped
         self._loading = False  # one page at a time; what keys ask meanwhile waits for it
         self._want_last = False  # `end` was pressed: count and read the last page
@@ -164,6 +207,8 @@ class CommitsScreen(MrcScreen):
             subject = Text.assemble(
                 literal(" ".join(commit.tags), style="bold yellow"), " ", subject
             )
+        if is_retrained(commit):
+            subject = Text.assemble((RETRAINED_BADGE, "bold cyan"), " ", subject)
         return [
             Text(commit.short, style="yellow"),
             Text(commit.date.strftime("%Y-%m-%d")),
@@ -196,8 +241,10 @@ class CommitsScreen(MrcScreen):
             empty.display = True
             self.table.display = False
             return
-        if self._loaded_model != model:
+        version = self.mrc.history_version
+        if self._loaded_model != model or self._loaded_version != version:
             self._loaded_model = model
+            self._loaded_version = version
             empty.update(f"Loading the history of {model}…")
             empty.display = True
             self.load_page(model, 0, self.search_text)
@@ -226,6 +273,7 @@ class CommitsScreen(MrcScreen):
             return
         search = self.search_text
         cursor = table.cursor
+        pinned = len(self._pinned)
         kind, start, size = "", 0, PAGE_SIZE
         if self._want_last and not table.complete and not search:
             self._read_tail(model)  # lands on the last row when the tail is there
@@ -235,18 +283,23 @@ class CommitsScreen(MrcScreen):
             start = table.loaded_prefix()
             size = min(MAX_PAGE_SIZE, max(PAGE_SIZE, start))
         elif table.rows[cursor] is None:
+            if cursor < pinned:  # scrolled back up to the retrained commits: place them again
+                table.put_rows(0, self._pinned)
+                if table.rows[cursor] is not None:
+                    return
             if self._from_tail(cursor):
                 return
             first = cursor
-            while first > max(0, cursor - PAGE_SIZE) and table.rows[first - 1] is None:
+            while first > max(pinned, cursor - PAGE_SIZE) and table.rows[first - 1] is None:
                 first -= 1
             end = cursor
             limit = min(len(table.rows), cursor + PAGE_SIZE)
             while end < limit and table.rows[end] is None:
                 end += 1
-            start = max(first, min(cursor - PAGE_SIZE // 2, end - PAGE_SIZE))
+            start = max(first, pinned, min(cursor - PAGE_SIZE // 2, end - PAGE_SIZE))
             size = min(PAGE_SIZE, end - start)
-            kind = "next" if start == self._cursor_at and self._cursor is not None else "skip"
+            streaming = start - pinned == self._cursor_at and self._cursor is not None
+            kind = "next" if streaming else "skip"
         elif not table.complete and cursor >= len(table.rows) - max(PAGE_SIZE // 4, 1):
             kind = "next"
             start = len(table.rows)
@@ -265,8 +318,12 @@ class CommitsScreen(MrcScreen):
         git itself). ``next``: the streaming cursor after the loaded rows,
         so scrolling to the end of a long history never re-walks it.
         ``skip``: ``size`` commits from row ``start``. The last page is read
-        by :meth:`_read_tail`.
+        by :meth:`_read_tail`. ``start`` is a row of the table: the
+        retrained commits listed first (``first`` without a search reads
+        them) come before the history's first commit.
         """
+        pinned: list[Commit] = []
+        skip = max(0, start - len(self._pinned))  # rows -> commits of HEAD's history
         try:
             repo = self.mrc.workspace.repository(model)
             if kind == "first":
@@ -274,26 +331,29 @@ class CommitsScreen(MrcScreen):
                     self._cursor.close()
                     self._cursor = None
                 commits = repo.page(limit=size, search=search or None)
+                if not search:
+                    pinned = retrained_tips(repo, {c.sha for c in commits})
             elif kind == "next":
-                if self._cursor is None or self._cursor_at != start:
+                if self._cursor is None or self._cursor_at != skip:
                     if self._cursor is not None:
                         self._cursor.close()
-                    self._cursor = repo.cursor(search=search or None, skip=start)
+                    self._cursor = repo.cursor(search=search or None, skip=skip)
                 commits = self._cursor.next_page(size)
-                self._cursor_at = start + len(commits)
+                self._cursor_at = skip + len(commits)
             else:
-                commits = repo.page(limit=size, skip=start, search=search or None)
+                commits = repo.page(limit=size, skip=skip, search=search or None)
         except Exception as error:
             self.post_message(self.Failed(generation, str(error)))
             return
         self.post_message(
             self.Page(
                 generation,
-                commits,
+                pinned + commits,
                 start,
                 reset=kind == "first",
                 complete=kind in ("first", "next") and len(commits) < size,
                 search=bool(search),
+                pinned=len(pinned),
             )
         )
 
@@ -335,6 +395,7 @@ class CommitsScreen(MrcScreen):
     def _apply_tail(self, key: tuple[str, str]) -> None:
         """Place the tail read for ``key`` at the end of the table; declare the total."""
         total, commits = self._tail[key]
+        total += len(self._pinned)
         self._want_last = False
         table = self.table
         table.put_rows(total - len(commits), commits)
@@ -345,6 +406,7 @@ class CommitsScreen(MrcScreen):
         if self._head is None or self._head not in self._tail or self.search_text:
             return False
         total, commits = self._tail[self._head]
+        total += len(self._pinned)
         if total != len(self.table.rows) or index < total - len(commits):
             return False
         self.table.put_rows(total - len(commits), commits)
@@ -384,9 +446,11 @@ class CommitsScreen(MrcScreen):
         empty = self.query_one("#commits-empty", EmptyState)
         table = self.table
         if message.reset:
+            self._pinned = message.commits[: message.pinned]
             table.set_rows(message.commits, complete=message.complete)
-            if message.commits and not message.search:
-                self._head = (self.mrc.selected_model, message.commits[0].sha)
+            history = message.commits[message.pinned :]
+            if history and not message.search:
+                self._head = (self.mrc.selected_model, history[0].sha)
                 if not message.complete and self._head not in self._tail:
                     # Read the oldest page ahead (niced), once per history, for `end`.
                     self.call_after_refresh(self._start_tail, self._head)

@@ -59,6 +59,23 @@ ALL_CHARTS_MIN_HEIGHT = 34
 CHART_IDS = ("chart-drift", "chart-prediction", "chart-service")
 
 
+def advice_text(advice: Any) -> Text:
+    """Return the advice line(s) under the score: the key that fits and why ("" for none)."""
+    text = Text()
+    if advice is None or not advice.action:
+        return text
+    text.append("\nadvice: ", style="bold")
+    if advice.action == "rollback":
+        text.append("u roll back", style="bold yellow")
+        text.append("\ndrift began at ", style="dim")
+        marker = advice.marker
+        text.append_text(literal(f"{marker.kind} {marker.label}", style="dim", max_len=60))
+    else:
+        text.append("R retrain", style="bold yellow")
+        text.append("\ndrift began without a release: the data moved", style="dim")
+    return text
+
+
 def range_label(span: timedelta) -> str:
     """Return ``15m``, ``6h`` or ``7d`` for a range."""
     minutes = int(span.total_seconds() // 60)
@@ -85,6 +102,7 @@ class DriftScreen(MrcScreen):
             "S", "toggle_shift", "Data shift", id="drift.shift", tooltip="Demo: shift the inputs"
         ),
         Binding("a", "silence_alert", "Silence", id="drift.silence", tooltip="Silence an alert"),
+        Binding("R", "retrain", "Retrain", id="drift.retrain", tooltip="Retrain on recent data"),
     ]
 
     class Fetched(Message):
@@ -106,6 +124,7 @@ class DriftScreen(MrcScreen):
         self._features: tuple[tuple[str, str, DriftBand], ...] = ()
         self._shown: dict[str, Text] = {}
         self.chart_index = 0  # the chart shown when only one fits
+        self.advice: Any = None  # core.services.views.DriftAdvice of the view on screen
 
     def compose_body(self) -> ComposeResult:
         yield EmptyState(id="drift-empty")
@@ -279,6 +298,8 @@ class DriftScreen(MrcScreen):
         if guard is not None:
             text.append("\n")
             text.append_text(guard_text(guard))
+        self.advice = self._advise(view)
+        text.append_text(advice_text(self.advice))
         self._update_static("#drift-score", text)
         alerts = Text()
         for alert in view.alerts:
@@ -298,6 +319,16 @@ class DriftScreen(MrcScreen):
         self._update_static("#drift-errors", problems)
         self.query_one("#drift-errors").display = bool(view.panel_errors)
         self._show_features(view.features[:10])
+
+    def _advise(self, view: Any) -> Any:
+        """Return which action fits ``view``'s drift (see :func:`core.services.views.drift_advice`).
+
+        A release shows in the score within one drift window (plus a step or two).
+        """
+        from core.services.views import drift_advice
+
+        lead = view.window + 2 * max(view.step, 1.0)
+        return drift_advice(view.drift.points, view.markers, view.current, view.warn, lead)
 
     def _show_features(self, features: Sequence[tuple[str, DriftScore]]) -> None:
         """Show the top features, touching only the cells whose text changed.
@@ -355,6 +386,10 @@ class DriftScreen(MrcScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "toggle_shift":
             return self.mrc.data_shift is not None  # only the demo has traffic to shift
+        if action == "retrain":
+            if self.mrc.refusal("retrain", self.mrc.selected_model):
+                return False  # read-only: the key is removed; pressing it says why
+            return None if self.mrc.retrain_refusal() else True  # dimmed without [model.retrain]
         # without Alertmanager, or read-only: the key is removed; pressing it says why
         return not (action == "silence_alert" and self.mrc.silence_refusal())
 
@@ -363,7 +398,12 @@ class DriftScreen(MrcScreen):
             return "the data shift is a control of the demo (mrc demo)"
         if action == "silence_alert":
             return self.mrc.silence_refusal() or None
+        if action == "retrain":
+            return self.mrc.retrain_refusal() or None
         return None
+
+    def action_retrain(self) -> None:
+        self.mrc.start_retrain(self.mrc.selected_model)
 
     def action_silence_alert(self) -> None:
         self.mrc.silence_alert(self.query_one(AlertsPanel).selected())

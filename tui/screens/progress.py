@@ -1,7 +1,8 @@
-"""Progress view of a build or a release: its steps, layers and log, live."""
+"""Progress view of a build, a release or a retrain: its steps, layers and log, live."""
 
 from __future__ import annotations
 
+import time
 from typing import ClassVar
 
 from rich.text import Text
@@ -19,13 +20,26 @@ from tui.text import literal
 LEVEL_STYLE = {"info": "", "warning": "yellow", "error": "bold red"}
 
 
+def elapsed_text(op: LiveOperation, now: float | None = None) -> str:
+    """Return how long ``op`` has run (``1:05``), "" when it has not started in a worker."""
+    if op.started is None:
+        return ""
+    end = op.ended if op.ended is not None else (time.monotonic() if now is None else now)
+    seconds = max(0, int(end - op.started))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
 def steps_text(op: LiveOperation) -> Text:
     """Return one line per step: a mark, the step, its message and fraction."""
     text = Text()
-    title = f"{op.kind} of {op.model} at {op.commit[:8]}"
-    text.append(title, style="bold")
+    title = f"{op.kind} of {op.model}" + (f" at {op.commit[:8]}" if op.commit else "")
+    text.append_text(literal(title, style="bold"))
     state = "failed" if op.error else ("done" if op.finished else "running")
-    text.append(f"  {state}\n", style={"failed": "bold red", "done": "green"}.get(state, "cyan"))
+    text.append(f"  {state}", style={"failed": "bold red", "done": "green"}.get(state, "cyan"))
+    elapsed = elapsed_text(op)
+    if elapsed:
+        text.append(f"  {elapsed}", style="dim")
+    text.append("\n")
     steps: list[Progress] = list(op.steps)
     for index, step in enumerate(steps):
         last = index == len(steps) - 1
@@ -52,6 +66,8 @@ def steps_text(op: LiveOperation) -> Text:
 
 class OperationScreen(ModalScreen[None]):
     """Follows one :class:`LiveOperation`; ``esc`` hides it (it keeps running), ``x`` cancels.
+
+    Shows its steps (with the time it has run), a progress bar and its output.
 
     A panel, not a dialog: the console's global keys (``1``…``5``, ``u``,
     ``m``, ``:``, ``?``) work here too; a screen key hides the panel first.

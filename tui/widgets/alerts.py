@@ -6,14 +6,19 @@ thread worker, render on the event loop, then arm the next timer, so reads
 never overlap and a slow or stopped Alertmanager never holds up a key. A
 failed read keeps the last alerts on screen under a "stale" badge. Every
 label, annotation and error passes :func:`tui.text.literal`.
+
+``R`` in the panel retrains the model with the highlighted firing drift
+alert's name as the reason (any other row: no reason); without a
+``[model.retrain]`` table pressing it says so, and read-only mode removes it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.timer import Timer
@@ -28,6 +33,16 @@ if TYPE_CHECKING:
 
 class AlertsPanel(Vertical):
     """The alerts table (``#alerts-table``) and its badge (``#alerts-badge``)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "R",
+            "retrain_alert",
+            "Retrain",
+            id="alerts.retrain",
+            tooltip="Retrain, the highlighted drift alert as the reason",
+        ),
+    ]
 
     DEFAULT_CSS = """
     AlertsPanel {
@@ -163,9 +178,24 @@ class AlertsPanel(Vertical):
         badge.set_class(bool(self.stale), "-stale")
         badge.update(text)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "retrain_alert":  # read-only: removed (the Drift screen's R says why)
+            return not self.mrc.refusal(action, self.mrc.selected_model)
+        return True
+
+    def action_retrain_alert(self) -> None:
+        alert = self.selected()
+        reason = alert.name if alert is not None and is_firing_drift(alert) else ""
+        self.mrc.start_retrain(self.mrc.selected_model, reason)
+
     def selected(self) -> Alert | None:
         """Returns the highlighted alert of the selected model, or None."""
         if self.model != self.mrc.selected_model or not self.alerts:
             return None
         row = self.query_one(DataTable).cursor_row
         return self.alerts[row] if 0 <= row < len(self.alerts) else None
+
+
+def is_firing_drift(alert: Alert) -> bool:
+    """True for a drift alert (``MrcDrift...``, see :mod:`core.rules`) firing and not silenced."""
+    return "drift" in alert.name.lower() and alert.state == "active" and not alert.silenced
