@@ -1,4 +1,4 @@
-"""Read access to a model's git repository: paged log, commit detail, refs, worktrees.
+"""A model's git repository: paged log, commit detail, refs, worktrees, retrain commits.
 
 GitPython opens and validates the repository; every history query runs the
 ``git`` command itself with a bounded, machine-readable output format, so no
@@ -223,25 +223,33 @@ class Repository:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _argv(self, args: Iterable[str]) -> list[str]:
-        return [self._exe, "-C", str(self.root), *_CONFIG, *args]
+    def _argv(self, args: Iterable[str], where: Path | None = None) -> list[str]:
+        return [self._exe, "-C", str(where or self.root), *_CONFIG, *args]
 
     def _run(
-        self, args: list[str], *, input: bytes | None = None, check: bool = True
+        self,
+        args: list[str],
+        *,
+        input: bytes | None = None,
+        check: bool = True,
+        where: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[bytes]:
         """Run git with ``args``; return the completed process (bytes output).
 
-        Raises the matching MrcError subclass when ``check`` and git fails.
+        ``where`` runs it in another directory (a worktree of this repository);
+        ``env`` replaces its environment. Raises the matching MrcError subclass
+        when ``check`` and git fails.
         """
         # stderr goes to a file so that, with one pipe, reading needs no select loop.
         with tempfile.TemporaryFile() as err:
             try:
                 result = subprocess.run(
-                    self._argv(args),
+                    self._argv(args, where),
                     input=input,
                     stdout=subprocess.PIPE,
                     stderr=err,
-                    env=self._env,
+                    env=self._env if env is None else env,
                     stdin=None if input is not None else subprocess.DEVNULL,
                 )
             except OSError as exc:
@@ -676,6 +684,120 @@ class Repository:
                 "may be corrupt or incomplete: run `git fsck` there"
             )
         return result.stdout
+
+    # ------------------------------------------------------------------ writes
+
+    def commit_worktree(
+        self, tree: Path, message: str, *, name: str, email: str
+    ) -> tuple[str, tuple[str, ...]] | None:
+        """Commit every change of worktree ``tree`` (``git add -A``) on top of its HEAD.
+
+        Author and committer are ``name <email>``, given with ``-c`` so that no
+        global git configuration is needed (``GIT_AUTHOR_*``/``GIT_COMMITTER_*``
+        variables of the console are not passed on); hooks and signing are off.
+        ``.gitignore`` is honoured. Returns (full sha of the new commit, the
+        paths it changed, sorted), or None when nothing changed (no commit is
+        made). Raises :class:`~core.errors.MrcError` when git fails.
+        """
+        self._run(["add", "-A"], where=tree)
+        changed = self._run(["diff", "--cached", "--name-only", "-z"], where=tree).stdout
+        files = tuple(sorted(p for p in changed.decode("utf-8", "replace").split("\0") if p))
+        if not files:
+            return None
+        env = {
+            key: value
+            for key, value in self._env.items()
+            if not key.startswith(("GIT_AUTHOR_", "GIT_COMMITTER_"))
+        }
+        identity = ["-c", f"user.name={name}", "-c", f"user.email={email}"]
+        self._run(
+            [*identity, "-c", "core.hooksPath=/dev/null", "-c", "commit.gpgsign=false",
+             "commit", "--quiet", "--no-verify", "--cleanup=whitespace", "-F", "-"],
+            input=message.encode("utf-8"),
+            where=tree,
+            env=env,
+        )  # fmt: skip
+        sha = self._run(["rev-parse", "--verify", "HEAD^{commit}"], where=tree).stdout
+        return sha.decode().strip(), files
+
+    def create_branch(self, name: str, sha: str) -> None:
+        """Create local branch ``name`` at commit ``sha`` (never moves an existing one).
+
+        Raises :class:`~core.errors.Conflict` when the branch exists,
+        :class:`~core.errors.MrcError` when ``name`` is not a valid branch
+        name or git fails.
+        """
+        from core.errors import Conflict
+
+        valid = self._run(["check-ref-format", "--branch", name], check=False)
+        if valid.returncode != 0 or name.startswith("-"):
+            raise MrcError(f"{name!r} is not a valid branch name")
+        result = self._run(["branch", "--no-track", name, sha], check=False)
+        if result.returncode != 0:
+            if b"already exists" in result.stderr:
+                raise Conflict(f"branch {name} already exists in {self.root}")
+            raise self._error(["branch"], result.stderr)
+
+    def branch_sha(self, name: str) -> str:
+        """Return the commit local branch ``name`` points at, or "" when there is no such branch."""
+        result = self._run(
+            ["rev-parse", "--verify", "--quiet", f"refs/heads/{name}^{{commit}}"], check=False
+        )
+        return result.stdout.decode().strip() if result.returncode == 0 else ""
+
+    def remote_url(self, remote: str = "origin") -> str:
+        """Return the URL of ``remote`` as configured ("" when there is no such remote)."""
+        result = self._run(["remote", "get-url", remote], check=False)
+        return result.stdout.decode("utf-8", "replace").strip() if result.returncode == 0 else ""
+
+    def fetch_branch(self, branch: str, remote: str = "origin") -> str:
+        """Fetch ``branch`` of ``remote`` and return the sha it points at; no local ref is left.
+
+        The commits are fetched into a private ref that is deleted again, so
+        the caller decides (after checking them) whether a branch points at
+        them. Raises :class:`~core.errors.NotFound` when the remote has no
+        such branch, :class:`~core.errors.BackendUnavailable` when it cannot
+        be reached, :class:`~core.errors.MrcError` when git fails otherwise.
+        """
+        private = f"refs/mrc/fetched/{branch}"
+        result = self._run(
+            ["fetch", "--no-tags", "--quiet", "--no-write-fetch-head", remote,
+             f"+refs/heads/{branch}:{private}"],
+            check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            text = result.stderr.decode("utf-8", "replace").strip()
+            last = text.splitlines()[-1] if text else "no error output"
+            low = text.lower()
+            if "couldn't find remote ref" in low:
+                raise NotFound(f"{remote} has no branch {branch}: the command did not push it")
+            if "could not read from remote" in low or "unable to access" in low:
+                raise BackendUnavailable(f"cannot fetch {branch} from {remote}: {last}")
+            raise MrcError(f"cannot fetch {branch} from {remote}: {last}")
+        try:
+            return self.resolve(private)
+        finally:
+            self._run(["update-ref", "-d", private], check=False)
+
+    def changed_paths(self, base: str, head: str) -> tuple[str, ...]:
+        """Return the paths that differ between commits ``base`` and ``head``, sorted.
+
+        Raises :class:`CommitNotFound` when either does not name a commit.
+        """
+        first, second = self.resolve(base), self.resolve(head)
+        out = self._run(["diff", "--name-only", "-z", first, second]).stdout
+        return tuple(sorted(p for p in out.decode("utf-8", "replace").split("\0") if p))
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """Return True when commit ``ancestor`` is ``descendant`` or one of its ancestors.
+
+        Raises :class:`CommitNotFound` when either does not name a commit.
+        """
+        first, second = self.resolve(ancestor), self.resolve(descendant)
+        result = self._run(["merge-base", "--is-ancestor", first, second], check=False)
+        if result.returncode in (0, 1):
+            return result.returncode == 0
+        raise self._error(["merge-base"], result.stderr)
 
 
 class LogCursor:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from core.images import ImageBuilder
     from core.journal import Journal
     from core.metrics.scoring import DriftScorer
+    from core.retrain.base import Trigger
     from core.services.guard import Guard, GuardEvent
     from core.services.references import ReleaseMarkers, TrainingReferences
     from core.testing import TestEvent, TestRunner
@@ -394,6 +395,22 @@ class Workspace:
             cancel=cancel,
             expected=expected,
             wait=wait,
+        )
+
+    def retrain(
+        self,
+        model: str,
+        *,
+        commit: str | None = None,
+        window: float | None = None,
+        trigger: Trigger,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[Progress]:
+        """Retrain ``model`` (journalled); see :func:`core.services.retrain.run_retrain`."""
+        from core.services.retrain import run_retrain
+
+        return run_retrain(
+            self, model, commit=commit, window=window, trigger=trigger, cancel=cancel
         )
 
     def rollback_action(
