@@ -17,7 +17,13 @@ The pictures show the demo's story at a fixed moment: the shifting release
   v1.2.0 and then the v1.3.0 model, recorded with prometheus-client and fed to
   the scrape source at fixed timestamps (every 5 s over the last 15 minutes);
 * ``alerts.svg`` (the Drift screen with its alerts panel) reads one fixed
-  firing alert from a loopback Alertmanager-like server this script starts.
+  firing alert from a loopback Alertmanager-like server this script starts;
+* ``drift-retrain.svg`` and ``retrain.svg`` tell the other story: v1.2.0 has
+  been live for days and the *customers* shifted six minutes ago (no release
+  marker), so the Drift screen advises ``R``; ``R`` + ``y`` then runs the
+  sample model's real ``train.py`` on recent (seeded) requests. Its commit sha
+  and branch carry the time it ran, so ``retrain.svg`` differs between runs
+  (its elapsed time is pinned).
 """
 
 from __future__ import annotations
@@ -126,8 +132,13 @@ def _record_tests(workspace: Any, sandbox: Any, clock: _Clock) -> None:
         journal.update_test_run(replace(run, started_at=finished - took, finished_at=finished))
 
 
-def _record_rollouts(workspace: Any, sandbox: Any, clock: _Clock) -> ScriptedTarget:
-    """Journal the rollouts of the story at fixed times; return the target in that state."""
+def _record_rollouts(
+    workspace: Any, sandbox: Any, clock: _Clock, data_shift: bool = False
+) -> ScriptedTarget:
+    """Journal the rollouts of the story at fixed times; return the target in that state.
+
+    ``data_shift``: the other story, where v1.2.0 stays live (no v1.3.0 release).
+    """
     from core import audit
     from core.domain import Outcome, Revision
 
@@ -137,6 +148,8 @@ def _record_rollouts(workspace: Any, sandbox: Any, clock: _Clock) -> ScriptedTar
         ("v3", NOW - timedelta(days=2, hours=5)),
         ("shift", RELEASE_AT - timedelta(minutes=1)),
     ]
+    if data_shift:
+        story.pop()
     revisions = []
     previous = ""
     for number, (role, when) in enumerate(story, start=1):
@@ -163,8 +176,11 @@ def _record_rollouts(workspace: Any, sandbox: Any, clock: _Clock) -> ScriptedTar
     return ScriptedTarget("churn", "local", kind="local", replicas=1, revisions=revisions)
 
 
-def _feed_metrics(source: Any, sandbox: Any) -> None:
-    """Score seeded customers with v1.2.0, then v1.3.0 from its release; ingest the metrics."""
+def _feed_metrics(source: Any, sandbox: Any, data_shift: bool = False) -> None:
+    """Score seeded customers with v1.2.0, then v1.3.0 from its release; ingest the metrics.
+
+    ``data_shift``: v1.2.0 throughout, the customers shifted from :data:`RELEASE_AT` on.
+    """
     from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
     from core.demo import churn
@@ -196,9 +212,9 @@ def _feed_metrics(source: Any, sandbox: Any) -> None:
     per_scrape = int(SCRAPE_EVERY * REQUESTS_PER_SECOND)
     for step in range(steps + 1):
         at = start + timedelta(seconds=step * SCRAPE_EVERY)
-        score = after if at >= RELEASE_AT else before
+        score = after if at >= RELEASE_AT and not data_shift else before
         for _ in range(per_scrape):
-            customer = churn.customer(rng)
+            customer = churn.customer(rng, shifted=data_shift and at >= RELEASE_AT)
             for name in churn.FEATURES:
                 feature.labels(feature=name).observe(customer[name])
             prediction.observe(score(customer))
@@ -207,11 +223,13 @@ def _feed_metrics(source: Any, sandbox: Any) -> None:
         source.ingest(generate_latest(registry).decode(), at.timestamp())
 
 
-def seeded_workspace(root: Path) -> tuple[Any, Any]:
+def seeded_workspace(root: Path, data_shift: bool = False) -> tuple[Any, Any]:
     """Build the demo sandbox in ``root`` and a workspace in the story's state.
 
     Returns (workspace, sandbox). Runs the demo repository's tests twice
-    (a few seconds). Raises SandboxError or the test runner's errors.
+    (a few seconds). ``data_shift``: the retrain story (see the module's
+    docstring), with the traffic's recent requests written for ``train.py``.
+    Raises SandboxError or the test runner's errors.
     """
     import core.journal
     from core.config import load_file
@@ -224,14 +242,31 @@ def seeded_workspace(root: Path) -> tuple[Any, Any]:
     clock = _Clock(NOW)
     with mock.patch.object(core.journal, "_now", clock):
         _record_tests(workspace, sandbox, clock)
-        target = _record_rollouts(workspace, sandbox, clock)
+        target = _record_rollouts(workspace, sandbox, clock, data_shift)
     workspace._targets[("churn", "local")] = target
     source = workspace.metrics("churn")
     if source is None:
         raise RuntimeError("the demo config has no metrics source")
     source.start = lambda: None  # type: ignore[attr-defined]  # seeded: never scrape
-    _feed_metrics(source, sandbox)
+    _feed_metrics(source, sandbox, data_shift)
+    if data_shift:
+        _write_recent(sandbox)
     return workspace, sandbox
+
+
+def _write_recent(sandbox: Any) -> None:
+    """Write what the traffic keeps: 600 shifted requests of the last 30 s (real time)."""
+    import time
+
+    from core.demo import churn
+    from core.demo.traffic import Recent
+
+    rng = random.Random(sandbox.seed)
+    recent = Recent(sandbox.recent_inputs, seed=sandbox.seed)
+    now = time.time()
+    for i in range(600):
+        recent.add(now - 29 + i * 0.045, churn.customer(rng, shifted=True))
+    recent.flush()
 
 
 # --------------------------------------------------------------------------
@@ -341,9 +376,43 @@ async def _take_alerts(workspace: Any) -> str:
         return app.export_screenshot(title="mrc · alerts")
 
 
+async def _take_retrain(workspace: Any) -> dict[str, str]:
+    """The retrain story: the Drift screen's advice, then ``R`` ``y`` and its progress view."""
+    from tui.app import MrcApp
+    from tui.screens.progress import OperationScreen
+
+    app = MrcApp(workspace, clock=lambda: NOW, animate=False)
+    pictures: dict[str, str] = {}
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        await _wait_text(pilot, app, "advice: R retrain")
+        await pilot.pause(0.5)
+        pictures["drift-retrain"] = app.export_screenshot(title="mrc · drift: retrain")
+        await pilot.press("R")
+        await _wait_text(pilot, app, "Retrain?")
+        await pilot.press("y")
+        await _wait_text(pilot, app, "retrain of churn")
+        screen = app.screen
+        assert isinstance(screen, OperationScreen)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 120
+        while not screen.op.finished:
+            if loop.time() > deadline:
+                raise RuntimeError(f"the retrain did not finish:\n{_screen_text(app)}")
+            await pilot.pause(0.1)
+        if screen.op.error:
+            raise RuntimeError(f"the retrain failed: {screen.op.error}")
+        if screen.op.ended is not None:
+            screen.op.started = screen.op.ended - 4.0  # a fixed elapsed time in the picture
+        screen.update_view()
+        await pilot.pause(0.5)
+        pictures["retrain"] = app.export_screenshot(title="mrc · retrain")
+    return pictures
+
+
 def write_screenshots(directory: Path) -> list[Path]:
-    """Write ``<screen>.svg`` for every screen, ``rollback-confirm.svg`` and ``alerts.svg``;
-    return the paths."""
+    """Write ``<screen>.svg`` for every screen, ``rollback-confirm.svg``, ``alerts.svg``,
+    ``drift-retrain.svg`` and ``retrain.svg``; return the paths."""
     from core.config import AlertmanagerConfig
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -356,6 +425,12 @@ def write_screenshots(directory: Path) -> list[Path]:
                 alertmanager = AlertmanagerConfig(url=url, refresh=3600.0)
                 workspace.config = replace(workspace.config, alertmanager=alertmanager)
                 pictures["alerts"] = asyncio.run(_take_alerts(workspace))
+        finally:
+            workspace.close()
+    with tempfile.TemporaryDirectory(prefix="mrc-screens-") as tmp:
+        workspace, _ = seeded_workspace(Path(tmp), data_shift=True)
+        try:
+            pictures.update(asyncio.run(_take_retrain(workspace)))
         finally:
             workspace.close()
     written = []
