@@ -77,7 +77,7 @@ class Api:
         query: Sequence[tuple[str, Any]] | None,
         body: Any,
         content_type: str | None,
-        timeout: float | tuple[float, float],
+        timeout: float | tuple[float, float | None],
     ) -> Any:
         headers = {"Accept": "application/json"}
         if content_type:
@@ -206,6 +206,45 @@ class Api:
             if not finished:
                 # Unread stream data must not reach the next request on this connection.
                 resp.close()
+            resp.release_conn()
+
+    def lines(
+        self,
+        path: str,
+        *,
+        query: Sequence[tuple[str, Any]],
+        timeout: float,
+        current: list[Any] | None = None,
+    ) -> Iterator[str]:
+        """Yield the text lines of a streamed GET (a pod's log with ``follow``), as they come.
+
+        ``timeout`` bounds connecting; there is no read timeout (a log may stay
+        silent for long). The open response is kept in ``current[0]`` so
+        another thread can close it (see :func:`closer`), which ends the
+        lines with an error. Raises like :meth:`request`.
+        """
+        resp = self._send("GET", path, query, None, None, (timeout / 2, None))
+        if not 200 <= resp.status < 300:
+            data = resp.data
+            resp.release_conn()
+            raise http_error(resp.status, data.decode("utf-8", "replace"), "", self.context)
+        if current is not None:
+            current[:] = [resp]
+        buffer = b""
+        try:
+            for chunk in resp.stream(amt=None, decode_content=False):
+                buffer += chunk
+                *complete, buffer = buffer.split(b"\n")
+                for line in complete:
+                    yield line.decode("utf-8", "replace")
+            if buffer:
+                yield buffer.decode("utf-8", "replace")
+        except Exception as exc:
+            raise self._unreachable("GET", exc) from exc
+        finally:
+            if current is not None:
+                current.clear()
+            resp.close()
             resp.release_conn()
 
 
