@@ -11,8 +11,9 @@ must be one ``batch/v1`` ``Job``. mrc sets on it:
   model's first kubernetes target), on whose cluster it runs;
 * labels ``app.kubernetes.io/managed-by: mrc``, ``mrc/model``, ``mrc/commit``
   (short sha) and ``mrc/trigger`` (``drift`` when a drift score started it,
-  else ``manual``) on the Job and its pod template, and annotations
-  ``mrc/branch``, ``mrc/started-by`` and ``mrc/reason``;
+  else ``manual``), and annotations ``mrc/branch``, ``mrc/started-by`` and
+  ``mrc/reason``, on the Job and on its pod template (so the downward API can
+  hand them to the container);
 * the ``MRC_RETRAIN_*`` variables of :meth:`RetrainJob.environment` in every
   container and init container (replacing same-named entries). The workdir
   and output variables are empty: the Job has no worktree from this machine;
@@ -223,6 +224,7 @@ class KubernetesExecutor:
         meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
         pod_meta = template.setdefault("metadata", {})
         pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **labels}
+        pod_meta["annotations"] = {**(pod_meta.get("annotations") or {}), **annotations}
         env = job.environment(workdir="", output="")
         image = ""
         for container in [*pod_spec["containers"], *(pod_spec.get("initContainers") or [])]:

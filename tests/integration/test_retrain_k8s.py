@@ -29,6 +29,8 @@ from tests.support.repos import BASE_TIME, commit_files, init_repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s]
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "retrain-job.yaml"
+
 JOB = """\
 apiVersion: batch/v1
 kind: Job
@@ -76,6 +78,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
             "deploy/deadline.yaml": DEADLINE,
             "deploy/invalid.yaml": INVALID,
             "deploy/deployment.yaml": DEPLOYMENT,
+            "deploy/example.yaml": EXAMPLE.read_text(),
         },
         "retrain job templates",
         when=BASE_TIME,
@@ -177,7 +180,10 @@ def test_job_from_the_template_runs_to_completion_with_labels_and_env(
     }
     assert meta["labels"] == {"team": "ml", **mine}
     assert meta["annotations"]["mrc/branch"] == job.branch
-    pod_labels = created["spec"]["template"]["metadata"]["labels"]
+    assert meta["annotations"]["mrc/started-by"] == "ada@bastion"
+    pod_meta = created["spec"]["template"]["metadata"]
+    assert pod_meta["annotations"]["mrc/reason"] == "drift alert"
+    pod_labels = pod_meta["labels"]
     assert {k: pod_labels[k] for k in ("app", *mine)} == {"app": "churn-retrain", **mine}
     [container] = created["spec"]["template"]["spec"]["containers"]
     assert container["image"] == f"registry.example/churn:{sha[:8]}"
@@ -285,3 +291,20 @@ def test_missing_namespace_is_not_found(k8s_cluster: Any, repo: tuple[Path, str]
 
     with pytest.raises(NotFound, match="not found"):
         list(executor.run(make_job(sha), CancelToken()))
+
+
+def test_the_example_template_is_accepted_and_completes(
+    k8s_cluster: Any, k8s_namespace: str, repo: tuple[Path, str], cluster: Cluster
+) -> None:
+    path, sha = repo
+    executor = executor_for(k8s_cluster, path, k8s_namespace, template="deploy/example.yaml")
+
+    items = list(executor.run(make_job(sha), CancelToken()))
+
+    assert items[-1].message.endswith("completed")
+    [created] = cluster.jobs(k8s_namespace)
+    [container] = created["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"registry.example/churn:{sha[:8]}"
+    names = [e["name"] for e in container["env"]]
+    assert names[:2] == ["RETRAIN_STARTED_BY", "RETRAIN_REASON"]
+    assert "MRC_RETRAIN_BRANCH" in names
