@@ -2,7 +2,7 @@
 
 ``mrc`` opens the console; ``mrc demo`` builds the sandbox and opens the
 console on it (:mod:`tui.cli.console`); the scripting commands status,
-history, test, release, rollback and doctor have one module each, run by
+history, test, release, rollback, retrain and doctor have one module each, run by
 :mod:`tui.cli.runner`. Their output and exit codes are documented in
 :mod:`tui.cli.output`. The arguments are declared in :mod:`tui.cli.parser`.
 """

@@ -1,7 +1,7 @@
 """What the scripting commands of ``mrc`` write, and the exit codes they return.
 
 This docstring is the CLI's contract (status, history, test, release,
-rollback, doctor); the README's exit-code table summarises it. The commands
+rollback, retrain, doctor); the README's exit-code table summarises it. The commands
 drive the same core as the console. Progress and prompts go to stderr,
 results to stdout; with ``--json`` stdout holds exactly one JSON document
 (keys sorted, documented below) so scripts can parse it.
@@ -25,11 +25,13 @@ which still print what they could read) gives the code.
 code  meaning
 ====  ==========================================================================
 0     success (``status``/``doctor``: everything answered; ``test``: tests passed)
-1     the operation ran and failed (tests failed, rollout failed, guard breach)
+1     the operation ran and failed (tests failed, rollout failed, guard breach;
+      ``retrain``: the command failed, timed out or changed no file)
 2     usage or configuration error: bad arguments; invalid configuration; no
       configuration file found; a model's ``repo`` missing or not a git
       repository; confirmation needed but stdin is not a terminal; declined;
       ``--yes`` alone on a production target (scripts pass ``--confirm MODEL``);
+      ``retrain`` of a model without a ``[model.retrain]`` table;
       ``serve`` on a non-loopback ``--host`` without ``--read-only`` or
       ``--allow-changes`` (said in red, with the reason)
 3     a backend is unavailable (git, Docker, Kubernetes, Prometheus, journal;
@@ -37,8 +39,8 @@ code  meaning
       cannot be bound)
 4     conflict: somebody else changed the target meanwhile; nothing was overwritten
 5     permission denied: RBAC, or read-only (``--read-only``, ``[console]
-      read_only`` or a read-only target) refused ``test``, ``release`` or
-      ``rollback`` before anything ran or was journalled
+      read_only`` or a read-only target) refused ``test``, ``release``,
+      ``rollback`` or ``retrain`` before anything ran or was journalled
 6     not found (model, target, commit or revision)
 7     ``release``: the new revision is live but not verified: its guard was
       inconclusive (a check never had data, or its source kept failing) and
@@ -50,7 +52,9 @@ Confirmation: ``release`` and ``rollback`` ask on a terminal (a production
 release needs the model's name typed). In scripts ``--yes`` confirms on
 non-production targets; on a production target only ``--confirm MODEL``
 (the model's name) does, and ``--yes`` alone is refused (exit 2) before
-anything is journalled or changed.
+anything is journalled or changed. ``retrain`` makes a commit on a branch and
+releases nothing (unless ``auto_release``): ``y`` on a terminal, ``--yes`` in
+scripts.
 
 ``watch`` and ``rules`` (the exporter and its alerting rules; see
 :mod:`tui.cli.watch`, :mod:`tui.cli.rules` and the README for the metric
@@ -126,6 +130,17 @@ inconclusive; a step's
 (on Kubernetes: until the rollout completed, as ``kubectl rollout status``
 says), false when it returned once the API server accepted it (``--no-wait``)
 or nothing was rolled back.
+
+``mrc retrain MODEL --json``::
+
+    {"model", "base", "commit", "branch", "metrics", "files", "journal_id",
+     "trigger": {"score", "method", "reference", "started_by", "reason"}, "warnings"}
+
+``base`` is the commit the command started from, ``commit`` the retrained
+one on ``branch`` (``retrain/<model>/<UTC time>``, with ``-2``... when that
+name was taken: said in ``warnings``); ``metrics`` are what the command wrote
+to ``$MRC_RETRAIN_OUTPUT/metrics.json``; ``trigger.score`` is null when the
+drift was not known. The command's output goes to stderr as it runs.
 
 ``mrc doctor --json``::
 

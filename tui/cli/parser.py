@@ -13,7 +13,9 @@ from pathlib import Path
 from core import __version__
 
 #: The scripting commands (run by :func:`tui.cli.runner.run_script`).
-SCRIPT_COMMANDS = ("status", "history", "test", "release", "rollback", "doctor", "alerts")
+SCRIPT_COMMANDS = (
+    "status", "history", "test", "release", "rollback", "retrain", "doctor", "alerts",
+)  # fmt: skip
 #: The exporter and its alerting rules (run by :func:`tui.cli.runner.run_script`, no ``--json``).
 EXPORTER_COMMANDS = ("watch", "rules")
 
@@ -174,6 +176,19 @@ def _add_script_commands(subparsers: argparse._SubParsersAction[argparse.Argumen
         "rollout to complete (Kubernetes targets)",
     )  # fmt: skip
     mutating(p)
+
+    p = add("retrain", "retrain a model on recent data: a commit on a retrain/ branch")
+    p.add_argument("model")
+    p.add_argument(
+        "--window", type=_duration, default=None, metavar="DURATION",
+        help="how much recent data to train on (default: [model.retrain] window)",
+    )  # fmt: skip
+    p.add_argument(
+        "--commit", default=None, metavar="REF",
+        help="start from this commit (default: the deployed one, else HEAD)",
+    )  # fmt: skip
+    p.add_argument("--reason", default="", help="why (recorded in the journal and the commit)")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
 
     add("doctor", "check that every configured backend answers")
 

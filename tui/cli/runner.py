@@ -110,6 +110,15 @@ def _rollback(a: argparse.Namespace) -> Body:
     )  # fmt: skip
 
 
+def _retrain(a: argparse.Namespace) -> Body:
+    from tui.cli.retrain import cmd_retrain
+
+    return lambda ws, s, c: cmd_retrain(
+        ws, s, a.model, commit=a.commit, window=a.window, reason=a.reason, yes=a.yes,
+        as_json=a.json, cancel=c,
+    )  # fmt: skip
+
+
 def _doctor(a: argparse.Namespace) -> Body:
     from tui.cli.doctor import cmd_doctor
 
@@ -143,6 +152,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Body]] = {
     "test": _test,
     "release": _release,
     "rollback": _rollback,
+    "retrain": _retrain,
     "doctor": _doctor,
     "watch": _watch,
     "rules": _rules,
