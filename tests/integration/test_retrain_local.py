@@ -13,15 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from core import procs
+from core import audit, procs
 from core.cancel import CancelToken
-from core.config import parse
+from core.config import load_file, parse
 from core.domain import Outcome, Progress
 from core.errors import Cancelled, OperationFailed
 from core.retrain.base import Trigger
 from core.retrain.result import NOTHING_CHANGED, branch_name
+from core.services import release as r
 from core.services.retrain import RetrainResult, run_retrain
 from core.services.workspace import Workspace
+from core.targets.local import free_port
+from tests.integration.test_release_local import make_served_repo, served, write_config
 from tests.support.repos import BASE_TIME, commit_files, git, init_repo
 
 pytestmark = pytest.mark.integration
@@ -124,8 +127,6 @@ def test_the_changed_files_become_a_commit_with_trailers_on_a_retrain_branch(
     subject = git(repo, "log", "-1", "--format=%s", result.commit)
     assert subject == f"Retrain churn on 6h of data up to {end}"
     # the author is the operator, without any global git configuration
-    from core import audit
-
     author = git(repo, "log", "-1", "--format=%an|%cn", result.commit)
     assert author == f"{audit.whoami().user}|{audit.whoami().user}"
 
@@ -256,3 +257,33 @@ def test_cancel_stops_the_whole_process_group(tmp_path: Path, repo: Path) -> Non
     assert retrain_branches(repo) == []
     [entry] = ws.journal.entries(limit=5)
     assert (entry.outcome, entry.error) == (Outcome.FAILED, "cancelled")
+
+
+def test_auto_release_sends_the_commit_through_the_pipeline_never_to_production(
+    tmp_path: Path,
+) -> None:
+    sample = make_served_repo(tmp_path / "churn")
+    port, prod_port = free_port(), free_port()
+    prod = (
+        '[[model.target]]\nname = "prod"\nkind = "local"\n'
+        f'command = "{{python}} server.py {{port}}"\nport = {prod_port}\n'
+        'health_path = "/healthz"\nproduction = true\n'
+    )
+    path = write_config(tmp_path, sample.path, port, duration="1s", extra_targets=prod)
+    path.write_text(
+        path.read_text()
+        + '\n  [model.retrain]\n  command = "echo v9-retrained > VERSION"\n  auto_release = true\n'
+    )
+    ws = Workspace(load_file(path), state_dir=tmp_path / "state")
+    try:
+        items, result = run(ws)
+        releases = [p.message for p in items if p.step == "release"]
+        assert "auto_release never releases to production: prod skipped" in releases
+        assert releases[-1] == f"local: done: churn {result.commit[:8]} is live on local"
+        assert served(port)["version"] == "v9-retrained"
+        assert served(port)["commit"] == result.commit
+        rows = ws.journal.releases("churn")
+        assert [(x.target, x.commit, x.status) for x in rows] == [("local", result.commit, r.DONE)]
+        assert [e.action for e in ws.journal.entries(limit=10) if e.target == "prod"] == []
+    finally:
+        ws.close()
