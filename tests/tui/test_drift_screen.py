@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -198,3 +199,35 @@ async def test_a_failing_panel_query_is_named_and_the_rest_still_draws(
         await wait_for(pilot, lambda: "latency_p95: parse error" in screen_text(app))
         assert "unexpected [bold]" in screen_text(app)
         assert "drift now: 0.380 alert" in screen_text(app)
+
+
+def _line_with(text: str, needle: str) -> str:
+    return next(line for line in text.splitlines() if needle in line)
+
+
+async def test_features_reordered_by_a_refresh_show_the_new_ranking(console, monkeypatch) -> None:
+    """The rows are ranks updated in place: when age overtakes income, the table
+    shows age first with its new score and band, income second, and no stale cell."""
+    swapped = {"now": False}
+    overtaken = (
+        ("age", DriftScore("psi", 0.52, DriftBand.ALERT, 1800)),
+        ("income", DriftScore("psi", 0.07, DriftBand.OK, 1800)),
+    )
+
+    def view(workspace, model, span, now, width=120):  # type: ignore[no-untyped-def]
+        good = fixed_view(workspace, model, span, now)
+        return replace(good, features=overtaken) if swapped["now"] else good
+
+    monkeypatch.setattr(data, "drift_view", view)
+    app = console().make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: "0.410" in screen_text(app))
+        swapped["now"] = True
+        await wait_for(pilot, lambda: "0.520" in screen_text(app), tries=400)
+        text = screen_text(app)
+        age, income = _line_with(text, " age "), _line_with(text, " income ")
+        assert "0.520" in age and "alert" in age.split("0.520", 1)[1]
+        assert "0.070" in income and "ok" in income.split("0.070", 1)[1]
+        assert text.index(" age ") < text.index(" income ")
+        assert "0.410" not in text and "0.020" not in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -138,8 +139,11 @@ class DriftScreen(MrcScreen):
                 Static("", id="drift-alerts"),
                 AlertsPanel(id="drift-am-alerts"),
                 Static("Top drifting features", classes="panel-title"),
-                FitTable(
-                    FEATURE_COLUMNS, id="drift-features", cursor_type="row", show_cursor=False
+                Vertical(  # the table is as tall as its rows (see app.tcss)
+                    FitTable(
+                        FEATURE_COLUMNS, id="drift-features", cursor_type="row", show_cursor=False
+                    ),
+                    id="drift-features-box",
                 ),
                 id="drift-side",
             ),
@@ -283,8 +287,16 @@ class DriftScreen(MrcScreen):
         charts["chart-prediction"].draw(  # type: ignore[attr-defined]
             "prediction p10/p50/p90", view.quantile_series, now, start, markers=view.markers
         )
+        # The service series are sampled at every scrape: their point of the step
+        # still being collected would change the picture every second. They end at
+        # the last whole step, as the drift and prediction series do.
+        edge = math.floor(view.now.timestamp() / step) * step
+        service = [
+            replace(one, points=tuple(p for p in one.points if p[0] <= edge))
+            for one in view.service_series
+        ]
         charts["chart-service"].draw(  # type: ignore[attr-defined]
-            "errors / latency / throughput", view.service_series, now, start, markers=view.markers
+            "errors / latency / throughput", service, now, start, markers=view.markers
         )
         score = view.current
         text = Text()
@@ -333,8 +345,9 @@ class DriftScreen(MrcScreen):
     def _show_features(self, features: Sequence[tuple[str, DriftScore]]) -> None:
         """Show the top features, touching only the cells whose text changed.
 
-        The same features in the same order update their score and band cells
-        in place; any other change rebuilds the table.
+        The rows are the ranks: a new order or score updates the changed cells
+        in place (only they are repainted); a different number of features
+        rebuilds the table.
         """
         shown = tuple(
             (
@@ -347,23 +360,25 @@ class DriftScreen(MrcScreen):
         if shown == self._features:
             return
         table = self.query_one("#drift-features", FitTable)
-        if [row[0] for row in shown] != [row[0] for row in self._features]:
+        if len(shown) != len(self._features):
             table.clear()
-            for name, value, band in shown:
+            for rank, (name, value, band) in enumerate(shown):
                 table.add_row(
                     literal(name, max_len=30),
                     Text(value),
                     Text(band.value, style=BAND_STYLE[band]),
-                    key=name,
+                    key=str(rank),
                 )
         else:
-            for (name, value, band), (_, old_value, old_band) in zip(
-                shown, self._features, strict=True
+            for rank, ((name, value, band), (old_name, old_value, old_band)) in enumerate(
+                zip(shown, self._features, strict=True)
             ):
+                if name != old_name:
+                    table.update_cell(str(rank), "feature", literal(name, max_len=30))
                 if value != old_value:
-                    table.update_cell(name, "score", Text(value))
+                    table.update_cell(str(rank), "score", Text(value))
                 if band != old_band:
-                    table.update_cell(name, "band", Text(band.value, style=BAND_STYLE[band]))
+                    table.update_cell(str(rank), "band", Text(band.value, style=BAND_STYLE[band]))
         self._features = shown
 
     def _update_static(self, selector: str, text: Text) -> None:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual.geometry import Region
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
@@ -85,6 +86,9 @@ class FitTable(DataTable[Any]):
     DataTable; the columns are declared once with :class:`Col`. Dropped
     columns come back when the table is wide enough again.
     """
+
+    #: True inside :meth:`update_cell`: DataTable's whole-table refresh is skipped.
+    _cell_only = False
 
     def __init__(self, columns: Sequence[Col], **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -194,7 +198,22 @@ class FitTable(DataTable[Any]):
         if _width(before) != _width(value) and self._content_grew(row):  # same width: same fit
             self._refit()
         elif column in self._widths:
-            super().update_cell(row, column, self._fit(column, value))
+            # DataTable.update_cell repaints the whole table; the columns keep their
+            # widths here, so only this cell is repainted.
+            self._cell_only = True
+            try:
+                super().update_cell(row, column, self._fit(column, value))
+            finally:
+                self._cell_only = False
+            self.refresh_coordinate(self.get_cell_coordinate(row, column))
+
+    def refresh(
+        self, *regions: Region, repaint: bool = True, layout: bool = False, recompose: bool = False
+    ) -> Self:
+        """Refresh as a DataTable does, except the whole-table repaint of a one-cell update."""
+        if self._cell_only and not regions and not layout and not recompose:
+            return self
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
     def clear(self, columns: bool = False) -> FitTable:  # type: ignore[override]
         """Remove every row (the declared columns stay)."""
