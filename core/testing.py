@@ -204,8 +204,12 @@ def _pump(stream: IO[bytes], name: str, sink: queue.Queue[tuple[str, bytes | Non
         sink.put((name, None))
 
 
-class _OutputLog:
-    """A run's output on disk: the head up to most of ``limit`` bytes, a marker, the tail."""
+class OutputLog:
+    """A run's output on disk: the head up to most of ``limit`` bytes, a marker, the tail.
+
+    Used by test runs and retrains. Opening ``path`` (truncated) raises
+    OSError; :meth:`write` and :meth:`close` raise only what writing the file raises.
+    """
 
     def __init__(self, path: Path, limit: int) -> None:
         self.path = path
@@ -218,6 +222,7 @@ class _OutputLog:
         self._dropped_bytes = 0
 
     def write(self, text: str) -> None:
+        """Keep ``text`` as one line: in the head while it has room, else in the bounded tail."""
         line = text + "\n"
         size = len(line.encode("utf-8", errors="replace"))
         if size <= self._head_left:
@@ -235,6 +240,10 @@ class _OutputLog:
             self._dropped_bytes += old_size
 
     def close(self) -> None:
+        """Write the truncation marker (when lines were dropped) and the tail; close the file.
+
+        Closing twice does nothing.
+        """
         if self._file.closed:
             return
         if self._dropped_lines:
@@ -482,7 +491,7 @@ class TestRunner:
         run.started_at = _now()
         run.output_path = str(log_path)
         warning = self._update(run)
-        output = _OutputLog(log_path, self.max_output_bytes)
+        output = OutputLog(log_path, self.max_output_bytes)
         finished = False
         try:
             yield RunStarted(_snapshot(run))
@@ -513,7 +522,7 @@ class TestRunner:
         run.message = message
         run.finished_at = _now()
 
-    def _run_in_worktree(self, handle: RunHandle, output: _OutputLog) -> Iterator[OutputLine]:
+    def _run_in_worktree(self, handle: RunHandle, output: OutputLog) -> Iterator[OutputLine]:
         """Run the command; yield its lines and the runner's own warnings; set the outcome."""
         run = handle.run
         token = handle.cancel_token

@@ -44,7 +44,11 @@ CANCELLED_AFTER_SEND = (
 )
 
 
-def _error_text(error: BaseException) -> str:
+def error_text(error: BaseException) -> str:
+    """Return ``error``'s message as a journal row records it (its class name when empty).
+
+    Never raises.
+    """
     text = str(error).strip()
     return text or type(error).__name__
 
@@ -57,18 +61,23 @@ def _observe(target: Target, prefix: str) -> tuple[str, dict[str, Any]]:
     try:
         state = target.status()
     except Exception as error:
-        return "", {f"{prefix}status_error": _error_text(error)}
+        return "", {f"{prefix}status_error": error_text(error)}
     revision = "" if state.revision is None else str(state.revision)
     details = {f"{prefix}image": state.image, f"{prefix}commit": state.commit}
     return revision, {key: value for key, value in details.items() if value}
 
 
-def _finish(journal: Journal, entry: int, outcome: Outcome, error: str = "", **kw: Any) -> str:
-    """Record an outcome; return "" or the reason the journal could not record it."""
+def finish_entry(journal: Journal, entry: int, outcome: Outcome, error: str = "", **kw: Any) -> str:
+    """Record ``outcome`` (and ``error``, ``kw`` as for :meth:`Journal.finish`) on row ``entry``.
+
+    Returns "" when it was recorded, else the reason the journal could not
+    record it (so an action that succeeded is not reported as failed because
+    of its journal). Never raises.
+    """
     try:
         journal.finish(entry, outcome, error, **kw)
     except Exception as failure:
-        return _error_text(failure)
+        return error_text(failure)
     return ""
 
 
@@ -94,7 +103,7 @@ def _finish_cancelled(
     details and CANCELLED_AFTER_SEND as the error.
     """
     if not sent:
-        _finish(journal, entry, Outcome.FAILED, "cancelled")
+        finish_entry(journal, entry, Outcome.FAILED, "cancelled")
         return
     revision, observed = _observe(target, "live_")
     was_revision, was = before
@@ -108,9 +117,9 @@ def _finish_cancelled(
     )
     details = _live(revision, observed)
     if unchanged:
-        _finish(journal, entry, Outcome.FAILED, "cancelled", details=details)
+        finish_entry(journal, entry, Outcome.FAILED, "cancelled", details=details)
     else:
-        _finish(journal, entry, Outcome.UNKNOWN, CANCELLED_AFTER_SEND, details=details)
+        finish_entry(journal, entry, Outcome.UNKNOWN, CANCELLED_AFTER_SEND, details=details)
 
 
 def _journalled(
@@ -152,19 +161,21 @@ def _journalled(
         raise
     except GeneratorExit:
         revision, live = _observe(target, "live_")
-        _finish(journal, entry, Outcome.UNKNOWN, ABANDONED, details=_live(revision, live))
+        finish_entry(journal, entry, Outcome.UNKNOWN, ABANDONED, details=_live(revision, live))
         raise
     except Exception as error:
-        _finish(journal, entry, Outcome.FAILED, _error_text(error))
+        finish_entry(journal, entry, Outcome.FAILED, error_text(error))
         raise
     except BaseException as error:  # KeyboardInterrupt, SystemExit: nobody knows how it ended
-        _finish(journal, entry, Outcome.UNKNOWN, f"interrupted ({type(error).__name__})")
+        finish_entry(journal, entry, Outcome.UNKNOWN, f"interrupted ({type(error).__name__})")
         raise
     if stop_after_first:  # what is live now says nothing yet: keep the requested revision
-        problem = _finish(journal, entry, Outcome.DONE, details={"waited": False})
+        problem = finish_entry(journal, entry, Outcome.DONE, details={"waited": False})
     else:
         revision, after = _observe(target, "")
-        problem = _finish(journal, entry, Outcome.DONE, to_revision=revision or None, details=after)
+        problem = finish_entry(
+            journal, entry, Outcome.DONE, to_revision=revision or None, details=after
+        )
     if problem:
         yield Progress(
             step="journal",
@@ -313,9 +324,9 @@ def run_silence(
             comment=reason,
         )
     except Exception as error:
-        _finish(journal, entry, Outcome.FAILED, _error_text(error))
+        finish_entry(journal, entry, Outcome.FAILED, error_text(error))
         raise
-    problem = _finish(journal, entry, Outcome.DONE, details={"silence_id": silence_id})
+    problem = finish_entry(journal, entry, Outcome.DONE, details={"silence_id": silence_id})
     if problem:
         raise JournalError(f"silence done, but the journal could not record it: {problem}")
     return silence_id

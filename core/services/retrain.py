@@ -37,14 +37,14 @@ from core.domain import Outcome, Progress
 from core.errors import Cancelled, MrcError
 from core.retrain.base import METRICS_FILE, RetrainJob, Trigger
 from core.services import action_table
-from core.services.actions import _error_text, _finish
+from core.services.actions import error_text, finish_entry
 
 if TYPE_CHECKING:
     from core.git import Repository
     from core.retrain.base import Executor
     from core.retrain.result import Committed
     from core.services.workspace import Workspace
-    from core.testing import _OutputLog
+    from core.testing import OutputLog
 
 #: Bound of a retrain's kept output on disk.
 MAX_OUTPUT_BYTES = 5_000_000
@@ -115,7 +115,7 @@ def _base_commit(workspace: Workspace, model: str, repo: Repository) -> tuple[st
                 return sha, f"starting from {sha[:8]}, deployed on {target.name}"
             problems.append(f"{target.name} reports no commit")
         except Exception as error:
-            problems.append(f"{target.name}: {_error_text(error)}")
+            problems.append(f"{target.name}: {error_text(error)}")
     sha = repo.head()
     why = "; ".join(problems) if problems else "the model has no target"
     return sha, f"starting from HEAD ({sha[:8]}): no deployed commit is known ({why})"
@@ -201,9 +201,9 @@ def run_retrain(
                           details=details)  # fmt: skip
     out_dir = paths.ensure_dir(workspace.state_dir / OUTPUT_DIR)
     log_path = Path(out_dir) / f"{entry}.log"
-    from core.testing import _OutputLog
+    from core.testing import OutputLog
 
-    log = _OutputLog(log_path, MAX_OUTPUT_BYTES)
+    log = OutputLog(log_path, MAX_OUTPUT_BYTES)
     kept = {"output": str(log_path)}
     try:
         yield Progress(
@@ -214,24 +214,24 @@ def run_retrain(
         committed, metrics = yield from _run(repo, executor, job, cancel, log)
     except Cancelled:
         log.close()
-        _finish(journal, entry, Outcome.FAILED, "cancelled", details=kept)
+        finish_entry(journal, entry, Outcome.FAILED, "cancelled", details=kept)
         raise
     except GeneratorExit:
         log.close()
-        _finish(journal, entry, Outcome.FAILED, "stopped before it ended: nothing committed",
+        finish_entry(journal, entry, Outcome.FAILED, "stopped before it ended: nothing committed",
                 details=kept)  # fmt: skip
         raise
     except Exception as error:
         log.close()
-        _finish(journal, entry, Outcome.FAILED, _error_text(error), details=kept)
+        finish_entry(journal, entry, Outcome.FAILED, error_text(error), details=kept)
         raise
     except BaseException as error:  # KeyboardInterrupt, SystemExit
         log.close()
-        _finish(journal, entry, Outcome.UNKNOWN, f"interrupted ({type(error).__name__})",
+        finish_entry(journal, entry, Outcome.UNKNOWN, f"interrupted ({type(error).__name__})",
                 details=kept)  # fmt: skip
         raise
     log.close()
-    problem = _finish(
+    problem = finish_entry(
         journal,
         entry,
         Outcome.DONE,
@@ -260,7 +260,7 @@ def run_retrain(
 
 
 def _run(
-    repo: Repository, executor: Executor, job: RetrainJob, cancel: CancelToken, log: _OutputLog
+    repo: Repository, executor: Executor, job: RetrainJob, cancel: CancelToken, log: OutputLog
 ) -> Generator[Progress, None, tuple[Committed, dict[str, float]]]:
     """Run ``job`` in a worktree and commit (or fetch) its result.
 
