@@ -207,6 +207,10 @@ class Journal:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
+        # The thread and process each of _connections was opened for (same order): a
+        # connection of a thread that has ended is handed to the next new thread,
+        # so short-lived worker threads do not each leave an open connection behind.
+        self._owners: list[tuple[threading.Thread, int]] = []
         try:
             paths.ensure_dir(self.path.parent)
             _refuse_symlinks(self.path)
@@ -236,6 +240,15 @@ class Journal:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is not None and self._local.pid == os.getpid():
             return connection
+        me, pid = threading.current_thread(), os.getpid()
+        with self._lock:
+            for index, (owner, owner_pid) in enumerate(self._owners):
+                if owner_pid == pid and not owner.is_alive():
+                    self._owners[index] = (me, pid)
+                    connection = self._connections[index]
+                    self._local.connection = connection
+                    self._local.pid = pid
+                    return connection
         try:
             connection = sqlite3.connect(
                 self.path,
@@ -254,6 +267,7 @@ class Journal:
         self._local.pid = os.getpid()
         with self._lock:
             self._connections.append(connection)
+            self._owners.append((me, pid))
         return connection
 
     @contextmanager
@@ -292,6 +306,7 @@ class Journal:
         """Close every connection this object opened (in any thread)."""
         with self._lock:
             connections, self._connections = self._connections, []
+            self._owners = []
         for connection in connections:
             try:
                 connection.close()

@@ -119,6 +119,41 @@ def test_markers(journal: Journal) -> None:
     assert journal.markers("other-model") == []
 
 
+def _open_files(path: Path) -> int:
+    """How many of this process's file descriptors are ``path`` or its -wal/-shm files."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        count += target.startswith(str(path))
+    return count
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_reads_from_one_short_lived_thread_after_another_keep_the_files_open_once(
+    journal: Journal,
+) -> None:
+    """The Drift screen reads markers from a new worker thread every second: each
+    ended thread's connection is reused, not left open (a descriptor leak)."""
+
+    def read() -> None:
+        journal.markers("m")
+
+    def in_a_thread() -> None:
+        worker = threading.Thread(target=read)
+        worker.start()
+        worker.join()
+
+    in_a_thread()
+    after_one = _open_files(journal.path)
+    for _ in range(30):
+        in_a_thread()
+    assert _open_files(journal.path) == after_one
+    read()  # the main thread's own connection still works beside the reused one
+
+
 # --------------------------------------------------------------------------
 # Crashes
 
