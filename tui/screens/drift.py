@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -75,6 +76,15 @@ def advice_text(advice: Any) -> Text:
         text.append("R retrain", style="bold yellow")
         text.append("\ndrift began without a release: the data moved", style="dim")
     return text
+
+
+def same_shape(old: Text, new: Text, width: int) -> bool:
+    """Return True when ``new`` has as many lines as ``old`` and no line of either is
+    wider than ``width`` cells (neither wraps: both are as tall)."""
+    old_lines, new_lines = old.plain.split("\n"), new.plain.split("\n")
+    return len(old_lines) == len(new_lines) and all(
+        cell_len(line) <= width for line in (*old_lines, *new_lines)
+    )
 
 
 def range_label(span: timedelta) -> str:
@@ -340,7 +350,8 @@ class DriftScreen(MrcScreen):
         from core.services.views import drift_advice
 
         lead = view.window + 2 * max(view.step, 1.0)
-        return drift_advice(view.drift.points, view.markers, view.current, view.warn, lead)
+        points = view.drift.points
+        return drift_advice(points, view.markers, view.current, view.warn, lead, view.step)
 
     def _show_features(self, features: Sequence[tuple[str, DriftScore]]) -> None:
         """Show the top features, touching only the cells whose text changed.
@@ -382,11 +393,17 @@ class DriftScreen(MrcScreen):
         self._features = shown
 
     def _update_static(self, selector: str, text: Text) -> None:
-        """Update a Static only when its text changed (no needless repaint)."""
+        """Update a Static only when its text changed (no needless repaint).
+
+        A text of the same shape (as many lines, none wider than the widget)
+        keeps the widget's height: it is repainted without redoing the layout.
+        """
         widget = self.query_one(selector, Static)
-        if self._shown.get(selector) != text:
+        old = self._shown.get(selector)
+        if old != text:
             self._shown[selector] = text
-            widget.update(text)
+            width = widget.content_size.width
+            widget.update(text, layout=old is None or not same_shape(old, text, width))
 
     def action_range(self, delta: int) -> None:
         self.range_index = max(0, min(len(RANGES) - 1, self.range_index + delta))
