@@ -132,6 +132,7 @@ class DriftScreen(MrcScreen):
         self.last_success: datetime | None = None
         self.last_error = ""
         self._charts_ready = False
+        self._charts: dict[str, TimeChart] = {}  # by id, once mounted
         self._features: tuple[tuple[str, str, DriftBand], ...] = ()
         self._shown: dict[str, Text] = {}
         self.chart_index = 0  # the chart shown when only one fits
@@ -165,9 +166,8 @@ class DriftScreen(MrcScreen):
             return
         from tui.widgets.chart import TimeChart
 
-        self.query_one("#drift-charts", Vertical).mount_all(
-            [TimeChart(id=chart_id) for chart_id in CHART_IDS]
-        )
+        self._charts = {chart_id: TimeChart(id=chart_id) for chart_id in CHART_IDS}
+        self.query_one("#drift-charts", Vertical).mount_all(list(self._charts.values()))
         self._charts_ready = True
         self._layout_charts()
 
@@ -227,7 +227,7 @@ class DriftScreen(MrcScreen):
 
     def chart_width(self) -> int:
         """Return the charts' width in cells (the screen's width before they are laid out)."""
-        widths = [chart.size.width for chart in self.query("TimeChart").results()]
+        widths = [chart.size.width for chart in self._charts.values()]
         return max([*widths, 0]) or self.size.width or 120
 
     def poll(self) -> None:
@@ -281,9 +281,8 @@ class DriftScreen(MrcScreen):
         now = datetime.fromtimestamp(math.ceil(view.now.timestamp() / step) * step, view.now.tzinfo)
         start = now - self.span
         drift_cfg = self.mrc.workspace.config.model(self.mrc.selected_model).drift
-        charts = {c.id: c for c in self.query("TimeChart").results()}
-        drift_chart: TimeChart = charts["chart-drift"]  # type: ignore[assignment]
-        drift_chart.draw(
+        charts = self._charts  # kept: a query of the DOM each second costs more than a draw
+        charts["chart-drift"].draw(
             f"drift ({drift_cfg.method})",
             view.drift_series,
             now,
@@ -294,7 +293,7 @@ class DriftScreen(MrcScreen):
                 Threshold(drift_cfg.alert, "red", "alert"),
             ],
         )
-        charts["chart-prediction"].draw(  # type: ignore[attr-defined]
+        charts["chart-prediction"].draw(
             "prediction p10/p50/p90", view.quantile_series, now, start, markers=view.markers
         )
         # The service series are sampled at every scrape: their point of the step
@@ -305,7 +304,7 @@ class DriftScreen(MrcScreen):
             replace(one, points=tuple(p for p in one.points if p[0] <= edge))
             for one in view.service_series
         ]
-        charts["chart-service"].draw(  # type: ignore[attr-defined]
+        charts["chart-service"].draw(
             "errors / latency / throughput", service, now, start, markers=view.markers
         )
         score = view.current
