@@ -207,13 +207,15 @@ def _pump(stream: IO[bytes], name: str, sink: queue.Queue[tuple[str, bytes | Non
 class OutputLog:
     """A run's output on disk: the head up to most of ``limit`` bytes, a marker, the tail.
 
-    Used by test runs and retrains. Opening ``path`` (truncated) raises
-    OSError; :meth:`write` and :meth:`close` raise only what writing the file raises.
+    Used by test runs and retrains. The head is written line by line (line
+    buffered), so a process killed mid-run leaves what its command printed so
+    far. Opening ``path`` (truncated) raises OSError; :meth:`write` and
+    :meth:`close` raise only what writing the file raises.
     """
 
     def __init__(self, path: Path, limit: int) -> None:
         self.path = path
-        self._file = open(path, "w", encoding="utf-8", errors="replace")  # noqa: SIM115
+        self._file = open(path, "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
         self._head_left = max(limit - limit // 5, 0)
         self._tail_limit = limit // 5
         self._tail: deque[str] = deque()

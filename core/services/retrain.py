@@ -18,12 +18,14 @@ cancelled), like every action of :mod:`core.services.actions`. A console
 that dies meanwhile leaves the row in ``intent``:
 :meth:`core.journal.Journal.mark_orphans` turns it into ``unknown`` with
 what was running still in its details. The command's output is kept in
-``<state dir>/retrain-output/<journal id>.log`` (bounded), also when it
-failed; the row's ``output`` detail names the file.
+``<state dir>/retrain-output/retrain_<model>_<timestamp>-<random>.log`` (bounded),
+also when it failed; the row's ``output`` detail names the file from the
+start.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -196,15 +198,22 @@ def run_retrain(
         "executor": executor.kind,
         "command": config.command,
     }
+    # The log is named before the row is written, so a row left behind by a console
+    # that died still says where the output went.
+    out_dir = paths.ensure_dir(workspace.state_dir / OUTPUT_DIR)
+    handle, name = tempfile.mkstemp(
+        prefix=f"{job.branch.replace('/', '_')}-", suffix=".log", dir=out_dir
+    )
+    os.close(handle)
+    log_path = Path(name)
+    kept = {"output": str(log_path)}
+    details.update(kept)
     journal = workspace.journal
     entry = journal.begin(model, "", "retrain", from_revision=base[:12], reason=trigger.reason,
                           details=details)  # fmt: skip
-    out_dir = paths.ensure_dir(workspace.state_dir / OUTPUT_DIR)
-    log_path = Path(out_dir) / f"{entry}.log"
     from core.testing import OutputLog
 
     log = OutputLog(log_path, MAX_OUTPUT_BYTES)
-    kept = {"output": str(log_path)}
     try:
         yield Progress(
             step="prepare",

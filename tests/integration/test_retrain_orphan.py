@@ -4,7 +4,8 @@
 SIGKILL while the command runs, so nothing of it can record an outcome. The
 next ``mrc`` that opens the journal (here ``mrc history --json``) turns the
 row left in ``intent`` into ``unknown``, keeping what was running in its
-details.
+details, among them the file its output went to; the command's process group
+does not outlive the killed front end.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from core import paths
+from core import paths, procs
 from core.domain import Outcome
 from core.journal import Journal
 from tests.integration.test_cli_retrain import ROOT, env_for, write_config
@@ -70,6 +72,10 @@ def test_a_cli_killed_mid_retrain_leaves_a_row_the_next_open_marks_unknown(
                 os.killpg(group, signal.SIGKILL)
     assert group, "".join(seen)
     assert proc.returncode == -signal.SIGKILL
+    deadline = time.monotonic() + 30  # the group's guard notices its lifeline closing
+    while procs.group_alive(group) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not procs.group_alive(group), "the retrain command outlived the killed mrc"
 
     raw = Journal(state / paths.JOURNAL_FILE, close_orphans=False)
     try:
@@ -102,4 +108,5 @@ def test_a_cli_killed_mid_retrain_leaves_a_row_the_next_open_marks_unknown(
     )  # fmt: skip
     assert details["window_seconds"] == 6 * 3600 and "/" in details["window"]
     assert details["trigger"]["score"] is None
+    assert "training in group" in Path(details["output"]).read_text()
     assert git(repo, "for-each-ref", "refs/heads/retrain") == ""
