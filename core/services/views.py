@@ -148,6 +148,7 @@ def drift_advice(
     current: DriftScore,
     warn: float,
     lead: float,
+    step: float = 0.0,
 ) -> DriftAdvice:
     """Return the action that fits drift ``points`` (unix seconds, score; oldest first).
 
@@ -160,31 +161,64 @@ def drift_advice(
     drift window plus a step or two: a release takes a window to show), not
     after it, and with the score below ``warn`` at the marker (the last point
     at or before it: a release made while drift was already high, such as a
-    rollback, is not where it began) means rollback; none means retrain.
-    Never raises.
+    rollback, is not where it began) and until the run (no drift between the
+    marker and the run: an earlier drift is not this one) means rollback; none means retrain. A
+    rollback marker is never where drift began (it went back to a revision
+    that ran before). A release or rollback made during the drift that did
+    not end it (the score still above ``warn`` ``lead`` seconds after its
+    marker) means retrain as well: what was released does not explain it.
+    ``step`` > 0 is the points' spacing: a gap of more than one and a half
+    steps (windows without enough data, such as a restart) ends a run, so
+    drift on either side of it counts apart. Never raises.
     """
     if current.value is None or len(points) < ADVICE_MIN_POINTS:
         return DriftAdvice("", "not enough data to advise")
     if current.value < warn:
         return DriftAdvice("", "no drift above warn")
     first = len(points) - 1
-    while first > 0 and points[first - 1][1] >= warn:
+    gap = 1.5 * step if step > 0 else float("inf")
+    while (
+        first > 0
+        and points[first - 1][1] >= warn
+        and points[first][0] - points[first - 1][0] <= gap
+    ):
         first -= 1
     if points[first][1] < warn:
         return DriftAdvice("", "no drift above warn")
-    if first == 0:
-        return DriftAdvice("", "the drift began before this range: a longer range (]) shows where")
     crossed = points[first][0]
     since = datetime.fromtimestamp(crossed, UTC)
+    last = points[-1][0]
+    # A release or rollback made while the score was above warn, a window or more ago:
+    # the drift went on without it (the chart's steps may be too coarse to show a dip).
+    during = [
+        m
+        for m in markers
+        if crossed <= m.time.timestamp() <= last - lead
+        and not calm_before(points, m.time.timestamp(), warn)
+    ]
+    if during:
+        latest = max(during, key=lambda m: m.time)
+        if not any(latest.time < m.time <= datetime.fromtimestamp(last, UTC) for m in markers):
+            why = (
+                f"drift went on after the {latest.kind} marker {latest.label}: "
+                "the data moved; retrain (R)"
+            )
+            return DriftAdvice("retrain", why, None, since)
+    if first == 0:
+        return DriftAdvice("", "the drift began before this range: a longer range (]) shows where")
 
     def calm_at(moment: float) -> bool:
+        """Below warn at ``moment`` and from then until this run (no drift in between)."""
         before = [value for t, value in points[:first] if t <= moment]
-        return not before or before[-1] < warn
+        between = [value for t, value in points[:first] if t > moment]
+        return (not before or before[-1] < warn) and all(value < warn for value in between)
 
     near = [
         m
         for m in markers
-        if crossed - lead <= m.time.timestamp() <= crossed and calm_at(m.time.timestamp())
+        if m.kind != "rollback"  # back to a revision that ran before: not a new release
+        and crossed - lead <= m.time.timestamp() <= crossed
+        and calm_at(m.time.timestamp())
     ]
     if near:
         marker = max(near, key=lambda m: m.time)
@@ -192,3 +226,9 @@ def drift_advice(
         return DriftAdvice("rollback", why, marker, since)
     why = "drift began without a release: the data moved; retrain (R)"
     return DriftAdvice("retrain", why, None, since)
+
+
+def calm_before(points: Sequence[tuple[float, float]], moment: float, warn: float) -> bool:
+    """True when the last of ``points`` at or before ``moment`` is below ``warn`` (or none is)."""
+    before = [value for t, value in points if t <= moment]
+    return not before or before[-1] < warn

@@ -4,9 +4,11 @@ The first test plays the README's demo steps in the README's order: the
 tests of a failing and of a passing commit, the release of the shifting
 version (without opening the Drift screen first), drift crossing the alert
 band and the guard saying so, ``u`` + ``r`` + a reason to roll back, drift
-falling back, the Rollbacks screen, the data-shift key, then ``q``. The
-second runs the console with 16 colours and closes the terminal under it.
-After both, no process of the sandbox may be left.
+falling back, the Rollbacks screen, the data-shift key with drift rising and
+the advice to retrain, ``R`` + a reason, the retrained commit on the Commits
+screen, its tests, its release, drift falling back, then ``q``. The second
+runs the console with 16 colours and closes the terminal under it. After
+both, no process of the sandbox may be left.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,7 +32,8 @@ pytestmark = [
 ]
 
 MRC = str(Path(sys.executable).with_name("mrc"))
-#: The demo config's drift alert threshold (core/demo/sandbox.py writes it).
+#: The demo config's drift thresholds (core/demo/sandbox.py writes them).
+WARN = 0.1
 ALERT = 0.25
 BANNER = r"^ mrc {n} {name} churn · "
 DRIFT_NOW = re.compile(r"drift now: ([0-9]+\.[0-9]+)")
@@ -86,6 +90,12 @@ def rollback_done(journal: Journal) -> bool:
     """Return True once the newest journal row is a finished rollback."""
     entries = journal.entries("churn", "local", limit=1)
     return bool(entries) and entries[0].action == "rollback" and not entries[0].outcome_unknown
+
+
+def retrain_row(journal: Journal) -> Any:
+    """Return the newest retrain journal row of churn, or None."""
+    entries = journal.entries("churn", action="retrain", limit=1)
+    return entries[0] if entries else None
 
 
 def assert_no_demo_process(root: Path) -> None:
@@ -199,18 +209,75 @@ def test_readme_demo_steps_in_order_in_256_colours(session: TmuxSession, tmp_pat
         session.wait_text(r"drift after v1\.3\.0", "the rollback's reason on Rollbacks")
         session.send("w")
         session.wait_text(r"What was live when", "what was live when")
-        #    `S` on the Drift screen toggles a data shift in the traffic.
+        # 6. `5`, drift under warn again, `S`: the data shifts. Drift rises with no
+        #    release marker before it, and the advice says R.
         goto(session, "5", "Drift")
+        session.wait_for(
+            lambda s: (v := drift_now(s)) is not None and v < WARN,
+            f"drift < {WARN} before the data shift",
+            timeout=120,
+        )
         session.send("S")
         session.wait_text(r"data shift on", "the data shift notification", 10)
+        session.wait_for(
+            lambda s: (v := drift_now(s)) is not None and v >= ALERT,
+            f"drift >= {ALERT} after the data shift",
+            timeout=120,
+        )
+        session.wait_text(r"advice: R retrain", "the advice to retrain", 120)
+
+        # 7. `R`, `r`, a reason, `enter`: train.py's output, then the retrained commit.
+        session.send("R")
+        session.wait_text(r"Retrain\?", "the retrain confirmation", 15)
+        session.send("r")
+        session.type_text("inputs shifted: new price plans")
+        session.send("Enter")
+        session.wait_text(r"retrain of churn", "the retrain progress view", 15)
+        session.wait_text(r"customers in the window", "train.py's output", 90)
+        done = session.wait_text(
+            r"✓ done\s+commit ([0-9a-f]{8}) on retrain/churn/", "the retrained commit", 120
+        )
+        retrained = done.group(1)
+        row = retrain_row(journal)
+        assert row is not None and row.outcome is Outcome.DONE, row
+        assert row.reason == "inputs shifted: new price plans"
+
+        # 8. `1`: the retrained commit first, marked; `t` passes; `d`, `y` releases it.
+        goto(session, "1", "Commits")
+        session.wait_for(
+            lambda s: "retrained" in row_of(s, retrained), "the retrained commit on Commits", 30
+        )
+        session.send("t")
+        session.wait_text(BANNER.format(n=2, name="Tests"), "the Tests screen after t")
+        session.wait_for(
+            lambda s: "passed" in row_of(s, retrained), "the retrained commit's tests", 90
+        )
+        goto(session, "1", "Commits")
+        session.wait_for(
+            lambda s: "retrained" in row_of(s, retrained), "the retrained commit, again", 30
+        )
+        session.send("d")
+        session.wait_text(r"Release\?", "the release confirmation of the retrained commit", 15)
+        session.send("y")
+        session.wait_text(
+            rf"✓ rollout\s+rolled out commit {retrained}", "the retrained commit's rollout", 120
+        )
+        goto(session, "5", "Drift")
+        session.wait_for(
+            lambda s: (v := drift_now(s)) is not None and v < WARN,
+            f"drift < {WARN} with the retrained model live",
+            timeout=150,
+        )
 
         session.send("q")
         session.wait_for(lambda s: session.pane_dead(), "the console to exit", 20)
         assert_no_demo_process(root)
-        release = journal.releases("churn")[0]
-        assert release.commit == shift
+        releases = journal.releases("churn")
+        assert releases[0].commit.startswith(retrained)
+        release = next(r for r in releases if r.commit == shift)
         assert [s.step for s in release.steps][:2] == ["tests", "build"]
-        assert any(s.step == "rollout" and s.status == "done" for s in release.steps)
+        for release in releases[:2]:
+            assert any(s.step == "rollout" and s.status == "done" for s in release.steps)
     finally:
         journal.close()
 

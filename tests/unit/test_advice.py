@@ -126,3 +126,60 @@ def test_a_rollback_made_while_drift_was_high_is_not_where_new_drift_began() -> 
     rollback = marker(points[2][0] + 1, "revision 2", "rollback")
     advice = drift_advice(points, [rollback], score(0.4), WARN, LEAD)
     assert advice.action == "retrain"
+
+
+def test_drift_that_went_on_after_a_rollback_advises_retrain() -> None:
+    # The release drifted, the rollback's window passed, the drift did not end (a shift
+    # the chart's steps are too coarse to separate from the release's): the data moved.
+    values = [0.01, 0.02, 0.3, 0.4, 0.4, 0.35, 0.3, 0.4, 0.45, 0.5, 0.5, 0.5]
+    points = series(values, step=10.0)
+    release = marker(points[2][0] - 5)
+    rollback = marker(points[4][0] + 1, "revision 2", "rollback")
+    advice = drift_advice(points, [release, rollback], score(0.5), WARN, LEAD)
+    assert advice.action == "retrain"
+    assert "rollback" in advice.why
+    # Within its window a rollback may still end the drift: the release is where it began.
+    soon = drift_advice(points[:7], [release, rollback], score(0.3), WARN, LEAD)
+    assert soon.action == "rollback" and soon.marker == release
+
+
+def test_drift_on_since_the_range_began_and_past_a_rollback_advises_retrain() -> None:
+    # Coarse steps: the score never shows below warn, yet a rollback a window ago did not end it.
+    values = [0.2, 0.15, 0.4, 0.5, 0.3, 0.2, 0.4, 0.5, 0.5, 0.5]
+    points = series(values, step=20.0)
+    rollback = marker(points[3][0] + 2, "revision 2", "rollback")
+    advice = drift_advice(points, [rollback], score(0.5), WARN, LEAD)
+    assert advice.action == "retrain" and "went on after the rollback" in advice.why
+    # Without a marker nobody can tell where it began.
+    assert drift_advice(points, [], score(0.5), WARN, LEAD).action == ""
+
+
+def test_drift_right_after_a_rollback_advises_retrain() -> None:
+    # The rollback went back to a revision that ran before; the data moved just after it.
+    points = series(FLAT_THEN_RISE)
+    rollback = marker(points[CROSS][0] - 10, "revision 2", "rollback")
+    assert drift_advice(points, [rollback], score(0.5), WARN, LEAD).action == "retrain"
+
+
+def test_a_gap_without_data_ends_a_run() -> None:
+    # A release drifted; a rollback restarted the server (no data: a gap); the data moved.
+    values = [0.01, 0.02, 0.3, 0.4, 0.45]
+    before = series(values, step=10.0)
+    after = [(before[-1][0] + 60 + 10 * i, v) for i, v in enumerate([0.3, 0.4, 0.5])]
+    release = marker(before[2][0] - 5)
+    rollback = marker(before[-1][0] + 5, "revision 2", "rollback")
+    advice = drift_advice(before + after, [release, rollback], score(0.5), WARN, LEAD, step=10.0)
+    assert advice.action == "retrain"
+    # Read as one run (no step given), the drift seems to have begun at the release.
+    joined = drift_advice(before + after, [release], score(0.5), WARN, LEAD)
+    assert joined.action == "rollback"
+
+
+def test_a_release_whose_drift_ended_in_a_gap_is_not_where_new_drift_began() -> None:
+    # Release, drift, rollback (a restart: no data), then the data moved within a window.
+    before = series([0.01, 0.02, 0.3, 0.4, 0.45], step=10.0)
+    after = [(before[-1][0] + 25 + 10 * i, v) for i, v in enumerate([0.3, 0.4, 0.5])]
+    release = marker(before[2][0] - 5)
+    rollback = marker(before[-1][0] + 5, "revision 2", "rollback")
+    advice = drift_advice(before + after, [release, rollback], score(0.5), WARN, 90.0, step=10.0)
+    assert advice.action == "retrain"

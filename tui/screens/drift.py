@@ -349,7 +349,8 @@ class DriftScreen(MrcScreen):
         from core.services.views import drift_advice
 
         lead = view.window + 2 * max(view.step, 1.0)
-        return drift_advice(view.drift.points, view.markers, view.current, view.warn, lead)
+        points = view.drift.points
+        return drift_advice(points, view.markers, view.current, view.warn, lead, view.step)
 
     def _show_features(self, features: Sequence[tuple[str, DriftScore]]) -> None:
         """Show the top features, touching only the cells whose text changed.
