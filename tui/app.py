@@ -96,7 +96,6 @@ MUTATING_ACTIONS: dict[str, str] = {
     "restart": "restart",
     "silence_alert": "silence",
     "retrain": "retrain",
-    "retrain_alert": "retrain",
 }
 
 
@@ -780,6 +779,17 @@ class MrcApp(App[None]):
         if self.workspace.config.model(model).retrain is None:
             return NO_RETRAIN.format(model=model)
         return self.refusal("retrain", model)
+
+    def retrain_key(self) -> bool | None:
+        """Returns ``check_action``'s answer for ``R`` on the screens that offer it.
+
+        False (removed) when the action table refuses it (read-only mode),
+        None (dimmed) without ``[model.retrain]``, else True; pressing a
+        removed or dimmed ``R`` says :meth:`retrain_refusal`.
+        """
+        if self.refusal("retrain", self.selected_model):
+            return False
+        return None if self.retrain_refusal() else True
 
     def start_retrain(self, model: str, reason: str = "") -> None:
         """Retrain ``model`` once confirmed (``y``, a reason), with a progress view.

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from textual.widgets import DataTable
 
 from core.alertmanager import AlertmanagerClient
 from core.config import parse
@@ -28,7 +29,9 @@ from tests.tui.conftest import CONFIG
 from tests.tui.test_shell import screen_text
 from tests.tui.test_shell import wait_for as _wait_for
 from tui.app import MrcApp
+from tui.screens.confirm import YesConfirm
 from tui.screens.drift import DriftScreen
+from tui.screens.rollouts import RolloutsScreen
 from tui.screens.silence import SilenceDialog
 from tui.widgets.alerts import AlertsPanel
 from tui.widgets.banner import ContextBanner
@@ -41,10 +44,15 @@ async def wait_for(pilot, predicate, tries: int = 400) -> None:  # type: ignore[
     await _wait_for(pilot, predicate, tries)
 
 
-def make_app(tmp_path: Path, url: str, *, read_only: bool = False) -> MrcApp:
-    """Returns a console on the tui fixtures' models with Alertmanager at `url`."""
+def make_app(tmp_path: Path, url: str, *, read_only: bool = False, retrain: bool = False) -> MrcApp:
+    """Returns a console on the tui fixtures' models with Alertmanager at `url` (and a
+    ``[model.retrain]`` table for churn when `retrain`)."""
     repo = make_history_repo(tmp_path / "repo", commits=4)
     text = CONFIG.format(repo=repo.path, production="false")
+    if retrain:
+        text = text.replace(
+            'name = "churn"\n', 'name = "churn"\nretrain = { command = "true" }\n', 1
+        )
     text = f'[alertmanager]\nurl = "{url}"\ntimeout = "1s"\nrefresh = "1s"\n' + text
     config = parse(text, source=Path("/etc/mrc/alerts.toml"))
     if read_only:
@@ -130,6 +138,28 @@ async def test_read_only_refuses_a_with_the_reason(alertmanager, tmp_path):
         assert not isinstance(app.screen, SilenceDialog)
     assert app.workspace.journal.entries(action="silence") == []
     assert AlertmanagerClient(alertmanager.url).silences() == []
+
+
+async def test_R_on_a_highlighted_drift_alert_retrains_with_it_as_the_reason(
+    alertmanager, tmp_path
+):
+    post_alert(alertmanager.url, {"alertname": "MrcDriftHigh", "model": "churn"})
+    app = make_app(tmp_path, alertmanager.url, retrain=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3")  # the Rollouts screen's panel, as the Drift screen's
+        await wait_for(pilot, lambda: isinstance(app.screen, RolloutsScreen))
+        await wait_for(pilot, lambda: "MrcDriftHigh" in screen_text(app))
+        panel(app).query_one(DataTable).focus()
+        await pilot.press("R")
+        await wait_for(pilot, lambda: isinstance(app.screen, YesConfirm))
+        text = screen_text(app)
+        assert "Retrain?" in text and "reason   MrcDriftHigh" in text
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RolloutsScreen))
+        app.screen.query_one("#rollouts-table").focus()  # outside the panel: no alert reason
+        await pilot.press("R")
+        await wait_for(pilot, lambda: isinstance(app.screen, YesConfirm))
+        assert "reason   MrcDriftHigh" not in screen_text(app)
 
 
 async def test_stopped_alertmanager_gives_a_stale_badge_and_keys_still_answer(

@@ -32,6 +32,7 @@ from tui.screens.confirm import YesConfirm
 from tui.screens.drift import DriftScreen
 from tui.screens.help import HelpScreen
 from tui.screens.progress import OperationScreen
+from tui.screens.rollouts import RolloutsScreen
 from tui.widgets.vtable import VirtualTable
 
 CONFIG = """
@@ -106,14 +107,18 @@ async def open_drift(pilot, app: MrcApp) -> None:  # type: ignore[no-untyped-def
 # -- refused, disabled -----------------------------------------------------------
 
 
-async def test_R_is_refused_in_read_only_mode_before_any_dialog(make) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("key", ["5", "3"], ids=["drift", "rollouts"])
+async def test_R_is_refused_in_read_only_mode_before_any_dialog(make, key: str) -> None:  # type: ignore[no-untyped-def]
     app, workspace, _ = make(read_only=True)
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
-        await open_drift(pilot, app)
+        await pilot.press(key)
+        screen = DriftScreen if key == "5" else RolloutsScreen
+        await wait_for(pilot, lambda: isinstance(app.screen, screen), tries=400)
+        await pilot.pause()
         assert "Retrain" not in screen_text(app)  # removed from the footer
         await pilot.press("R")
         await wait_for(pilot, lambda: any("retrain refused: read-only" in n for n in notices(app)))
-        assert isinstance(app.screen, DriftScreen)  # no dialog opened
+        assert isinstance(app.screen, screen)  # no dialog opened
     assert retrain_rows(workspace) == []
 
 

@@ -418,9 +418,7 @@ class DriftScreen(MrcScreen):
         if action == "toggle_shift":
             return self.mrc.data_shift is not None  # only the demo has traffic to shift
         if action == "retrain":
-            if self.mrc.refusal("retrain", self.mrc.selected_model):
-                return False  # read-only: the key is removed; pressing it says why
-            return None if self.mrc.retrain_refusal() else True  # dimmed without [model.retrain]
+            return self.mrc.retrain_key()
         # without Alertmanager, or read-only: the key is removed; pressing it says why
         return not (action == "silence_alert" and self.mrc.silence_refusal())
 
@@ -434,7 +432,8 @@ class DriftScreen(MrcScreen):
         return None
 
     def action_retrain(self) -> None:
-        self.mrc.start_retrain(self.mrc.selected_model)
+        reason = self.query_one(AlertsPanel).retrain_reason()
+        self.mrc.start_retrain(self.mrc.selected_model, reason)
 
     def action_silence_alert(self) -> None:
         self.mrc.silence_alert(self.query_one(AlertsPanel).selected())

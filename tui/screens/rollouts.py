@@ -185,6 +185,7 @@ class RolloutsScreen(MrcScreen):
         Binding("p", "pause_resume", "Pause/resume", id="rollouts.pause", tooltip="Pause/resume"),
         Binding("r", "restart", "Restart", id="rollouts.restart", tooltip="Restart pods"),
         Binding("a", "silence_alert", "Silence", id="rollouts.silence", tooltip="Silence an alert"),
+        Binding("R", "retrain", "Retrain", id="rollouts.retrain", tooltip="Retrain on recent data"),
     ]
 
     class States(Message):
@@ -396,6 +397,8 @@ class RolloutsScreen(MrcScreen):
     def disabled_reason(self, action: str) -> str | None:
         if action == "silence_alert":
             return self.mrc.silence_refusal() or None
+        if action == "retrain":
+            return self.mrc.retrain_refusal() or None
         row = self._current()
         if action not in ("set_image", "pause_resume", "restart") or row is None:
             return None
@@ -405,6 +408,8 @@ class RolloutsScreen(MrcScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "silence_alert" and self.mrc.silence_refusal():
             return False  # without Alertmanager, or read-only: removed; pressing it says why
+        if action == "retrain":
+            return self.mrc.retrain_key()
         if action in ("set_image", "pause_resume", "restart"):
             row = self._current()
             if row is None:
@@ -415,6 +420,10 @@ class RolloutsScreen(MrcScreen):
 
     def action_silence_alert(self) -> None:
         self.mrc.silence_alert(self.query_one(AlertsPanel).selected())
+
+    def action_retrain(self) -> None:
+        reason = self.query_one(AlertsPanel).retrain_reason()
+        self.mrc.start_retrain(self.mrc.selected_model, reason)
 
     def action_pause_resume(self) -> None:
         row = self._current()

@@ -7,18 +7,17 @@ never overlap and a slow or stopped Alertmanager never holds up a key. A
 failed read keeps the last alerts on screen under a "stale" badge. Every
 label, annotation and error passes :func:`tui.text.literal`.
 
-``R`` in the panel retrains the model with the highlighted firing drift
-alert's name as the reason (any other row: no reason); without a
-``[model.retrain]`` table pressing it says so, and read-only mode removes it.
+``R`` (a key of the screens showing the panel) retrains the model with the
+highlighted firing drift alert's name as the reason when the panel has focus
+(:meth:`AlertsPanel.retrain_reason`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.timer import Timer
@@ -33,16 +32,6 @@ if TYPE_CHECKING:
 
 class AlertsPanel(Vertical):
     """The alerts table (``#alerts-table``) and its badge (``#alerts-badge``)."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(
-            "R",
-            "retrain_alert",
-            "Retrain",
-            id="alerts.retrain",
-            tooltip="Retrain, the highlighted drift alert as the reason",
-        ),
-    ]
 
     DEFAULT_CSS = """
     AlertsPanel {
@@ -178,15 +167,13 @@ class AlertsPanel(Vertical):
         badge.set_class(bool(self.stale), "-stale")
         badge.update(text)
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "retrain_alert":  # read-only: removed (the Drift screen's R says why)
-            return not self.mrc.refusal(action, self.mrc.selected_model)
-        return True
-
-    def action_retrain_alert(self) -> None:
+    def retrain_reason(self) -> str:
+        """Returns the highlighted alert's name when it is a firing drift alert and the panel
+        has focus (``R`` then retrains with it as the reason), else ""."""
+        if not self.has_focus_within:
+            return ""
         alert = self.selected()
-        reason = alert.name if alert is not None and is_firing_drift(alert) else ""
-        self.mrc.start_retrain(self.mrc.selected_model, reason)
+        return alert.name if alert is not None and is_firing_drift(alert) else ""
 
     def selected(self) -> Alert | None:
         """Returns the highlighted alert of the selected model, or None."""
