@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING
 from core import durations
 from core.domain import Alert, Histogram, Series
 from core.errors import BackendUnavailable, InvalidQuery, InvalidResponse
+from core.metrics import exposition
 from core.metrics.base import MetricsSource, SourceHealth
 from core.metrics.drift import histogram_delta, quantile
 from core.metrics.prometheus import parse_selector, series_name, step_for
@@ -113,29 +114,25 @@ def parse_exposition(text: str) -> Samples:
     (gauges may hold any value, NaN included). Empty text gives no samples.
     Raises ValueError when the text does not parse or breaks those rules.
     """
-    from prometheus_client.parser import text_string_to_metric_families
-
     out: Samples = {}
     bounds: dict[tuple[str, Labels], list[tuple[float, float]]] = {}
-    for family in text_string_to_metric_families(text):
-        counted = family.type in ("counter", "histogram", "summary", "gaugehistogram")
-        for sample in family.samples:
-            name, value = sample.name, float(sample.value)
-            labels = tuple(sorted(sample.labels.items()))
-            is_bucket = name.endswith("_bucket") and "le" in sample.labels
-            is_count = (
-                is_bucket
-                or name.endswith("_total")
-                or (counted and name.endswith("_count"))
-                or (family.type == "counter" and not name.endswith("_created"))
-            )
-            if is_count and not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name}{dict(labels)}: {sample.value!r} is not a count")
-            if is_bucket:
-                rest = tuple(kv for kv in labels if kv[0] != "le")
-                le = _le(sample.labels["le"], name)
-                bounds.setdefault((name, rest), []).append((le, value))
-            out.setdefault(name, []).append((labels, value))
+    for family_type, name, sample_labels, value in exposition.samples(text):
+        counted = family_type in ("counter", "histogram", "summary", "gaugehistogram")
+        labels = tuple(sorted(sample_labels.items()))
+        is_bucket = name.endswith("_bucket") and "le" in sample_labels
+        is_count = (
+            is_bucket
+            or name.endswith("_total")
+            or (counted and name.endswith("_count"))
+            or (family_type == "counter" and not name.endswith("_created"))
+        )
+        if is_count and not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name}{dict(labels)}: {value!r} is not a count")
+        if is_bucket:
+            rest = tuple(kv for kv in labels if kv[0] != "le")
+            le = _le(sample_labels["le"], name)
+            bounds.setdefault((name, rest), []).append((le, value))
+        out.setdefault(name, []).append((labels, value))
     for (name, rest), pairs in bounds.items():
         pairs.sort()
         for (le0, c0), (le1, c1) in itertools.pairwise(pairs):
