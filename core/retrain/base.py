@@ -21,10 +21,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
 
 from core.cancel import CancelToken
 from core.domain import Progress
+from core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from core.config import ModelConfig, RetrainConfig
+    from core.services.workspace import Workspace
+
+_T = TypeVar("_T")
 
 #: Where the retrain's branches live: ``retrain/<model>/<UTC timestamp>``.
 BRANCH_PREFIX = "retrain/"
@@ -134,3 +141,60 @@ class Executor(Protocol):
     def run(self, job: RetrainJob, cancel: CancelToken) -> Iterator[Progress]:
         """Run ``job``; see the class docstring for what it yields and raises."""
         ...
+
+
+class TargetExecutor:
+    """What the executors running on one of the model's targets (Docker, Kubernetes) share.
+
+    Constructing one reads the configuration only. Subclasses set ``kind``
+    and ``publishes_branch`` and implement ``run``.
+    """
+
+    def __init__(self, workspace: Workspace, model: ModelConfig) -> None:
+        self.workspace = workspace
+        self.model = model
+
+    @property
+    def retrain(self) -> RetrainConfig:
+        """The model's ``[model.retrain]``; raises ConfigError when it is not configured."""
+        if self.model.retrain is None:
+            raise self.config_error("[model.retrain] is not configured")
+        return self.model.retrain
+
+    def config_error(self, problem: str) -> ConfigError:
+        """Return (not raise) a ConfigError about this model's retrain configuration."""
+        source = str(self.workspace.config.source or "configuration")
+        return ConfigError(source, [f"model {self.model.name}: {problem}"])
+
+    def target_of(self, config_type: type[_T], kind: str) -> _T | None:
+        """Return the target the command runs on: ``[model.retrain] target`` when set, else
+        the model's first target of ``config_type`` (None when it has none).
+
+        Raises ConfigError when the named target does not exist or is of another kind.
+        """
+        wanted = self.retrain.target
+        for target in self.model.targets:
+            if wanted and target.name != wanted:
+                continue
+            if isinstance(target, config_type):
+                return target
+            if wanted:
+                raise self.config_error(
+                    f"retrain target {wanted!r} is a {target.kind} target; the {kind} "
+                    f"executor needs a {kind} target"
+                )
+        if wanted:
+            raise self.config_error(f"retrain target {wanted!r} is not a target of the model")
+        return None
+
+    def image_for(self, commit: str) -> str:
+        """Return the image the command runs in at ``commit``: ``[model.retrain] image`` when
+        set, else ``<model image>:<short sha>``. Raises ConfigError when neither is set."""
+        if self.retrain.image:
+            return self.retrain.image
+        if not self.model.image:
+            raise self.config_error(
+                f"the {self.retrain.executor} retrain executor needs an image: set "
+                "[model.retrain] image or the model's image"
+            )
+        return f"{self.model.image}:{commit[:8]}"

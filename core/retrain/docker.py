@@ -38,12 +38,11 @@ from urllib.parse import urlsplit
 from core.cancel import CancelToken
 from core.docker_api import DockerStream, connect, describe_url, docker_errors
 from core.domain import Progress
-from core.errors import BackendUnavailable, Cancelled, ConfigError, NotFound, OperationFailed
-from core.retrain.base import RetrainJob
+from core.errors import BackendUnavailable, Cancelled, NotFound, OperationFailed
+from core.retrain.base import RetrainJob, TargetExecutor
 
 if TYPE_CHECKING:
-    from core.config import DockerTargetConfig, ModelConfig, RetrainConfig
-    from core.services.workspace import Workspace
+    from core.config import DockerTargetConfig
 
 #: Where the worktree and the output directory are mounted in the container.
 WORKDIR = "/mrc/work"
@@ -72,7 +71,7 @@ def is_local_engine(base_url: str | None) -> bool:
     return host in _LOCAL_HOSTS or host.startswith("127.")
 
 
-class DockerExecutor:
+class DockerExecutor(TargetExecutor):
     """Runs a retrain command in a container on the engine of a docker target (see the module).
 
     Constructing it reads the configuration only; the engine is contacted in
@@ -82,21 +81,6 @@ class DockerExecutor:
     kind: ClassVar[str] = "docker"
     publishes_branch: ClassVar[bool] = False
 
-    def __init__(self, workspace: Workspace, model: ModelConfig) -> None:
-        self.workspace = workspace
-        self.model = model
-
-    # -- configuration
-
-    def _retrain(self) -> RetrainConfig:
-        if self.model.retrain is None:
-            raise self._config_error("[model.retrain] is not configured")
-        return self.model.retrain
-
-    def _config_error(self, problem: str) -> ConfigError:
-        source = str(self.workspace.config.source or "configuration")
-        return ConfigError(source, [f"model {self.model.name}: {problem}"])
-
     def _target(self) -> DockerTargetConfig | None:
         """Return the docker target whose engine runs the command (None: the environment's).
 
@@ -104,37 +88,7 @@ class DockerExecutor:
         """
         from core.config import DockerTargetConfig
 
-        wanted = self._retrain().target
-        if wanted:
-            for target in self.model.targets:
-                if target.name == wanted:
-                    if isinstance(target, DockerTargetConfig):
-                        return target
-                    raise self._config_error(
-                        f"retrain target {wanted!r} is a {target.kind} target; the docker "
-                        "executor needs a docker target"
-                    )
-            raise self._config_error(f"retrain target {wanted!r} is not a target of the model")
-        for target in self.model.targets:
-            if isinstance(target, DockerTargetConfig):
-                return target
-        return None
-
-    def image_for(self, commit: str) -> str:
-        """Return the image the command runs in at ``commit``.
-
-        ``[model.retrain] image`` when set, else ``<model image>:<short sha>``.
-        Raises ConfigError when neither is configured.
-        """
-        retrain = self._retrain()
-        if retrain.image:
-            return retrain.image
-        if not self.model.image:
-            raise self._config_error(
-                "the docker retrain executor needs an image: set [model.retrain] image or "
-                "the model's image"
-            )
-        return f"{self.model.image}:{commit[:8]}"
+        return self.target_of(DockerTargetConfig, "docker")
 
     # -- running
 
@@ -152,7 +106,7 @@ class DockerExecutor:
         timeout = target.timeout if target is not None else 10.0
         where = describe_url(base_url)
         if not is_local_engine(base_url):
-            raise self._config_error(
+            raise self.config_error(
                 f"the docker retrain executor bind-mounts the worktree, so it needs an engine "
                 f'on this machine; {where} is remote (use executor = "kubernetes", or a '
                 "docker target whose engine is local)"
@@ -177,7 +131,7 @@ class DockerExecutor:
                 api.inspect_image(image)
             return
         except NotFound:
-            if not self._retrain().image:
+            if not self.retrain.image:
                 raise NotFound(
                     f"image {image} is not on the Docker engine at {describe_url(base_url)}: "
                     "build it first (key b on the Commits screen), or set [model.retrain] image"
@@ -256,7 +210,7 @@ class DockerExecutor:
             # Attached before the start, so not a byte of output is missed.
             with docker_errors(base_url, f"attach {name}"):
                 chunks = stream.client.attach(
-                    container, stdout=True, stderr=True, stream=True, logs=True
+                    container, stdout=True, stderr=True, stream=True, logs=True, demux=True
                 )
             with docker_errors(base_url, f"start {name}"):
                 api.start(container)
@@ -298,17 +252,27 @@ class DockerExecutor:
 
     @staticmethod
     def _output(
-        chunks: Iterator[bytes], base_url: str | None, cancel: CancelToken
+        chunks: Iterator[tuple[bytes | None, bytes | None]],
+        base_url: str | None,
+        cancel: CancelToken,
     ) -> Iterator[Progress]:
-        """Yield one Progress(step="output") per line of ``chunks`` (stdout and stderr)."""
-        pending = b""
+        """Yield one Progress(step="output") per line of ``chunks`` ((stdout, stderr) pairs).
+
+        Each stream is split into lines on its own, so a line one stream has
+        not finished never takes in the other's.
+        """
+        pending = [b"", b""]
         with docker_errors(base_url, "output"):
-            for chunk in chunks:
+            for pair in chunks:
                 if cancel.cancelled:
                     break
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    yield Progress(step="output", message=line.decode("utf-8", "replace"))
-        if pending and not cancel.cancelled:
-            yield Progress(step="output", message=pending.decode("utf-8", "replace"))
+                for index, chunk in enumerate(pair):
+                    if not chunk:
+                        continue
+                    pending[index] += chunk
+                    *lines, pending[index] = pending[index].split(b"\n")
+                    for line in lines:
+                        yield Progress(step="output", message=line.decode("utf-8", "replace"))
+        for rest in pending:
+            if rest and not cancel.cancelled:
+                yield Progress(step="output", message=rest.decode("utf-8", "replace"))

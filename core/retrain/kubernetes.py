@@ -56,12 +56,11 @@ from core.errors import (
     NotFound,
     OperationFailed,
 )
-from core.retrain.base import RetrainJob
+from core.retrain.base import RetrainJob, TargetExecutor
 from core.targets.k8s_api import Api, ApiError, Obj, api_for, closer, core_path
 
 if TYPE_CHECKING:
-    from core.config import KubernetesTargetConfig, ModelConfig, RetrainConfig
-    from core.services.workspace import Workspace
+    from core.config import KubernetesTargetConfig
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_MODEL = "mrc/model"
@@ -107,7 +106,7 @@ def _label_value(value: str) -> str:
     return _LABEL_UNSAFE.sub("-", value)[:63].strip("-_.")
 
 
-class KubernetesExecutor:
+class KubernetesExecutor(TargetExecutor):
     """Runs a retrain command as a Kubernetes Job made from the model's template (see the module).
 
     Constructing it reads the configuration only; the repository and the
@@ -116,21 +115,6 @@ class KubernetesExecutor:
 
     kind: ClassVar[str] = "kubernetes"
     publishes_branch: ClassVar[bool] = True
-
-    def __init__(self, workspace: Workspace, model: ModelConfig) -> None:
-        self.workspace = workspace
-        self.model = model
-
-    # -- configuration
-
-    def _retrain(self) -> RetrainConfig:
-        if self.model.retrain is None:
-            raise self._config_error("[model.retrain] is not configured")
-        return self.model.retrain
-
-    def _config_error(self, problem: str) -> ConfigError:
-        source = str(self.workspace.config.source or "configuration")
-        return ConfigError(source, [f"model {self.model.name}: {problem}"])
 
     def target(self) -> KubernetesTargetConfig:
         """Return the kubernetes target whose cluster and namespace run the Job.
@@ -141,20 +125,10 @@ class KubernetesExecutor:
         """
         from core.config import KubernetesTargetConfig
 
-        wanted = self._retrain().target
-        for target in self.model.targets:
-            if wanted and target.name != wanted:
-                continue
-            if isinstance(target, KubernetesTargetConfig):
-                return target
-            if wanted:
-                raise self._config_error(
-                    f"retrain target {wanted!r} is a {target.kind} target; the kubernetes "
-                    "executor needs a kubernetes target"
-                )
-        if wanted:
-            raise self._config_error(f"retrain target {wanted!r} is not a target of the model")
-        raise self._config_error("the kubernetes retrain executor needs a kubernetes target")
+        target = self.target_of(KubernetesTargetConfig, "kubernetes")
+        if target is None:
+            raise self.config_error("the kubernetes retrain executor needs a kubernetes target")
+        return target
 
     def manifest(self, job: RetrainJob, namespace: str) -> Obj:
         """Return the Job to create for ``job``: the template at the commit plus what mrc sets.
@@ -165,13 +139,13 @@ class KubernetesExecutor:
         """
         import yaml  # PyYAML comes with the kubernetes client
 
-        retrain = self._retrain()
+        retrain = self.retrain
         path = retrain.job_template
         where = f"{path} at commit {job.commit[:8]} of {self.model.repo}"
         try:
             raw = self.workspace.repository(self.model.name).file_at(job.commit, path)
         except NotFound as err:
-            raise self._config_error(
+            raise self.config_error(
                 f"job_template {path} does not exist at commit {job.commit[:8]} of "
                 f"{self.model.repo}: commit a batch/v1 Job manifest there (see "
                 "examples/retrain-job.yaml in mrc's sources) or set [model.retrain] job_template"
@@ -233,19 +207,8 @@ class KubernetesExecutor:
             kept = [e for e in container.get("env") or [] if e.get("name") not in env]
             container["env"] = [*kept, *({"name": k, "value": v} for k, v in env.items())]
             if not container.get("image"):
-                image = image or self._default_image(job.commit)
+                image = image or self.image_for(job.commit)
                 container["image"] = image
-
-    def _default_image(self, commit: str) -> str:
-        retrain = self._retrain()
-        if retrain.image:
-            return retrain.image
-        if not self.model.image:
-            raise self._config_error(
-                "a container of the Job template has no image, and neither [model.retrain] "
-                "image nor the model's image is set"
-            )
-        return f"{self.model.image}:{commit[:8]}"
 
     # -- running
 
@@ -285,7 +248,7 @@ class KubernetesExecutor:
 
     def _create(self, api: Api, manifest: Obj, timeout: float, job: RetrainJob) -> Obj:
         namespace = str(manifest["metadata"]["namespace"])
-        where = f"{self._retrain().job_template} at commit {job.commit[:8]}"
+        where = f"{self.retrain.job_template} at commit {job.commit[:8]}"
         for attempt in range(2):
             if attempt:
                 manifest["metadata"]["name"] = job_name(job.model, job.branch, secrets.token_hex(2))
