@@ -71,6 +71,9 @@ AUTHORS = {
     "priya": ("Priya Nair", "priya.nair@example.com"),
 }
 
+#: Requests the start-up burst sends beyond the drift window's minimum (errors, rounding).
+BURST_MARGIN = 20
+
 #: The shifting release's scaler divides by a much smaller spread than training did: the
 #: scores are pushed towards 0 and 1 (same ranking, similar accuracy, a very different
 #: distribution).
@@ -242,7 +245,10 @@ class Sandbox:
         The traffic starts first (it waits for a server to answer) and, with
         a ``workspace``, so does the collection of its metrics source: the
         drift chart has a history from the first release on, long before the
-        operator releases anything, and a first drift score within seconds.
+        operator releases anything. Once the live release serves, the drift
+        window is filled at once (a scrape, a burst of the configured
+        ``min_samples`` requests, a scrape: :meth:`_fill_first_window`), so the
+        first drift score needs no wait for the steady traffic.
         With a ``workspace`` (:class:`core.services.workspace.Workspace` of this
         sandbox's config) its target is used and the rollouts are journalled,
         so the console sees them; otherwise a target is opened here. On a
@@ -278,10 +284,9 @@ class Sandbox:
                     with background._lock:
                         if not background._stopped:
                             background.traffic = self._start_traffic(rate)
-                if workspace is not None:
-                    source = workspace.metrics(MODEL)
-                    if source is not None:
-                        source.start()
+                source = workspace.metrics(MODEL) if workspace is not None else None
+                if source is not None:
+                    source.start()
                 if target.history():
                     for _ in target.start(cancel=cancel):
                         pass
@@ -298,6 +303,8 @@ class Sandbox:
                             steps = target.rollout(artifact, reason=reason, cancel=cancel)
                         for _ in steps:
                             pass
+                if source is not None and traffic:
+                    self._fill_first_window(source, workspace.model(MODEL).drift.min_samples)
             except BaseException as exc:
                 background.error = exc
             finally:
@@ -312,6 +319,26 @@ class Sandbox:
             background._thread = threading.Thread(target=run, name="demo-start", daemon=True)
             background._thread.start()
         return background
+
+    def _fill_first_window(self, source: Any, min_samples: int) -> None:
+        """Give the drift window ``min_samples`` samples now, not after seconds of traffic.
+
+        ``source`` counts samples from its first scrape on: it scrapes the live
+        release once, a burst of ``min_samples`` (and a few more) requests
+        follows, then a second scrape sees them all. Nothing is sent when the
+        first scrape fails (the steady traffic and the background collection
+        carry on as usual). Never raises BackendUnavailable.
+        """
+        from core.demo.traffic import burst
+        from core.errors import BackendUnavailable
+
+        try:
+            source.scrape_once()
+            count = min_samples + BURST_MARGIN
+            burst(self.url, count, self.seed + 2, shifted=self.shift_file.exists())
+            source.scrape_once()
+        except BackendUnavailable:
+            pass  # recorded in the source's health; the background collection retries
 
     def _start_traffic(self, rate: float) -> subprocess.Popen[bytes]:
         root = str(Path(churn.__file__).resolve().parents[2])
@@ -355,7 +382,10 @@ def build_sandbox(
         commits, tags = _make_repo(repo, seed, end)
     except subprocess.CalledProcessError as exc:
         shutil.rmtree(repo, ignore_errors=True)
-        raise SandboxError(f"git failed: {exc.stderr or exc}") from exc
+        stderr = (
+            exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr
+        )
+        raise SandboxError(f"git failed: {stderr or exc}") from exc
     sandbox = Sandbox(
         root=root,
         repo=repo,
@@ -489,7 +519,7 @@ quality = {{ accuracy = 0.72, auc = 0.75 }}
 
 
 class _Git:
-    """Runs git in the sample repository with a fixed identity, clock and no user config."""
+    """Runs git in the sample repository with no user or system config."""
 
     def __init__(self, repo: Path) -> None:
         self.repo = repo
@@ -502,27 +532,26 @@ class _Git:
             TZ="UTC",
         )
 
-    def __call__(self, *args: str, when: datetime | None = None, who: str = "maya") -> str:
-        env = dict(self.env)
-        if when is not None:
-            name, email = AUTHORS[who]
-            stamp = f"@{int(when.timestamp())} +0000"
-            env.update(
-                GIT_AUTHOR_NAME=name,
-                GIT_AUTHOR_EMAIL=email,
-                GIT_COMMITTER_NAME=name,
-                GIT_COMMITTER_EMAIL=email,
-                GIT_AUTHOR_DATE=stamp,
-                GIT_COMMITTER_DATE=stamp,
-            )
+    def __call__(self, *args: str) -> str:
+        """Run ``git args``; return its stripped output. Raises CalledProcessError."""
         result = subprocess.run(
             ["git", "-C", str(self.repo), *args],
-            env=env,
+            env=self.env,
             check=True,
             capture_output=True,
             text=True,
         )
         return result.stdout.strip()
+
+    def run_input(self, stdin: bytes, *args: str) -> None:
+        """Run ``git args`` with ``stdin`` as its input; raises CalledProcessError."""
+        subprocess.run(
+            ["git", "-C", str(self.repo), *args],
+            env=self.env,
+            input=stdin,
+            check=True,
+            capture_output=True,
+        )
 
 
 def _json(data: Any) -> str:
@@ -656,23 +685,53 @@ def _make_repo(repo: Path, seed: int, end: datetime) -> tuple[dict[str, str], di
     repo.mkdir(parents=True)
     git = _Git(repo)
     git("init", "-q", "-b", "main")
-    commits: dict[str, str] = {}
-    tags: dict[str, str] = {}
-    last = end - timedelta(hours=1)
-    for role, who, days, subject, body, files, tag in story:
-        for name, content in files.items():
-            target = repo / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content, encoding="utf-8")
-        git("add", "-A")
-        when = last - timedelta(days=days)
-        message = subject + ("\n\n" + body if body else "")
-        git("commit", "-q", "--no-gpg-sign", "-m", message, when=when, who=who)
-        commits[role] = git("rev-parse", "HEAD")
-        if tag:
-            git("tag", tag)
-            tags[role] = tag
+    marks = repo / ".git" / "demo-marks"
+    git.run_input(
+        _fast_import_stream(story, end - timedelta(hours=1)),
+        "fast-import",
+        "--quiet",
+        "--done",
+        f"--export-marks={marks}",
+    )
+    shas = dict(line.split() for line in marks.read_text(encoding="ascii").splitlines())
+    marks.unlink()
+    git("reset", "-q", "--hard", "main")  # the work tree and index of the last commit
+    commits = {role: shas[f":{n}"] for n, (role, *_) in enumerate(story, 1)}
+    tags = {role: tag for role, *_, tag in story if tag}
     return commits, tags
+
+
+def _fast_import_stream(
+    story: list[tuple[str, str, float, str, str, dict[str, str], str]], last: datetime
+) -> bytes:
+    """Return the ``git fast-import`` input that commits ``story`` on main and tags it.
+
+    Each commit is marked with its 1-based position in ``story``; its files are
+    added or replaced (mode 100644) on top of the previous commit. The commits
+    are those ``git commit -m`` would make with the same identity and date.
+    """
+
+    def data(text: str) -> bytes:
+        raw = text.encode("utf-8")
+        return b"data %d\n%s\n" % (len(raw), raw)
+
+    out: list[bytes] = []
+    for n, (_role, who, days, subject, body, files, tag) in enumerate(story, 1):
+        name, email = AUTHORS[who]
+        stamp = f"{int((last - timedelta(days=days)).timestamp())} +0000"
+        message = subject + ("\n\n" + body if body else "") + "\n"
+        out.append(f"commit refs/heads/main\nmark :{n}\n".encode())
+        out.append(f"author {name} <{email}> {stamp}\n".encode())
+        out.append(f"committer {name} <{email}> {stamp}\n".encode())
+        out.append(data(message))
+        for path, content in files.items():
+            out.append(f"M 100644 inline {path}\n".encode())
+            out.append(data(content))
+        out.append(b"\n")
+        if tag:
+            out.append(f"reset refs/tags/{tag}\nfrom :{n}\n\n".encode())
+    out.append(b"done\n")
+    return b"".join(out)
 
 
 def _main() -> None:  # pragma: no cover - manual debugging aid

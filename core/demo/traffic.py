@@ -96,6 +96,28 @@ class Sender:
         return 0
 
 
+def burst(url: str, count: int, seed: int, shifted: bool = False) -> int:
+    """Send ``count`` valid requests back to back (no pacing); return how many got a 200.
+
+    Customers come from a stream seeded with ``seed`` (the shifted population
+    when ``shifted``). Stops early, after the first request the server does
+    not answer, when it cannot be reached.
+    """
+    rng = random.Random(seed)
+    sender = Sender(url)
+    answered = 0
+    try:
+        for _ in range(count):
+            status = sender.post("/predict", json.dumps(customer(rng, shifted)).encode())
+            if status == 0:
+                break
+            answered += status == 200
+    finally:
+        if sender.conn is not None:
+            sender.conn.close()
+    return answered
+
+
 def run(
     url: str,
     rate: float,

@@ -62,6 +62,18 @@ def _wait(session: PtySession, marker: re.Pattern[bytes], timeout: float) -> flo
     return time.perf_counter()
 
 
+def _wait_exit(session: PtySession, timeout: float) -> None:
+    """Keep reading the pty until the program exits (a full pty would block its last frames).
+
+    Raises TimeoutError when it is still running after ``timeout`` seconds.
+    """
+    deadline = time.perf_counter() + timeout
+    while session.proc.poll() is None:
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"mrc did not exit after q: {session.output[-400:]!r}")
+        session.read_for(0.1)
+
+
 def demo_round(root: Path) -> tuple[float, float]:
     """Run ``mrc demo`` once in ``root``; return seconds to commits and to the first drift score."""
     mrc = str(Path(sys.executable).with_name("mrc"))
@@ -73,7 +85,7 @@ def demo_round(root: Path) -> tuple[float, float]:
         session.type("5")
         drift = _wait(session, DRIFT_MARKER, 120) - start
         session.type("q")
-        session.proc.wait(timeout=15)
+        _wait_exit(session, 15)
     finally:
         session.close()
     return commits, drift

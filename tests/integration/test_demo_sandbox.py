@@ -108,6 +108,10 @@ def test_history_tells_the_story_with_reproducible_commits(
         sandbox.commits[r] for r in ("v1", "v2", "v3", "shift")
     }
     assert sandbox.good == (sandbox.commits["v1"], sandbox.commits["v2"], sandbox.commits["v3"])
+    # The work tree is the last commit's, on main, with nothing to commit.
+    assert git(sandbox.repo, "rev-parse", "--abbrev-ref", "HEAD") == "main"
+    assert git(sandbox.repo, "rev-parse", "HEAD") == sandbox.failing
+    assert git(sandbox.repo, "status", "--porcelain") == ""
     # The shifting release keeps the training reference of the release before it.
     changed = git(sandbox.repo, "show", "--name-only", "--format=", sandbox.shifting).split()
     assert "reference/histograms.json" not in changed and "model/preprocess.py" in changed
@@ -347,6 +351,34 @@ def test_traffic_and_its_collection_start_with_the_sandbox_before_any_release(
                 break
             time.sleep(0.1)
         assert score is not None, drift_now
+    finally:
+        background.stop()
+        workspace.close()
+
+
+def test_the_first_drift_window_is_full_once_the_sandbox_has_started(tmp_path: Path) -> None:
+    """`mrc demo` shows a drift score at once: when the start returns, the live
+    release's window already holds the configured minimum of samples (a burst of
+    requests right after the first scrape), not after seconds of steady traffic."""
+    from core.journal import Journal
+    from core.services.workspace import Workspace
+
+    sandbox = build_sandbox(tmp_path / "first")
+    config = load_file(sandbox.config)
+    workspace = Workspace(
+        config, journal=Journal(tmp_path / "journal.sqlite3"), state_dir=sandbox.state_dir
+    )
+    background = sandbox.start_background(workspace, rate=1)
+    try:
+        source = workspace.metrics("churn")
+        assert source is not None
+        model = config.models[0]
+        assert model.metrics is not None
+        end = datetime.now(UTC)
+        window = source.histogram_window(
+            model.metrics.prediction_histogram, end - timedelta(seconds=model.drift.window), end
+        )
+        assert window.total >= model.drift.min_samples
     finally:
         background.stop()
         workspace.close()
