@@ -10,6 +10,7 @@ moves on to the next least important one. Headers are never cut.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
@@ -94,6 +95,9 @@ class FitTable(DataTable[Any]):
         super().__init__(**kwargs)
         self.specs = list(columns)
         self._cells: dict[str, dict[str, Cell]] = {}
+        #: Per column, how many cells have each width: the widest is known
+        #: without reading every cell again on each update.
+        self._sizes: dict[str, Counter[int]] = {col.key: Counter() for col in self.specs}
         self._widths: dict[str, int] = {}
         self._fitting = False
 
@@ -115,12 +119,16 @@ class FitTable(DataTable[Any]):
         return width
 
     def _content(self) -> dict[str, int]:
-        widest: dict[str, int] = {}
-        for cells in self._cells.values():
-            for key, cell in cells.items():
-                size = cell.cell_len if isinstance(cell, Text) else cell_len(str(cell))
-                widest[key] = max(widest.get(key, 0), size)
-        return widest
+        """Return each column's widest cell (columns with no cell are left out)."""
+        return {key: max(sizes) for key, sizes in self._sizes.items() if sizes}
+
+    def _count(self, key: str, cell: Cell, step: int) -> None:
+        """Add (``step`` 1) or remove (-1) one cell of column ``key`` in the width counts."""
+        sizes = self._sizes.setdefault(key, Counter())
+        size = _width(cell)
+        sizes[size] += step
+        if sizes[size] <= 0:
+            del sizes[size]
 
     def _fit(self, key: str, cell: Cell) -> Cell:
         width = self._widths.get(key)
@@ -166,7 +174,11 @@ class FitTable(DataTable[Any]):
     ) -> RowKey:
         """Add a row (``key`` defaults to its position); return its RowKey."""
         key = key if key is not None else str(len(self._cells))
+        for column, cell in self._cells.get(key, {}).items():
+            self._count(column, cell, -1)
         self._cells[key] = {col.key: cell for col, cell in zip(self.specs, cells, strict=False)}
+        for column, cell in self._cells[key].items():
+            self._count(column, cell, 1)
         if not self._widths or self._content_grew(key):
             self._refit(force=not self._widths)
             if key in self.rows:
@@ -194,18 +206,33 @@ class FitTable(DataTable[Any]):
         if row is None or column is None or row not in self._cells:
             return
         before = self._cells[row].get(column, "")
+        if column in self._cells[row]:
+            self._count(column, before, -1)
         self._cells[row][column] = value
+        self._count(column, value, 1)
         if _width(before) != _width(value) and self._content_grew(row):  # same width: same fit
             self._refit()
         elif column in self._widths:
             # DataTable.update_cell repaints the whole table; the columns keep their
-            # widths here, so only this cell is repainted.
+            # widths here, so only this cell's line is repainted.
             self._cell_only = True
             try:
                 super().update_cell(row, column, self._fit(column, value))
             finally:
                 self._cell_only = False
-            self.refresh_coordinate(self.get_cell_coordinate(row, column))
+            self._refresh_line(self.get_row_index(RowKey(row)))
+
+    def _refresh_line(self, index: int) -> None:
+        """Repaint row ``index`` if it is on screen.
+
+        Every row is one line high (rows are added without a height), so its
+        place is known without summing the heights of the rows above it, as
+        DataTable.refresh_coordinate does after each update.
+        """
+        y = index + (self.header_height if self.show_header else 0)
+        region = Region(0, y, max(self.virtual_size.width, self.size.width), 1)
+        if self.window_region.overlaps(region):
+            self.refresh(region.translate(-self.scroll_offset))
 
     def refresh(
         self, *regions: Region, repaint: bool = True, layout: bool = False, recompose: bool = False
@@ -218,5 +245,7 @@ class FitTable(DataTable[Any]):
     def clear(self, columns: bool = False) -> FitTable:  # type: ignore[override]
         """Remove every row (the declared columns stay)."""
         self._cells.clear()
+        for sizes in self._sizes.values():
+            sizes.clear()
         super().clear()
         return self
