@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from textual.widgets import Static
 
 from core.config import parse
 from core.domain import Artifact
@@ -103,6 +104,10 @@ repo = "{repo}"
             text = screen_text(app)
             assert sha[:8] in text and "complete" in text
             assert "polling" not in text
+            # the status line follows the selected row's new state
+            message = screen.rows["churn/local"].state.message
+            status = screen.query_one("#rollouts-status", Static)
+            assert f"churn/local: {message}" in str(status.render())
     finally:
         workspace.close()
 

@@ -336,9 +336,14 @@ class RolloutsScreen(MrcScreen):
                     table.update_cell(key, "age", Text(age))
 
     def apply_rows(self, rows: list[Row]) -> None:
-        """Update changed cells only; add new rows; never rebuild the table."""
+        """Update changed cells only; add new rows; never rebuild the table.
+
+        The status line and the keys follow the selected row: they are
+        refreshed only when that row is among ``rows`` or the selection moved.
+        """
         table = self.table
         now = self.mrc.clock()
+        selected = self._current()
         with self.app.batch_update():
             for row in rows:
                 cells = row_cells(row, now)
@@ -352,7 +357,14 @@ class RolloutsScreen(MrcScreen):
                         if cell != before:
                             table.update_cell(row.key, column, cell)
                 self.rows[row.key] = row
-        self._sync_selection()
+        now_selected = self._current()
+        if (
+            selected is None
+            or now_selected is None
+            or now_selected.key != selected.key
+            or any(row.key == selected.key for row in rows)
+        ):
+            self._sync_selection()
 
     def _current(self) -> Row | None:
         table = self.table
@@ -408,8 +420,8 @@ class RolloutsScreen(MrcScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "silence_alert" and self.mrc.silence_refusal():
             return False  # without Alertmanager, or read-only: removed; pressing it says why
-        if action == "retrain":
-            return self.mrc.retrain_key()
+        if action == "retrain":  # shown only where it can run (Drift dims it with the reason)
+            return self.mrc.retrain_key() or False
         if action in ("set_image", "pause_resume", "restart"):
             row = self._current()
             if row is None:
