@@ -336,9 +336,14 @@ class RolloutsScreen(MrcScreen):
                     table.update_cell(key, "age", Text(age))
 
     def apply_rows(self, rows: list[Row]) -> None:
-        """Update changed cells only; add new rows; never rebuild the table."""
+        """Update changed cells only; add new rows; never rebuild the table.
+
+        The status line and the keys follow the selected row: they are
+        refreshed only when that row is among ``rows`` or the selection moved.
+        """
         table = self.table
         now = self.mrc.clock()
+        selected = self._current()
         with self.app.batch_update():
             for row in rows:
                 cells = row_cells(row, now)
@@ -352,7 +357,14 @@ class RolloutsScreen(MrcScreen):
                         if cell != before:
                             table.update_cell(row.key, column, cell)
                 self.rows[row.key] = row
-        self._sync_selection()
+        now_selected = self._current()
+        if (
+            selected is None
+            or now_selected is None
+            or now_selected.key != selected.key
+            or any(row.key == selected.key for row in rows)
+        ):
+            self._sync_selection()
 
     def _current(self) -> Row | None:
         table = self.table
