@@ -51,6 +51,7 @@ from core.errors import (
     NotFound,
     OperationFailed,
 )
+from core.targets import k8s_rbac as rbac
 from core.targets import k8s_rollback as undo
 from core.targets import k8s_status as st
 from core.targets.base import ACTIONS, Seen, Target
@@ -673,16 +674,25 @@ class KubernetesTarget(Target):
     # -- permissions ---------------------------------------------------------
 
     def permissions(self) -> dict[str, Permission]:
-        """Return, per action, whether RBAC allows it (SelfSubjectAccessReview), cached 60 s.
+        """Return, per action, whether RBAC allows it, cached 60 s.
 
         Every action patches the Deployment; rollback also lists its
-        ReplicaSets. Raises BackendUnavailable when the API server cannot be reached.
+        ReplicaSets. The namespace's rules come from one SelfSubjectRulesReview
+        shared by every target of the namespace (:mod:`core.targets.k8s_rbac`);
+        when the server cannot list them completely, this target asks a
+        SelfSubjectAccessReview per question. Raises BackendUnavailable when
+        the API server cannot be reached.
         """
         now = time.monotonic()
         if self._permissions is not None and now - self._permissions[0] < PERMISSION_TTL:
             return dict(self._permissions[1])
-        patch = self._review("patch", "deployments")
-        listing = self._review("list", "replicasets")
+        rules = rbac.namespace_rules(self.api, watch_group(self), self.namespace, self.timeout)
+        if rules is None:
+            patch = self._review("patch", "deployments")
+            listing = self._review("list", "replicasets")
+        else:
+            patch = self._judge(rules, "patch", "deployments")
+            listing = self._judge(rules, "list", "replicasets")
         who = None
         result = {}
         for action in ACTIONS:
@@ -693,10 +703,19 @@ class KubernetesTarget(Target):
                 result[action] = Permission(True)
                 continue
             if who is None:
-                who = self._username()
+                who = rbac.shared_username(watch_group(self)[:2], self._username)
             result[action] = Permission(False, denied.reason.replace("{who}", who))
         self._permissions = (now, result)
         return dict(result)
+
+    def _judge(self, rules: Sequence[rbac.Rule], verb: str, resource: str) -> Permission:
+        """Return whether ``rules`` allow ``verb`` on this Deployment (or the collection)."""
+        name = self.deployment if resource == "deployments" else ""
+        if rbac.allows(rules, verb, "apps", resource, name):
+            return Permission(True)
+        return Permission(
+            False, "RBAC: {who} " + f"may not {verb} {resource} in namespace {self.namespace}"
+        )
 
     def _review(self, verb: str, resource: str) -> Permission:
         attributes = {

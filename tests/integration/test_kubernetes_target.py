@@ -566,6 +566,91 @@ def test_restricted_user_sees_every_action_denied(
     assert cluster.get(k8s_namespace)["metadata"]["annotations"][st.REVISION_ANNOTATION] == "3"
 
 
+def test_targets_of_one_namespace_share_one_permission_review(
+    k8s_cluster: Any, k8s_namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    targets = [target_for(k8s_cluster, k8s_namespace, deployment=f"m{i}") for i in range(20)]
+    api = targets[0].api  # the one client every target of the cluster shares
+    reviews = []
+    send = api.request
+
+    def counting(method: str, path: str, **kw: Any) -> Any:
+        if "authorization.k8s.io" in path:
+            reviews.append(path)
+        return send(method, path, **kw)
+
+    monkeypatch.setattr(api, "request", counting)
+    for target in targets:
+        assert all(p.allowed for p in target.permissions().values())
+    assert len(reviews) == 1, reviews
+
+
+def test_role_limited_to_one_deployment_allows_only_that_one(
+    k8s_cluster: Any, k8s_namespace: str
+) -> None:
+    admin = api_for(k8s_cluster.context, k8s_cluster.kubeconfig)
+    rbac_path = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{k8s_namespace}"
+    admin.request(
+        "POST",
+        f"{rbac_path}/roles",
+        timeout=10,
+        body={
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "patch-a"},
+            "rules": [
+                {
+                    "apiGroups": ["apps"],
+                    "resources": ["deployments"],
+                    "resourceNames": ["model-a"],
+                    "verbs": ["patch"],
+                }
+            ],
+        },
+    )
+    admin.request(
+        "POST",
+        f"{rbac_path}/rolebindings",
+        timeout=10,
+        body={
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "patch-a"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "patch-a"},
+            "subjects": [
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "mrc-viewer"}
+            ],
+        },
+    )
+    viewer = api_for(k8s_cluster.restricted_context, k8s_cluster.restricted_kubeconfig)
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {
+            "resourceAttributes": {
+                "namespace": k8s_namespace,
+                "verb": "patch",
+                "group": "apps",
+                "resource": "deployments",
+                "name": "model-a",
+            }
+        },
+    }
+    path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+    for _ in range(100):  # the API server's RBAC cache learns the binding shortly
+        if viewer.request("POST", path, timeout=10, body=review)["status"].get("allowed"):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the RoleBinding never took effect")
+    allowed = target_for(k8s_cluster, k8s_namespace, restricted=True, deployment="model-a")
+    denied = target_for(k8s_cluster, k8s_namespace, restricted=True, deployment="model-b")
+    assert all(p.allowed for p in allowed.permissions().values())
+    for action, permission in denied.permissions().items():
+        assert not permission.allowed, action
+        assert permission.reason.startswith("RBAC: user mrc-viewer may not patch deployments")
+
+
 # --------------------------------------------------------------------------
 # Disconnection (last: it restarts the shared API server)
 
