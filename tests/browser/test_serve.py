@@ -10,6 +10,7 @@ screenshot of the page: into the test's temporary directory, or into
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -52,16 +53,26 @@ def wait_listening(process: subprocess.Popen[bytes], port: int, log: Path, timeo
     pytest.fail(f"mrc serve did not listen on {port} within {timeout}s:\n{log.read_text()}")
 
 
-@pytest.fixture
-def served_demo(tmp_path: Path) -> Iterator[str]:
-    """``mrc serve --demo`` in a subprocess; yields its URL, stops it afterwards."""
+@contextlib.contextmanager
+def serve_demo(
+    tmp_path: Path, *flags: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes], Path, Path]]:
+    """Run ``mrc serve --demo [flags]`` on a free loopback port in a subprocess.
+
+    Yields (URL, process, demo directory, log file) once it listens; stops it
+    (SIGINT, then SIGKILL after 30 s) afterwards and prints its log (shown
+    when the test failed). Fails the test if it never listens.
+    """
     port = free_port()
     log = tmp_path / "serve.log"
+    root = tmp_path / "demo"
     env = {**os.environ, "MRC_STATE_DIR": str(tmp_path / "state")}
     env.pop("MRC_CONFIG", None)
+    env.pop("MRC_VIA", None)
+    argv = [MRC, "serve", "--demo", *flags, "--dir", str(root), "--port", str(port)]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [MRC, "serve", "--demo", "--dir", str(tmp_path / "demo"), "--port", str(port)],
+            argv,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -71,7 +82,7 @@ def served_demo(tmp_path: Path) -> Iterator[str]:
         )
     try:
         wait_listening(process, port, log, timeout=120)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", process, root, log
     finally:
         os.killpg(process.pid, signal.SIGINT)
         try:
@@ -80,6 +91,13 @@ def served_demo(tmp_path: Path) -> Iterator[str]:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         print(f"mrc serve log:\n{log.read_text(errors='replace')}")
+
+
+@pytest.fixture
+def served_demo(tmp_path: Path) -> Iterator[str]:
+    """``mrc serve --demo`` (read-only by default); yields its URL."""
+    with serve_demo(tmp_path) as (url, *_):
+        yield url
 
 
 #: Where textual-serve's script creates its terminal (textual-serve 1.1.3).

@@ -14,8 +14,6 @@ process exiting and a release row left ``running``.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import threading
 import time
@@ -29,7 +27,7 @@ import pytest
 
 from core.domain import Release
 from core.journal import Journal
-from tests.browser.test_serve import MRC, expose_terminal, free_port, wait_listening, wait_text
+from tests.browser.test_serve import expose_terminal, serve_demo, wait_text
 
 pytestmark = pytest.mark.browser
 
@@ -82,34 +80,8 @@ class ServedDemo:
 @pytest.fixture
 def served_changes(tmp_path: Path) -> Iterator[ServedDemo]:
     """``mrc serve --demo --allow-changes`` on loopback; stopped afterwards."""
-    port = free_port()
-    log = tmp_path / "serve.log"
-    root = tmp_path / "demo"
-    env = {**os.environ, "MRC_STATE_DIR": str(tmp_path / "state")}
-    env.pop("MRC_CONFIG", None)
-    env.pop("MRC_VIA", None)
-    argv = [MRC, "serve", "--demo", "--allow-changes", "--dir", str(root), "--port", str(port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            argv,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=tmp_path,
-            start_new_session=True,
-        )
-    try:
-        wait_listening(process, port, log, timeout=120)
-        yield ServedDemo(f"http://127.0.0.1:{port}", process, root, log)
-    finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        print(f"mrc serve log:\n{log.read_text(errors='replace')}")
+    with serve_demo(tmp_path, "--allow-changes") as (url, process, root, log):
+        yield ServedDemo(url, process, root, log)
 
 
 def wait_for(condition: Callable[[], T | None], timeout: float, failure: Callable[[], str]) -> T:
