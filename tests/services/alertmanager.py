@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import urllib.request
 from pathlib import Path
 
-from tests.services.common import Service, ServiceError, free_port
+from tests.services.common import ReadyEndpoint, Service, ServiceError, free_port
 
 CONFIG = """\
 route:
@@ -20,7 +19,7 @@ receivers:
 """
 
 
-class Alertmanager:
+class Alertmanager(ReadyEndpoint):
     """An Alertmanager on 127.0.0.1:`port` with its data in `state_dir`/data."""
 
     name = "alertmanager"
@@ -31,19 +30,6 @@ class Alertmanager:
         self.log_path = state_dir / "alertmanager.log"
         self.data_dir = state_dir / "data"
         self.service: Service | None = None
-
-    @property
-    def url(self) -> str:
-        """Returns the base URL, http://127.0.0.1:PORT."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def healthy(self) -> bool:
-        """Returns whether /-/ready answers 200."""
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
 
     def start(self, timeout: float = 30.0) -> None:
         """Writes the config and starts Alertmanager; raises ServiceError on failure."""

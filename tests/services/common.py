@@ -322,3 +322,27 @@ def write_json(path: Path, data: object) -> None:
 def run(argv: Sequence[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     """Runs a command capturing text output; raises CalledProcessError with its stderr."""
     return subprocess.run(list(argv), check=True, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
+
+
+class ReadyEndpoint:
+    """A loopback service with a Prometheus-style ``/-/ready`` (Prometheus, Alertmanager).
+
+    Subclasses set ``port``.
+    """
+
+    port: int
+
+    @property
+    def url(self) -> str:
+        """Returns the base URL, http://127.0.0.1:PORT."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def healthy(self) -> bool:
+        """Returns whether /-/ready answers 200."""
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False

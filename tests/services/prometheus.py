@@ -6,13 +6,12 @@ import json
 import os
 import shutil
 import subprocess
-import urllib.request
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tests.services.common import Service, ServiceError, free_port
+from tests.services.common import ReadyEndpoint, Service, ServiceError, free_port
 
 
 def scrape_config(targets: list[str], scrape_interval: str) -> str:
@@ -59,7 +58,7 @@ def rule_files_config(rule_files: Sequence[Path], alertmanagers: Sequence[str] =
     return "\n".join(lines) + "\n" if lines else ""
 
 
-class Prometheus:
+class Prometheus(ReadyEndpoint):
     """A Prometheus server on 127.0.0.1:`port` with its TSDB in `state_dir`/data.
 
     `rule_files` (set before :meth:`start`) are loaded as rule files; `alertmanagers`
@@ -86,19 +85,6 @@ class Prometheus:
         self.log_path = state_dir / "prometheus.log"
         self.data_dir = state_dir / "data"
         self.service: Service | None = None
-
-    @property
-    def url(self) -> str:
-        """Returns the base URL, http://127.0.0.1:PORT."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def healthy(self) -> bool:
-        """Returns whether /-/ready answers 200."""
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
 
     def backfill(self, openmetrics: str) -> None:
         """Turns OpenMetrics text (ending in "# EOF") into TSDB blocks in the data directory.
