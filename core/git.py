@@ -1,8 +1,10 @@
 """A model's git repository: paged log, commit detail, refs, worktrees, retrain commits.
 
-GitPython opens and validates the repository; every history query runs the
-``git`` command itself with a bounded, machine-readable output format, so no
-call ever loads the whole history into memory:
+Everything runs the ``git`` command itself: ``git rev-parse`` finds and
+validates the repository (a few milliseconds, where importing a git library
+cost ~90 ms of every command's start), and every history query uses a
+bounded, machine-readable output format, so no call ever loads the whole
+history into memory:
 
 * :meth:`Repository.page` runs ``git log -n LIMIT --skip SKIP`` (random access,
   e.g. the first page on screen).
@@ -195,22 +197,10 @@ class Repository:
         self._exe = _git_executable()
         if not self.path.exists():
             raise NotARepository(f"repository path {self.path} does not exist")
-        try:
-            import git as gitpython  # GitPython; imported lazily to keep start-up fast
-        except ImportError as exc:  # GitPython refuses to import without a git binary
-            raise BackendUnavailable(f"cannot use git: {exc}") from exc
-        try:
-            repo = gitpython.Repo(self.path, search_parent_directories=True)
-        except (gitpython.InvalidGitRepositoryError, gitpython.NoSuchPathError) as exc:
-            raise NotARepository(
-                f"{self.path} is not a git repository (nor inside one): "
-                "set the model's repository path to a git clone"
-            ) from exc
-        self._repo = repo
-        self.git_dir = Path(repo.git_dir)
-        self.common_dir = Path(repo.common_dir)
-        self.root = Path(repo.working_tree_dir) if repo.working_tree_dir else self.git_dir
-        self.is_bare = repo.bare
+        self._env = _git_env()
+        self.root = self.path  # until discovery below, for messages
+        self.git_dir, self.common_dir, self.is_bare, top = self._discover()
+        self.root = top if top is not None else self.git_dir
         self.is_shallow = (self.common_dir / "shallow").exists()
         self.warning = ""
         if self.is_shallow:
@@ -219,7 +209,37 @@ class Repository:
                 "are missing; run `git fetch --unshallow` for the full history"
             )
             log.warning("%s", self.warning)
-        self._env = _git_env()
+
+    def _discover(self) -> tuple[Path, Path, bool, Path | None]:
+        """Return (git dir, common dir, bare, top-level work tree or None) of ``self.path``.
+
+        Asks ``git rev-parse`` from ``self.path`` upwards, as git itself finds a
+        repository. Raises NotARepository (with git's reason, e.g. an unsafe
+        owner) when there is none, BackendUnavailable when git cannot run.
+        """
+        where = self.path if self.path.is_dir() else self.path.parent
+        asked = ["rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir"]
+        result = self._run([*asked, "--is-bare-repository"], check=False, where=where)
+        lines = result.stdout.decode("utf-8", "replace").splitlines()
+        if result.returncode != 0 or len(lines) != 3:
+            reason = result.stderr.decode("utf-8", "replace").strip().splitlines()
+            detail = reason[-1] if reason else "no repository found"
+            what = (
+                "is not a git repository (nor inside one)"
+                if "not a git repository" in detail.lower()
+                else f"cannot be opened as a git repository ({detail})"
+            )
+            raise NotARepository(
+                f"{self.path} {what}: set the model's repository path to a git clone"
+            )
+        git_dir, common_dir, bare = Path(lines[0]), Path(lines[1]), lines[2] == "true"
+        if bare:
+            return git_dir, common_dir, True, None
+        top = self._run(["rev-parse", "--show-toplevel"], check=False, where=where)
+        text = top.stdout.decode("utf-8", "replace").strip()
+        if top.returncode != 0 or not text:  # inside the git dir itself: no work tree here
+            return git_dir, common_dir, False, git_dir.parent
+        return git_dir, common_dir, False, Path(text)
 
     # ------------------------------------------------------------------ plumbing
 

@@ -85,16 +85,12 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _check_git(path: Path) -> str:
-    import git  # GitPython
+    from core.git import Repository
 
-    repo = git.Repo(str(path))
-    try:
-        if not repo.head.is_valid():
-            raise NotFound(f"{path} has no commits")
-        head = repo.head.commit
-        return f"HEAD {head.hexsha[:8]}"
-    finally:
-        repo.close()
+    repo = Repository(path)
+    if repo.is_empty:
+        raise NotFound(f"{path} has no commits")
+    return f"HEAD {repo.resolve('HEAD')[:8]}"
 
 
 def _check_metrics(metrics: Any, timeout: float) -> str:

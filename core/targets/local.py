@@ -371,7 +371,7 @@ class LocalTarget(Target):
     # Artifacts
 
     def _repository(self) -> Repository:
-        """Return the model repository, opened once (GitPython is imported on first use).
+        """Return the model repository, opened once.
 
         Raises BackendUnavailable when the path is missing, is not a git
         repository, or git cannot be used.

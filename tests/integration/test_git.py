@@ -328,6 +328,34 @@ def test_export_refuses_a_link_out_of_the_destination(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ errors
 
 
+def test_opens_from_a_subdirectory_a_bare_clone_and_a_linked_worktree(
+    history: HistoryRepo, tmp_path: Path
+) -> None:
+    inside = history.path / "sub" / "dir"
+    inside.mkdir(parents=True, exist_ok=True)
+    from_inside = Repository(inside)
+    assert from_inside.root == history.path.resolve()
+    assert from_inside.git_dir == (history.path / ".git").resolve()
+    assert not from_inside.is_bare
+    assert from_inside.resolve("HEAD") == history.shas[-1]
+
+    bare = tmp_path / "bare.git"
+    git(tmp_path, "clone", "-q", "--bare", str(history.path), str(bare))
+    opened = Repository(bare)
+    assert opened.is_bare and opened.root == bare.resolve() == opened.git_dir
+    assert opened.resolve("HEAD") == history.shas[-1]
+
+    linked = tmp_path / "linked"
+    git(history.path, "worktree", "add", "-q", "--detach", str(linked), history.shas[0])
+    try:
+        worktree = Repository(linked)
+        assert worktree.root == linked.resolve()
+        assert worktree.common_dir == (history.path / ".git").resolve()
+        assert worktree.resolve("HEAD") == history.shas[0]
+    finally:
+        git(history.path, "worktree", "remove", "--force", str(linked))
+
+
 def test_not_a_repository(tmp_path: Path) -> None:
     with pytest.raises(NotARepository, match="is not a git repository"):
         Repository(tmp_path)
