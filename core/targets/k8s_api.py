@@ -1,9 +1,12 @@
 """The Kubernetes REST layer: JSON requests to API servers, shared per (kubeconfig, context).
 
-Requests are built and authenticated by the official ``kubernetes`` client's
-``ApiClient`` (imported on first use, in :func:`api_for`) and answered as
-plain dicts, exactly as the server serialised them. That keeps large lists
-cheap (no model objects) and lets a patch carry an object byte-for-byte.
+Requests go through one urllib3 pool per API server, built from the
+:class:`~core.targets.kubeconfig.Connection` a kubeconfig describes, and are
+answered as plain dicts, exactly as the server serialised them. That keeps
+large lists cheap (no model objects) and lets a patch carry an object
+byte-for-byte. The official ``kubernetes`` package is not used here: importing
+it costs about half a second (see :mod:`core.targets.kubeconfig`, which falls
+back to its loader only for kubeconfigs it does not read itself).
 
 One :class:`Api` exists per (kubeconfig, context) in a module-level registry,
 so several contexts are live at once and targets on the same cluster share
@@ -21,12 +24,12 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from core.cancel import CancelToken
 from core.errors import (
     BackendUnavailable,
-    ConfigError,
     Conflict,
     MrcError,
     NotFound,
@@ -34,11 +37,20 @@ from core.errors import (
     PermissionDenied,
 )
 from core.sanitize import redact_url
+from core.targets.kubeconfig import Connection, load_connection
+
+if TYPE_CHECKING:
+    from urllib3 import BaseHTTPResponse as HTTPResponse
+    from urllib3 import PoolManager
 
 #: Server-side timeout of one watch request; short so cancellation is noticed promptly.
 WATCH_SECONDS = 5
 #: Items asked for per page of a list call.
 LIST_PAGE = 500
+#: Connections kept open per API server (watches of several models run at once).
+POOL_SIZE = 20
+#: Sent with every request, so the server's audit log names the console.
+USER_AGENT = "mrc"
 
 #: A Kubernetes object (or list, or status) as the server's decoded JSON.
 Obj = dict[str, Any]
@@ -57,18 +69,23 @@ class ApiError(OperationFailed):
 
 
 class Api:
-    """JSON requests to one API server through a shared ``kubernetes.client.ApiClient``.
+    """JSON requests to one API server through one urllib3 connection pool.
 
     Obtain one with :func:`api_for` (shared per kubeconfig and context);
-    ``context`` is the name used in error messages. Every method raises
-    BackendUnavailable when the server cannot be reached (a timed-out write
-    says the change may or may not have been applied) and the error
-    :func:`http_error` maps an HTTP error answer to.
+    ``context`` is the name used in error messages. The pool is built from
+    ``connection`` (server, TLS settings, credentials; see
+    :mod:`core.targets.kubeconfig`). Every method raises BackendUnavailable
+    when the server cannot be reached (a timed-out write says the change may
+    or may not have been applied), ConfigError when the credentials cannot be
+    read, and the error :func:`http_error` maps an HTTP error answer to.
+    Building one raises ConfigError when the client certificate or CA cannot
+    be loaded.
     """
 
-    def __init__(self, client: Any, context: str) -> None:
-        self.client = client
+    def __init__(self, connection: Connection, context: str) -> None:
+        self.connection = connection
         self.context = context
+        self._pool = _pool_for(connection)
 
     def _send(
         self,
@@ -77,29 +94,36 @@ class Api:
         query: Sequence[tuple[str, Any]] | None,
         body: Any,
         content_type: str | None,
-        timeout: float | tuple[float, float | None],
-    ) -> Any:
-        headers = {"Accept": "application/json"}
-        if content_type:
+        timeout: tuple[float, float | None],
+    ) -> HTTPResponse:
+        import urllib3
+
+        url = self.connection.server + path
+        if query:
+            url += "?" + urlencode([(k, _query_value(v)) for k, v in query])
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        authorization = self.connection.authorization()
+        if authorization:
+            headers["Authorization"] = authorization
+        data: bytes | str | None = None
+        if body is not None:
+            data = body if isinstance(body, bytes | str) else json.dumps(body)
+            headers["Content-Type"] = content_type or "application/json"
+        elif content_type:
             headers["Content-Type"] = content_type
-        req = self.client.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=list(query or []),
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
-        )
         try:
-            return self.client.call_api(*req, _request_timeout=timeout).response
+            return self._pool.request(
+                method,
+                url,
+                body=data,
+                headers=headers,
+                timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+                preload_content=False,
+            )
         except Exception as exc:
             raise self._unreachable(method, exc) from exc
 
     def _unreachable(self, method: str, exc: Exception) -> MrcError:
-        # The kubernetes client may surface an HTTP answer as an exception with a status.
-        status = getattr(exc, "status", None)
-        if status not in (None, 0):  # an HTTP answer surfaced as an exception
-            return http_error(int(status), str(getattr(exc, "body", "") or exc), "", self.context)
         text = _one_line(exc)
         if method != "GET" and "timed out" in text.lower():
             text += " (the change may or may not have been applied)"
@@ -282,39 +306,44 @@ def api_for(context: str | None, kubeconfig: str | os.PathLike[str] | None = Non
         api = _CLIENTS.get(key)
         if api is not None:
             return api
-        import urllib3
-        from kubernetes import client, config
-
-        cfg = client.Configuration()
-        try:
-            config.load_kube_config(
-                config_file=path or None,
-                context=context or None,
-                client_configuration=cfg,
-                persist_config=False,
-            )
-        except Exception as exc:
-            where = path or os.environ.get("KUBECONFIG", "~/.kube/config")
-            raise ConfigError(where, [f"context {context or '(current)'}: {exc}"]) from exc
-        # Connections are retried once (each attempt may take half the timeout) and
-        # answers never, so an unreachable server costs at most about one timeout.
-        cfg.retries = urllib3.Retry(
-            total=1, connect=1, read=0, redirect=0, status=0, other=0, raise_on_status=False
-        )
-        api = Api(client.ApiClient(configuration=cfg), context or _current_context(path))
+        connection = load_connection(path or None, context or None)
+        api = Api(connection, context or connection.context)
         _CLIENTS[key] = api
         return api
 
 
-def _current_context(path: str) -> str:
-    """Return the name of the kubeconfig's current context, for messages; never raises."""
-    try:
-        from kubernetes import config
+def _pool_for(connection: Connection) -> PoolManager:
+    """Return the urllib3 pool manager (a proxy manager with ``proxy``) for ``connection``.
 
-        _, active = config.list_kube_config_contexts(config_file=path or None)
-        return str(active.get("name", "current context"))
-    except Exception:
-        return "current context"
+    Connections are retried once (each attempt may take half the timeout)
+    and answers never, so an unreachable server costs at most about one
+    timeout. Raises ConfigError when the TLS settings cannot be loaded.
+    """
+    import urllib3
+
+    retries = urllib3.Retry(
+        total=1, connect=1, read=0, redirect=0, status=0, other=0, raise_on_status=False
+    )
+    args: dict[str, Any] = {"retries": retries, "maxsize": POOL_SIZE}
+    if connection.https:
+        args["ssl_context"] = connection.ssl_context()
+        args["cert_reqs"] = "CERT_NONE" if connection.insecure else "CERT_REQUIRED"
+        if connection.tls_server_name:
+            args["server_hostname"] = connection.tls_server_name
+    if not connection.proxy:
+        return urllib3.PoolManager(**args)
+    if connection.proxy.lower().startswith("socks"):
+        from urllib3.contrib.socks import SOCKSProxyManager
+
+        return SOCKSProxyManager(connection.proxy, **args)
+    return urllib3.ProxyManager(connection.proxy, **args)
+
+
+def _query_value(value: Any) -> str:
+    """Return a query parameter as text: booleans as ``true``/``false``, as the API expects."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -145,17 +145,10 @@ def _open_kubernetes(model: ModelConfig, target: KubernetesTargetConfig, state_d
 
 
 def _check_kubernetes(target: KubernetesTargetConfig, timeout: float) -> str:
-    from kubernetes import client, config
+    from core.targets.k8s_api import api_for
 
-    api_client = config.new_client_from_config(
-        config_file=str(target.kubeconfig) if target.kubeconfig else None,
-        context=target.context or None,
-    )
-    try:
-        info = client.VersionApi(api_client).get_code(_request_timeout=timeout)
-        return f"server {info.git_version}"
-    finally:
-        api_client.close()
+    info = api_for(target.context, target.kubeconfig).request("GET", "/version", timeout=timeout)
+    return f"server {info.get('gitVersion', '?')}"
 
 
 # --------------------------------------------------------------------------

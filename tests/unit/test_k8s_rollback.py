@@ -325,21 +325,14 @@ def test_http_errors_map_to_core_errors(status: int, error: type, text: str) -> 
         assert isinstance(exc, OperationFailed) and exc.status == status
 
 
-class RefusingClient:
-    """An ApiClient whose transport fails like an unreachable server."""
-
-    def param_serialize(self, **kwargs: Any) -> tuple:
-        return ("GET", "https://127.0.0.1:1/x", {}, None, None)
-
-    def call_api(self, *args: Any, **kwargs: Any) -> Any:
-        import urllib3
-
-        raise urllib3.exceptions.MaxRetryError(
-            None, "/x", urllib3.exceptions.NewConnectionError(None, "Connection refused")
-        )
-
-
 def test_unreachable_server_is_backend_unavailable_naming_the_context() -> None:
-    api = Api(RefusingClient(), "prod-eu")
-    with pytest.raises(BackendUnavailable, match=r"^cannot reach prod-eu API server: "):
-        api.request("GET", "/x", timeout=1.0)
+    import socket
+
+    from core.targets.kubeconfig import Connection
+
+    with socket.socket() as bound:  # bound, never listening: connections are refused
+        bound.bind(("127.0.0.1", 0))
+        port = bound.getsockname()[1]
+        api = Api(Connection(server=f"http://127.0.0.1:{port}"), "prod-eu")
+        with pytest.raises(BackendUnavailable, match=r"^cannot reach prod-eu API server: "):
+            api.request("GET", "/x", timeout=1.0)
