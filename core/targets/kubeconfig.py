@@ -192,7 +192,8 @@ def load_connection(
     """
     paths = kubeconfig_paths(kubeconfig)
     if len(paths) > 1:
-        return _official(None, context, os.pathsep.join(paths))
+        merged = os.pathsep.join(paths)  # the official loader splits and merges them
+        return _official(merged, context, merged)
     path = paths[0]
     doc = _read_yaml(path)
     name, ctx = _context(doc, context, path)
@@ -296,7 +297,7 @@ def _file_or_data(section: Mapping[str, Any], key: str, base: str, path: str) ->
     data = section.get(f"{key}-data")
     if data:
         try:
-            return "", base64.b64decode(str(data), validate=False)
+            return "", base64.b64decode("".join(str(data).split()), validate=True)
         except (binascii.Error, ValueError) as exc:
             raise ConfigError(path, [f"{key}-data is not valid base64: {exc}"]) from exc
     if section.get(key):
@@ -316,8 +317,8 @@ def _true(value: Any) -> bool:
     return value is True or str(value).lower() == "true"
 
 
-def _official(path: str | None, context: str | None, where: str) -> Connection:
-    """Return the Connection the official ``kubernetes`` loader makes of ``path`` (None: default).
+def _official(path: str, context: str | None, where: str) -> Connection:
+    """Return the Connection the official ``kubernetes`` loader makes of ``path``.
 
     Imports ``kubernetes`` (slow; only reached for the cases in the module
     docstring). Raises ConfigError naming ``where`` when loading fails.
