@@ -40,7 +40,6 @@ import base64
 import binascii
 import os
 import ssl
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,6 +142,8 @@ def _load_cert_chain(ctx: ssl.SSLContext, conn: Connection) -> None:
     if not (conn.cert_data or conn.key_data):
         ctx.load_cert_chain(conn.cert_file, conn.key_file or None)
         return
+    import tempfile  # only for certificate data; its imports cost start-up
+
     with tempfile.TemporaryDirectory(prefix="mrc-kube-") as tmp:  # mode 0700
         cert = conn.cert_file
         key = conn.key_file
