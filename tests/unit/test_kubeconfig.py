@@ -472,6 +472,17 @@ def test_a_missing_or_unreadable_kubeconfig_is_a_config_error(tmp_path: Path) ->
         api_for("x", write_kubeconfig(tmp_path / "config", "http://127.0.0.1:9"))
 
 
+def test_a_certificate_that_cannot_be_loaded_is_a_config_error(tmp_path: Path, pki: Pki) -> None:
+    user = {
+        "client-certificate-data": _b64(b"not a certificate"),
+        "client-key-data": _b64(pki.client.key),
+    }
+    path = write_kubeconfig(tmp_path / "config", "https://127.0.0.1:9", user=user)
+    with pytest.raises(ConfigError, match="context ctx: TLS: ") as caught:
+        api_for(None, path)
+    assert caught.value.path == str(path)
+
+
 def test_an_unreadable_token_file_at_request_time_is_a_config_error(
     tmp_path: Path, http_url: str
 ) -> None:
