@@ -149,3 +149,53 @@ async def test_watched_targets_show_no_badge_and_a_hidden_screen_stops_watching(
         await pilot.press("3")
         await pilot.pause()
         await wait_for(pilot, lambda: bool(_watch_threads()), tries=200)
+
+
+async def test_ages_follow_the_clock_on_screen_and_when_scrolled_into_view(
+    tmp_path: Path, no_polling: None
+) -> None:
+    """With many targets the clock tick rewrites only ages near the view; scrolling catches up."""
+    from datetime import timedelta
+
+    from tests.support.repos import make_history_repo
+    from tests.support.targets import FIXED_NOW, ScriptedTarget
+
+    repo = make_history_repo(tmp_path / "repo", commits=3)
+    names = [f"t{n:03d}" for n in range(120)]
+    targets = "".join(
+        f'\n  [[model.target]]\n  name = "{name}"\n  kind = "kubernetes"\n'
+        f'  context = "c"\n  deployment = "{name}"\n'
+        for name in names
+    )
+    config = parse(
+        f'[[model]]\nname = "churn"\nrepo = "{repo.path}"\n{targets}', source=tmp_path / "m.toml"
+    )
+    state = tmp_path / "state"
+    state.mkdir()
+    workspace = Workspace(config, journal=Journal(state / "journal.sqlite3"), state_dir=state)
+    for name in names:
+        history = scripted_history("churn", repo.shas)
+        workspace._targets[("churn", name)] = ScriptedTarget("churn", name, revisions=history)  # type: ignore[assignment]
+    now = [FIXED_NOW]
+    app = MrcApp(workspace, clock=lambda: now[0], animate=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("3")
+        screen = app.screen
+        assert isinstance(screen, RolloutsScreen)
+        await wait_for(pilot, lambda: len(screen.rows) == len(names), tries=300)
+        table = screen.table
+
+        def age(name: str) -> str:
+            return str(table.get_cell(f"churn/{name}", "age"))
+
+        before = age(names[0])
+        assert age(names[-1]) == before
+        now[0] = FIXED_NOW + timedelta(days=3)
+        screen.refresh_ages()  # what the screen's clock tick does
+        await pilot.pause()
+        after = age(names[0])
+        assert after != before and after in screen_text(app)
+        assert age(names[-1]) == before, "a row far below the view is left for later"
+        await pilot.press("ctrl+end")  # the table's bottom
+        await wait_for(pilot, lambda: age(names[-1]) == after)
+        assert names[-1] in screen_text(app)

@@ -106,6 +106,20 @@ class FitTable(DataTable[Any]):
         """Keys of the columns shown now, left to right."""
         return list(self._widths)
 
+    def keys_near_view(self) -> list[str]:
+        """Return the keys of the rows on screen and of a screenful either side, in table order.
+
+        Rows are one line tall here, so the first row on screen is the one at
+        the vertical scroll offset. Empty before the table has a size.
+        """
+        height = self.scrollable_content_region.height
+        if height <= 0:
+            return []
+        rows = self.ordered_rows
+        top = int(self.scroll_y)
+        first, last = max(0, top - height), min(len(rows), top + 2 * height)
+        return [str(row.key.value) for row in rows[first:last]]
+
     def on_mount(self) -> None:
         self._refit(force=True)
 
