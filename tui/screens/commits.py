@@ -9,8 +9,9 @@ read again when the screen is next shown.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -24,6 +25,9 @@ from tui import data
 from tui.screens.base import EmptyState, MrcScreen
 from tui.text import literal
 from tui.widgets.vtable import Column, VirtualTable
+
+if TYPE_CHECKING:
+    from core.git import Repository
 
 PAGE_SIZE = 200
 #: Retrained commits listed above the history at most (newest first).
@@ -64,21 +68,21 @@ def is_retrained(commit: Commit) -> bool:
     )
 
 
-def retrained_tips(repo: Any, exclude: set[str]) -> list[Commit]:
-    """Return the commits ``retrain/`` branches point at, newest first, not in ``exclude``.
+def retrained_tips(repo: Repository) -> list[Commit]:
+    """Return the commits ``retrain/`` branches (local or remote) point at, newest first.
 
-    At most :data:`MAX_RETRAINED`. Raises what reading the repository raises.
+    Each commit once. Raises what reading the repository raises.
     """
     from core.retrain.base import BRANCH_PREFIX
 
     shas: list[str] = []
     for ref in repo.branches():
         name = ref.name if ref.kind == "branch" else ref.name.partition("/")[2]
-        if name.startswith(BRANCH_PREFIX) and ref.sha not in exclude and ref.sha not in shas:
+        if name.startswith(BRANCH_PREFIX) and ref.sha not in shas:
             shas.append(ref.sha)
     tips = [commit for sha in shas for commit in repo.page(start=sha, limit=1)]
     tips.sort(key=lambda commit: commit.date, reverse=True)
-    return tips[:MAX_RETRAINED]
+    return tips
 
 
 def test_badge(run: TestRun | None) -> Text:
@@ -330,9 +334,15 @@ class CommitsScreen(MrcScreen):
                 if self._cursor is not None:
                     self._cursor.close()
                     self._cursor = None
-                commits = repo.page(limit=size, search=search or None)
-                if not search:
-                    pinned = retrained_tips(repo, {c.sha for c in commits})
+                if search:
+                    commits = repo.page(limit=size, search=search)
+                else:  # the retrained tips are looked up while git log runs
+                    with ThreadPoolExecutor(max_workers=1) as pool:
+                        tips = pool.submit(retrained_tips, repo)
+                        commits = repo.page(limit=size)
+                        shown = {c.sha for c in commits}
+                        pinned = [c for c in tips.result() if c.sha not in shown]
+                        pinned = pinned[:MAX_RETRAINED]
             elif kind == "next":
                 if self._cursor is None or self._cursor_at != skip:
                     if self._cursor is not None:
