@@ -270,7 +270,7 @@ def plan_rollback(dep: Obj, replicasets: Sequence[Obj], to_revision: int | None)
 
 
 def _document(template: Obj, ann: Mapping[str, str]) -> str:
-    import yaml  # PyYAML comes with the kubernetes client; loaded only for previews
+    import yaml  # loaded only for previews
 
     shown = {k: v for k, v in ann.items() if k not in SKIP_ANNOTATIONS}
     doc = {"metadata": {"annotations": shown}, "spec": {"template": template}}
