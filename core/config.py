@@ -119,7 +119,7 @@ class KubernetesTargetConfig(_TargetCommon):
     context: str | None = None
     """The kubeconfig context; None uses the kubeconfig's current context."""
     kubeconfig: Path | None = None
-    """The kubeconfig file; None uses ``$KUBECONFIG`` or ``~/.kube/config`` (or in-cluster)."""
+    """The kubeconfig file; None uses ``$KUBECONFIG`` or ``~/.kube/config``."""
     namespace: str = "default"
     """Namespace of the Deployment."""
     deployment: str = ""
