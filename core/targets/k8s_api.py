@@ -37,7 +37,7 @@ from core.errors import (
     PermissionDenied,
 )
 from core.sanitize import redact_url
-from core.targets.kubeconfig import Connection, load_connection
+from core.targets.kubeconfig import Connection, kubeconfig_paths, load_connection
 
 if TYPE_CHECKING:
     from urllib3 import BaseHTTPResponse as HTTPResponse
@@ -289,7 +289,8 @@ def closer(current: list[Any]) -> Callable[[], None]:
     return close
 
 
-_CLIENTS: dict[tuple[str, str], Api] = {}
+#: (kubeconfig, context) -> (the kubeconfig files' stamp when read, its client).
+_CLIENTS: dict[tuple[str, str], tuple[tuple[Any, ...], Api]] = {}
 _CLIENTS_LOCK = threading.Lock()
 
 
@@ -297,19 +298,34 @@ def api_for(context: str | None, kubeconfig: str | os.PathLike[str] | None = Non
     """Return the shared JSON client of one (kubeconfig, context), creating it on first use.
 
     ``context`` None or "" means the kubeconfig's current context; ``kubeconfig``
-    None means ``$KUBECONFIG`` or ``~/.kube/config``. Raises ConfigError when
-    the kubeconfig or the context cannot be loaded.
+    None means ``$KUBECONFIG`` or ``~/.kube/config``. A kubeconfig rewritten
+    since (another server, new credentials) gives a new client; holders of the
+    old one keep it. Raises ConfigError when the kubeconfig or the context
+    cannot be loaded.
     """
     path = str(Path(kubeconfig).expanduser().resolve()) if kubeconfig else ""
     key = (path, context or "")
+    stamp = _stamp(kubeconfig_paths(path or None))
     with _CLIENTS_LOCK:
-        api = _CLIENTS.get(key)
-        if api is not None:
-            return api
+        known = _CLIENTS.get(key)
+        if known is not None and known[0] == stamp:
+            return known[1]
         connection = load_connection(path or None, context or None)
         api = Api(connection, context or connection.context)
-        _CLIENTS[key] = api
+        _CLIENTS[key] = (stamp, api)
         return api
+
+
+def _stamp(paths: list[str]) -> tuple[Any, ...]:
+    """Return what identifies the current contents of ``paths``: names, mtimes and sizes."""
+    stamp: list[Any] = []
+    for name in paths:
+        try:
+            info = os.stat(name)
+            stamp.append((name, info.st_mtime_ns, info.st_size))
+        except OSError:
+            stamp.append((name, None, None))
+    return tuple(stamp)
 
 
 def _pool_for(connection: Connection) -> PoolManager:

@@ -251,6 +251,19 @@ def test_token_is_sent_as_a_bearer_header(
     assert official_loads == []
 
 
+def test_a_rewritten_kubeconfig_gives_a_new_shared_client(tmp_path: Path, http_url: str) -> None:
+    """The shared client follows its kubeconfig: a recreated cluster or new token is used."""
+    path = write_kubeconfig(tmp_path / "config", http_url, user={"token": "first"})
+    first = api_for("ctx", path)
+    assert api_for("ctx", path) is first
+    assert first.request("GET", "/version", timeout=10.0)["auth"] == "Bearer first"
+    write_kubeconfig(path, http_url, user={"token": "second-token"})
+    second = api_for("ctx", path)
+    assert second is not first
+    assert second.request("GET", "/version", timeout=10.0)["auth"] == "Bearer second-token"
+    assert api_for("ctx", path) is second
+
+
 def test_token_file_is_read_again_for_every_request(
     tmp_path: Path, http_url: str, official_loads: list[Any]
 ) -> None:
