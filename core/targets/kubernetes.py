@@ -26,9 +26,10 @@ import getpass
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from core.cancel import CancelToken
@@ -112,6 +113,8 @@ class KubernetesTarget(Target):
         self.timeout = float(timeout)
         self._api: Api | None = None
         self._permissions: tuple[float, dict[str, Permission]] | None = None
+        #: The last preview and the Deployment and ReplicaSets it was computed from.
+        self._previewed: tuple[RollbackPreview, Obj, list[Obj]] | None = None
 
     @classmethod
     def from_config(cls, model_cfg: Any, target_cfg: Any) -> KubernetesTarget:
@@ -291,12 +294,15 @@ class KubernetesTarget(Target):
 
     # -- writing -----------------------------------------------------------
 
-    def _write_conditionally(self, dep: Obj, make: Any) -> Obj:
+    def _write_conditionally(
+        self, dep: Obj, make: Any, changed: Callable[[Obj], Conflict] | None = None
+    ) -> Obj:
         """Apply ``make(dep) -> (body, content_type)``, a patch conditional on ``dep``'s version.
 
-        When the condition fails and only the Deployment's status moved, the
-        patch is rebuilt on the fresh object and sent again; when its spec or
-        annotations changed, raises Conflict saying what changed.
+        Returns the patched Deployment. When the condition fails and only the
+        Deployment's status moved, the patch is rebuilt on the fresh object
+        and sent again; when its spec or annotations changed, raises
+        ``changed(fresh)`` if given, else a Conflict saying what changed.
         """
         for _ in range(WRITE_RETRIES + 1):
             body, content_type = make(dep)
@@ -307,6 +313,8 @@ class KubernetesTarget(Target):
                     raise
                 fresh = self._read()
                 if undo.fingerprint(fresh) != undo.fingerprint(dep):
+                    if changed is not None:
+                        raise changed(fresh) from exc
                     change = undo.describe_change(dep, fresh, self.container)
                     raise Conflict(
                         f"{self._what} was changed by someone else since it was read "
@@ -372,7 +380,9 @@ class KubernetesTarget(Target):
         """
         dep = self._read()
         replicasets = self._replicasets(dep)
-        return self._preview(dep, replicasets, undo.plan_rollback(dep, replicasets, to_revision))
+        preview = self._preview(dep, replicasets, undo.plan_rollback(dep, replicasets, to_revision))
+        self._previewed = (preview, dep, replicasets)
+        return preview
 
     def _preview(
         self, dep: Obj, replicasets: list[Obj], plan: undo.RollbackPlan
@@ -410,7 +420,11 @@ class KubernetesTarget(Target):
         ``expected`` is the preview the operator confirmed: if the Deployment
         changed since (another rollout, a pause, edited annotations) nothing
         is applied and Conflict is raised; without ``to_revision`` its
-        revision is used. The first Progress is yielded once the API server
+        revision is used. When ``expected`` is this target's latest preview the
+        Deployment and ReplicaSets it was computed from are not read again:
+        the patch is conditional on that read's resourceVersion, so a change
+        since is found when the server refuses the patch, and judged as after
+        a fresh read. The first Progress is yielded once the API server
         has acknowledged the patch. The change-cause is the restored
         ReplicaSet's, as kubectl leaves it; ``reason`` belongs in the journal.
         Raises NotFound, OperationFailed (paused; deadline exceeded),
@@ -418,17 +432,14 @@ class KubernetesTarget(Target):
         """
         del reason  # recorded by the caller's journal entry
         cancel = cancel or CancelToken()
-        dep = self._read()
+        previewed = self._previewed
+        reuse = previewed is not None and expected is not None and previewed[0] is expected
+        dep = previewed[1] if previewed is not None and reuse else self._read()
         if expected is not None and expected.basis and undo.fingerprint(dep) != expected.basis:
-            now = self.state_from(dep)
-            raise Conflict(
-                f"{self._what} changed since the rollback was previewed (previewed revision "
-                f"{expected.from_revision} {expected.from_image}, now revision {now.revision} "
-                f"{now.image}); nothing was applied: review it and try again"
-            )
+            raise self._changed_since(expected, dep)
         if to_revision is None and expected is not None:
             to_revision = expected.to_revision
-        replicasets = self._replicasets(dep)
+        replicasets = previewed[2] if previewed is not None and reuse else self._replicasets(dep)
         plan = undo.plan_rollback(dep, replicasets, to_revision)
         if plan.noop:
             yield Progress("rollback", plan.message, fraction=1.0)
@@ -454,13 +465,23 @@ class KubernetesTarget(Target):
                 )
             return again.patch(), JSON_PATCH
 
-        patched = self._write_conditionally(dep, make)
+        changed = partial(self._changed_since, expected) if reuse and expected else None
+        patched = self._write_conditionally(dep, make, changed)
         yield Progress(
             "rollback",
             f"{self._what} rolled back to revision {plan.to_revision} ({to_image})",
             fraction=0.0,
         )
         yield from self._follow(patched, cancel, "rollback")
+
+    def _changed_since(self, preview: RollbackPreview, dep: Obj) -> Conflict:
+        """Return the Conflict of a rollback whose ``preview`` no longer matches ``dep``."""
+        now = self.state_from(dep)
+        return Conflict(
+            f"{self._what} changed since the rollback was previewed (previewed revision "
+            f"{preview.from_revision} {preview.from_image}, now revision {now.revision} "
+            f"{now.image}); nothing was applied: review it and try again"
+        )
 
     def _follow(self, patched: Obj, cancel: CancelToken, step: str) -> Iterator[Progress]:
         """Yield progress of the rollout started by ``patched`` until it completes.

@@ -539,6 +539,49 @@ def test_status_only_change_between_read_and_write_is_retried(
     assert target.status().image == "reg/model:2"
 
 
+def test_rollback_after_its_preview_sends_only_the_patch_and_survives_a_status_update(
+    k8s_cluster: Any, cluster: Cluster, k8s_namespace: str
+) -> None:
+    build_history(cluster, k8s_namespace)
+    target = target_for(k8s_cluster, k8s_namespace)
+    preview = target.preview_rollback()
+    sent: list[str] = []
+    request = target.api.request
+
+    def spy(method: str, path: str, **kwargs: Any) -> Any:
+        sent.append(method)
+        return request(method, path, **kwargs)
+
+    target.api.request = spy  # type: ignore[method-assign]
+    try:
+        first = next(iter(target.rollback(expected=preview)))
+        # the previewed reads are the basis: kubectl's read, list, patch, minus the reads
+        assert sent == ["PATCH"], first
+        cluster.wait_complete(k8s_namespace)
+        assert target.status().image == "reg/model:2"
+
+        # a second preview, then only the controller's status moves before the confirm
+        preview = target.preview_rollback()
+        dep = cluster.get(k8s_namespace)
+        conditions = copy.deepcopy(dep["status"]["conditions"])
+        conditions[0]["message"] = "touched by a controller"
+        cluster.api.request(
+            "PATCH",
+            cluster.path(k8s_namespace) + "/status",
+            body={"status": {"conditions": conditions}},
+            content_type=k8s.MERGE_PATCH,
+            timeout=10,
+        )
+        sent.clear()
+        steps = list(target.rollback(expected=preview))
+    finally:
+        del target.api.request
+    # the stale read is refused by the server, read again and the patch re-planned
+    assert sent[:3] == ["PATCH", "GET", "PATCH"]
+    assert steps[-1].fraction == 1.0
+    assert target.status().image == preview.to_image == "reg/model:3"
+
+
 # --------------------------------------------------------------------------
 # RBAC
 
