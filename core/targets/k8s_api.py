@@ -1,6 +1,7 @@
 """The Kubernetes REST layer: JSON requests to API servers, shared per (kubeconfig, context).
 
-Requests go through one urllib3 pool per API server, built from the
+Requests go through one keep-alive connection pool per API server
+(:mod:`core.targets.k8s_http`, on the standard library), built from the
 :class:`~core.targets.kubeconfig.Connection` a kubeconfig describes, and are
 answered as plain dicts, exactly as the server serialised them. That keeps
 large lists cheap (no model objects) and lets a patch carry an object
@@ -24,12 +25,13 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from core.cancel import CancelToken
 from core.errors import (
     BackendUnavailable,
+    ConfigError,
     Conflict,
     MrcError,
     NotFound,
@@ -37,17 +39,14 @@ from core.errors import (
     PermissionDenied,
 )
 from core.sanitize import redact_url
+from core.targets.k8s_http import Pool, Response, TransportError, UnsupportedProxy
 from core.targets.kubeconfig import Connection, kubeconfig_paths, load_connection
-
-if TYPE_CHECKING:
-    from urllib3 import BaseHTTPResponse as HTTPResponse
-    from urllib3 import PoolManager
 
 #: Server-side timeout of one watch request; short so cancellation is noticed promptly.
 WATCH_SECONDS = 5
 #: Items asked for per page of a list call.
 LIST_PAGE = 500
-#: Connections kept open per API server (watches of several models run at once).
+#: Idle connections kept open per API server (more are opened while watches run at once).
 POOL_SIZE = 20
 #: Sent with every request, so the server's audit log names the console.
 USER_AGENT = "mrc"
@@ -69,7 +68,7 @@ class ApiError(OperationFailed):
 
 
 class Api:
-    """JSON requests to one API server through one urllib3 connection pool.
+    """JSON requests to one API server through one keep-alive connection pool.
 
     Obtain one with :func:`api_for` (shared per kubeconfig and context);
     ``context`` is the name used in error messages. The pool is built from
@@ -79,7 +78,7 @@ class Api:
     or may not have been applied), ConfigError when the credentials cannot be
     read, and the error :func:`http_error` maps an HTTP error answer to.
     Building one raises ConfigError when the client certificate or CA cannot
-    be loaded.
+    be loaded, or the proxy is not an ``http``/``https`` one.
     """
 
     def __init__(self, connection: Connection, context: str) -> None:
@@ -95,37 +94,45 @@ class Api:
         body: Any,
         content_type: str | None,
         timeout: tuple[float, float | None],
-    ) -> HTTPResponse:
-        import urllib3
-
-        url = self.connection.server + path
+    ) -> Response:
+        target = path
         if query:
-            url += "?" + urlencode([(k, _query_value(v)) for k, v in query])
+            target += "?" + urlencode([(k, _query_value(v)) for k, v in query])
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         authorization = self.connection.authorization()
         if authorization:
             headers["Authorization"] = authorization
-        data: bytes | str | None = None
+        data: bytes | None = None
         if body is not None:
-            data = body if isinstance(body, bytes | str) else json.dumps(body)
+            if isinstance(body, bytes):
+                data = body
+            else:
+                text = body if isinstance(body, str) else json.dumps(body)
+                data = text.encode("utf-8")
             headers["Content-Type"] = content_type or "application/json"
         elif content_type:
             headers["Content-Type"] = content_type
         try:
-            return self._pool.request(
+            return self._pool.open(
                 method,
-                url,
-                body=data,
+                target,
                 headers=headers,
-                timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
-                preload_content=False,
+                body=data,
+                connect_timeout=timeout[0],
+                read_timeout=timeout[1],
             )
         except Exception as exc:
             raise self._unreachable(method, exc) from exc
 
     def _unreachable(self, method: str, exc: Exception) -> MrcError:
+        """Return the BackendUnavailable for a request that failed with ``exc``.
+
+        A write that timed out, or that may have reached the server before the
+        connection failed, says the change may or may not have been applied.
+        """
         text = _one_line(exc)
-        if method != "GET" and "timed out" in text.lower():
+        maybe_sent = exc.sent if isinstance(exc, TransportError) else "timed out" in text.lower()
+        if method != "GET" and maybe_sent:
             text += " (the change may or may not have been applied)"
         return BackendUnavailable(redact_url(f"cannot reach {self.context} API server: {text}"))
 
@@ -148,12 +155,9 @@ class Api:
         """
         resp = self._send(method, path, query, body, content_type, (timeout / 2, timeout))
         try:
-            data = resp.data
+            data = resp.read()
         except Exception as exc:
-            resp.close()
             raise self._unreachable(method, exc) from exc
-        finally:
-            resp.release_conn()
         if not 200 <= resp.status < 300:
             raise http_error(resp.status, data.decode("utf-8", "replace"), what, self.context)
         result: Obj = json.loads(data) if data else {}
@@ -203,15 +207,12 @@ class Api:
         params = [*query, ("watch", "true"), ("timeoutSeconds", WATCH_SECONDS)]
         resp = self._send("GET", path, params, None, None, (timeout / 2, WATCH_SECONDS + timeout))
         if not 200 <= resp.status < 300:
-            data = resp.data
-            resp.release_conn()
-            raise http_error(resp.status, data.decode("utf-8", "replace"), "", self.context)
+            raise self._refused(resp)
         if current is not None:
             current[:] = [resp]
         buffer = b""
-        finished = False
         try:
-            for chunk in resp.stream(amt=None, decode_content=False):
+            for chunk in resp.chunks():
                 if cancel is not None and cancel.cancelled:
                     return
                 buffer += chunk
@@ -219,7 +220,6 @@ class Api:
                     line, buffer = buffer.split(b"\n", 1)
                     if line.strip():
                         yield json.loads(line)
-            finished = True
         except Exception as exc:
             if cancel is not None and cancel.cancelled:
                 return
@@ -227,10 +227,9 @@ class Api:
         finally:
             if current is not None:
                 current.clear()
-            if not finished:
-                # Unread stream data must not reach the next request on this connection.
-                resp.close()
-            resp.release_conn()
+            # Unread stream data must not reach the next request: an unfinished
+            # stream's connection is closed (a finished one is back in the pool).
+            resp.close()
 
     def lines(
         self,
@@ -249,14 +248,12 @@ class Api:
         """
         resp = self._send("GET", path, query, None, None, (timeout / 2, None))
         if not 200 <= resp.status < 300:
-            data = resp.data
-            resp.release_conn()
-            raise http_error(resp.status, data.decode("utf-8", "replace"), "", self.context)
+            raise self._refused(resp)
         if current is not None:
             current[:] = [resp]
         buffer = b""
         try:
-            for chunk in resp.stream(amt=None, decode_content=False):
+            for chunk in resp.chunks():
                 buffer += chunk
                 *complete, buffer = buffer.split(b"\n")
                 for line in complete:
@@ -269,14 +266,23 @@ class Api:
             if current is not None:
                 current.clear()
             resp.close()
-            resp.release_conn()
+
+    def _refused(self, resp: Response) -> MrcError:
+        """Return the error :func:`http_error` maps an error answer to (unreadable: unreachable)."""
+        try:
+            data = resp.read()
+        except Exception as exc:
+            return self._unreachable("GET", exc)
+        return http_error(resp.status, data.decode("utf-8", "replace"), "", self.context)
 
 
 def closer(current: list[Any]) -> Callable[[], None]:
     """Return a callback closing the watch response held in ``current`` (if any).
 
     Meant for :meth:`CancelToken.on_cancel`, with the list passed to
-    :meth:`Api.watch`; the callback never raises.
+    :meth:`Api.watch` or :meth:`Api.lines`; closing shuts the connection
+    down, so a read blocked in the streaming thread ends at once. The
+    callback never raises.
     """
 
     def close() -> None:
@@ -328,31 +334,32 @@ def _stamp(paths: list[str]) -> tuple[Any, ...]:
     return tuple(stamp)
 
 
-def _pool_for(connection: Connection) -> PoolManager:
-    """Return the urllib3 pool manager (a proxy manager with ``proxy``) for ``connection``.
+def _pool_for(connection: Connection) -> Pool:
+    """Return the connection pool for ``connection`` (through its proxy, if any).
 
-    Connections are retried once (each attempt may take half the timeout)
-    and answers never, so an unreachable server costs at most about one
-    timeout. Raises ConfigError when the TLS settings cannot be loaded.
+    Connecting is retried once (each attempt may take half the timeout) and
+    answers never, so an unreachable server costs at most about one timeout
+    (see :mod:`core.targets.k8s_http` for the retry rules). Raises
+    ConfigError when the TLS settings cannot be loaded, or the proxy is a
+    SOCKS or other unsupported one.
     """
-    import urllib3
-
-    retries = urllib3.Retry(
-        total=1, connect=1, read=0, redirect=0, status=0, other=0, raise_on_status=False
-    )
-    args: dict[str, Any] = {"retries": retries, "maxsize": POOL_SIZE}
-    if connection.https:
-        args["ssl_context"] = connection.ssl_context()
-        args["cert_reqs"] = "CERT_NONE" if connection.insecure else "CERT_REQUIRED"
-        if connection.tls_server_name:
-            args["server_hostname"] = connection.tls_server_name
-    if not connection.proxy:
-        return urllib3.PoolManager(**args)
-    if connection.proxy.lower().startswith("socks"):
-        from urllib3.contrib.socks import SOCKSProxyManager
-
-        return SOCKSProxyManager(connection.proxy, **args)
-    return urllib3.ProxyManager(connection.proxy, **args)
+    tls = connection.ssl_context() if connection.https else None
+    try:
+        return Pool(
+            connection.server,
+            tls=tls,
+            server_hostname=connection.tls_server_name if connection.https else "",
+            proxy=connection.proxy,
+            size=POOL_SIZE,
+        )
+    except UnsupportedProxy as exc:
+        raise ConfigError(
+            connection.source, [f"context {connection.context}: proxy-url: {exc}"]
+        ) from exc
+    except ValueError as exc:
+        raise ConfigError(
+            connection.source, [f"context {connection.context}: server: {exc}"]
+        ) from exc
 
 
 def _query_value(value: Any) -> str:
