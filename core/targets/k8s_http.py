@@ -86,8 +86,13 @@ def _endpoint(url: str) -> tuple[_Endpoint, str, str]:
 
 
 class _Connection(http.client.HTTPConnection):
-    """One keep-alive connection whose socket :class:`Pool` has already connected."""
+    """One keep-alive connection whose socket :class:`Pool` has already connected.
 
+    Its host and port are the server's (for the ``Host`` header), even when
+    the socket leads to a proxy; it never connects by itself.
+    """
+
+    auto_open = 0
     #: True once the connection carried a request (so a failure may be a stale keep-alive).
     used = False
 
@@ -344,7 +349,8 @@ class Pool:
         except (OSError, ValueError) as exc:
             sock.close()
             raise TransportError(f"{self._where()}: {_text(exc)}", sent=False) from exc
-        conn = _Connection(hop.host, hop.port, timeout=timeout)
+        conn = _Connection(self.server.host, self.server.port, timeout=timeout)
+        conn.default_port = 443 if self.server.https else 80
         conn.sock = sock
         return conn
 

@@ -22,6 +22,7 @@ import pytest
 from core.cancel import CancelToken
 from core.errors import BackendUnavailable, ConfigError, Conflict, NotFound, PermissionDenied
 from core.targets.k8s_api import Api, ApiError, closer
+from core.targets.k8s_http import Pool, Response
 from core.targets.kubeconfig import Connection
 from tests.unit.test_kubeconfig import _issue, _pem
 
@@ -201,6 +202,25 @@ def test_connection_close_answers_are_not_reused(serve: Callable[..., Server]) -
     server = serve(closing)
     client = api(server.url)
     assert [client.request("GET", "/", timeout=10.0)["conn"] for _ in range(3)] == [0, 1, 2]
+
+
+def test_answers_open_at_once_each_have_a_connection_and_size_idle_ones_are_kept(
+    serve: Callable[..., Server],
+) -> None:
+    server = serve(keep_alive)
+    pool = Pool(server.url, tls=None, size=2)
+
+    def open_three() -> list[Response]:
+        return [
+            pool.open("GET", f"/{i}", headers={}, body=None, connect_timeout=5.0, read_timeout=5.0)
+            for i in range(3)
+        ]
+
+    first = open_three()  # three answers unread at once: three connections
+    assert [json.loads(r.read())["conn"] for r in first] == [0, 1, 2]
+    second = open_three()  # two idle ones kept, the third was closed
+    assert sorted(json.loads(r.read())["conn"] for r in second) == [0, 1, 3]
+    assert server.connections == 4
 
 
 def _expires_on_reuse(number: int, sock: socket.socket, rfile: BinaryIO, server: Server) -> None:

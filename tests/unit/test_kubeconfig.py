@@ -116,7 +116,7 @@ def pki() -> Pki:
 
 
 class _Echo(http.server.BaseHTTPRequestHandler):
-    """Answers every GET with JSON: the path, the Authorization header, the client's CN."""
+    """Answers every GET with JSON: the path, Host and Authorization headers, the client's CN."""
 
     def do_GET(self) -> None:
         client = ""
@@ -126,7 +126,12 @@ class _Echo(http.server.BaseHTTPRequestHandler):
                 if key == "commonName":
                     client = value
         body = json.dumps(
-            {"path": self.path, "auth": self.headers.get("Authorization", ""), "client": client}
+            {
+                "path": self.path,
+                "host": self.headers.get("Host", ""),
+                "auth": self.headers.get("Authorization", ""),
+                "client": client,
+            }
         ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -605,6 +610,7 @@ def test_a_proxy_url_goes_to_the_official_loader_and_requests_use_the_proxy(
     assert conn.proxy == http_url
     answer = get(conn)
     assert answer["path"] == "http://cluster.invalid:6443/version"
+    assert answer["host"] == "cluster.invalid:6443"
     assert answer["auth"] == "Bearer t"
 
 
@@ -669,13 +675,14 @@ def test_an_https_server_behind_a_proxy_is_reached_through_a_connect_tunnel(
     conn = kc.load_connection(path)
     assert conn.proxy == proxy
     api = Api(conn, conn.context)
+    netloc = https_url.removeprefix("https://")
     assert api.request("GET", "/a", timeout=10.0) == {
         "path": "/a",
+        "host": netloc,  # the server's, not the proxy's
         "auth": "Bearer t",
         "client": "",
     }
     assert api.request("GET", "/b", timeout=10.0)["path"] == "/b"
-    netloc = https_url.removeprefix("https://")
     credentials = base64.b64encode(b"op:pw!").decode()
     assert set(heads) == {  # the echo server closes after each answer: a tunnel each
         f"CONNECT {netloc} HTTP/1.1\r\nHost: {netloc}\r\n"
