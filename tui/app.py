@@ -291,6 +291,7 @@ class MrcApp(App[None]):
         self.selected_target = target
         self.refresh_banners()
         if changed:
+            self.refresh_bindings()  # which keys are enabled depends on the model
             self.warm_history()
 
     def current_target_name(self) -> str:

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar
 from textual.app import ComposeResult
 from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from tui.widgets.banner import ContextBanner
+from tui.widgets.footer import KeyFooter
 
 if TYPE_CHECKING:
     from tui.app import MrcApp
@@ -78,7 +79,7 @@ class MrcScreen(Screen):
         yield ContextBanner()
         yield from self.compose_body()
         yield Static("", id="key-reasons", classes="key-reasons", markup=False)
-        yield Footer()
+        yield KeyFooter()
 
     def compose_body(self) -> ComposeResult:
         yield from ()

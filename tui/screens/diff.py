@@ -10,11 +10,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from core.domain import Commit, CommitDetail
 from tui.screens.confirm import diff_text
 from tui.text import literal, short_time
+from tui.widgets.footer import KeyFooter
 
 
 def detail_text(detail: CommitDetail) -> Text:
@@ -66,7 +67,7 @@ class CommitDiffScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="diff-scroll"):
             yield Static(Text(f"Loading {self.commit.short}…"), id="diff-body")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#diff-scroll").focus()

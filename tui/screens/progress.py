@@ -10,12 +10,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Log, ProgressBar, Static
+from textual.widgets import Log, ProgressBar, Static
 
 from core.domain import Progress
 from core.sanitize import clean_line
 from tui.runs import LiveOperation
 from tui.text import literal
+from tui.widgets.footer import KeyFooter
 
 LEVEL_STYLE = {"info": "", "warning": "yellow", "error": "bold red"}
 
@@ -105,7 +106,7 @@ class OperationScreen(ModalScreen[None]):
             yield Static(steps_text(self.op), id="op-steps")
             yield ProgressBar(total=100, show_eta=False, id="op-bar")
             yield Log(id="op-log", max_lines=20_000)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.update_view()

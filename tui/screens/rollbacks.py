@@ -14,13 +14,14 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from core.domain import JournalEntry, Outcome, Revision, RolloutState
 from tui.screens.base import EmptyState, MrcScreen
 from tui.screens.confirm import diff_text
 from tui.text import literal, short_time
 from tui.widgets.fit_table import Col, FitTable
+from tui.widgets.footer import KeyFooter
 
 OUTCOME_STYLE = {
     Outcome.DONE: "green",
@@ -109,7 +110,7 @@ class TextScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(self.body)
-        yield Footer()
+        yield KeyFooter()
 
 
 class RollbacksScreen(MrcScreen):
