@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Input, TextArea
 
 from core.sanitize import clean_line
+from tui import gc_pause
 from tui.operations import (
     OperationEnded,
     Operations,
@@ -378,6 +379,7 @@ class MrcApp(App[None]):
         asyncio.get_running_loop().set_default_executor(DaemonExecutor())
 
     def on_mount(self) -> None:
+        self.call_after_refresh(gc_pause.release)  # collection was held off while starting
         # Opening targets imports their client libraries: do it after the first frame.
         self.set_timer(0.5, self.warm_history)
         self.set_timer(0.5, self.load_permissions)

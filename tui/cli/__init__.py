@@ -16,6 +16,18 @@ def main(argv: list[str] | None = None) -> int:
     Only the front end the command needs is imported: opening the console
     loads no scripting command, a scripting command no console.
     """
+    from tui import gc_pause
+
+    gc_pause.hold()  # until the command starts its work (see tui.gc_pause)
+    try:
+        return _run(argv)
+    finally:
+        gc_pause.release()
+
+
+def _run(argv: list[str] | None) -> int:
+    """Parse ``argv`` and run the command it names; return the exit code."""
+    from tui import gc_pause
     from tui.cli.parser import build_parser
 
     args = build_parser().parse_args(argv)
@@ -37,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from tui.serve import run_serve
 
+        gc_pause.release()
         return run_serve(args)
     from tui.cli.runner import run_script
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from core.cancel import CancelToken
 from core.errors import MrcError
+from tui import gc_pause
 from tui.cli.output import Streams, exit_code_for
 from tui.cli.preflight import require_configuration
 from tui.cli.prompts import sigint_cancels
@@ -61,6 +62,7 @@ def run_command(
     try:
         if ws is None:
             ws = _open_workspace(args)
+        gc_pause.release()
         with sigint_cancels(cancel, streams.err):
             return body(ws, streams, cancel)
     except (MrcError, KeyboardInterrupt) as exc:
