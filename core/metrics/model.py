@@ -151,6 +151,8 @@ class DriftModel:
         self.scorer = DriftScorer(source, settings, training=loader, markers=lambda: self.markers)
         self._now = now
         self.last_view: DriftView | None = None
+        # The last computed view and what it was computed from (see refresh).
+        self._computed: tuple[tuple[object, ...], DriftView] | None = None
 
     def set_markers(self, markers: Sequence[Marker]) -> None:
         """Replace the release markers (e.g. after a new rollout was journaled)."""
@@ -297,6 +299,10 @@ class DriftModel:
     def refresh(self, start: datetime, end: datetime, width: int = 120) -> DriftView:
         """Fetch and return the view of [start, end]; never raises BackendUnavailable.
 
+        The view computed by the previous call is returned again (the same
+        object) when the range, the width and the markers are the same and the
+        source has collected nothing at or before ``end`` since.
+
         The source is asked for new data first (:meth:`MetricsSource.refresh`:
         the scrape source scrapes) when ``scrape_on_refresh`` is set; if that
         fails, or the source's :meth:`~MetricsSource.health` reports a failed
@@ -312,8 +318,18 @@ class DriftModel:
                 self.source.refresh()
             except BackendUnavailable as exc:
                 scrape_error = str(exc)
+        # The view depends on the range, the markers and the data up to ``end``: while
+        # none of them changed (no collection at or before ``end`` since), the view
+        # computed last is the same, and is returned without querying again.
+        collected = self.source.health().last_success
+        until = min(collected.timestamp(), end.timestamp()) if collected else None
+        key = (start, end, width, tuple(self.markers), until)
         try:
-            view = self.compute(start, end, width)
+            if self._computed is not None and self._computed[0] == key:
+                view = self._computed[1]
+            else:
+                view = self.compute(start, end, width)
+                self._computed = (key, view)
         except BackendUnavailable as exc:
             s = self.settings
             if self.last_view is not None:

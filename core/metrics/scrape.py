@@ -461,8 +461,9 @@ class ScrapeSource(MetricsSource):
         scrape after it); counter resets inside the window are handled. An
         empty Histogram when fewer than two scrapes are available.
         """
-        hs = self._histograms(self._snapshot(), metric)
-        result = _windows(hs, [end.timestamp()], (end - start).total_seconds())
+        t0, t1 = start.timestamp(), end.timestamp()
+        hs = self._histograms(_between(self._snapshot(), t0, t1), metric)
+        result = _windows(hs, [t1], t1 - t0)
         return result[0][1] if result else Histogram((), ())
 
     def histogram_range(
@@ -476,7 +477,10 @@ class ScrapeSource(MetricsSource):
         first scrape are left out.
         """
         times = grid_times(start, end, step_for(start, end, width))
-        return _windows(self._histograms(self._snapshot(), metric), times, window)
+        if not times:
+            return []
+        scrapes = _between(self._snapshot(), times[0] - window, times[-1])
+        return _windows(self._histograms(scrapes, metric), times, window)
 
     def alerts(self) -> list[Alert]:
         """Return an Alert for every threshold whose query's latest value exceeds it."""
@@ -595,6 +599,14 @@ def _downsample(
     for t, v in points:
         kept[math.floor(t / slot)] = (t, v)
     return [kept[k] for k in sorted(kept)]
+
+
+def _between(scrapes: list[_Scrape], t0: float, t1: float) -> list[_Scrape]:
+    """Return the scrapes windows over [t0, t1] need, oldest first: from the last one at
+    or before ``t0`` (the first one when none is) to the last one at or before ``t1``."""
+    stamps = [s.time for s in scrapes]
+    first = max(bisect.bisect_right(stamps, t0) - 1, 0)
+    return scrapes[first : bisect.bisect_right(stamps, t1)]
 
 
 def _windows(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,7 +14,7 @@ from core.metrics.model import DriftView
 from tests.tui.conftest import FIXED_NOW
 from tests.tui.test_shell import screen_text, wait_for
 from tui import data
-from tui.screens.drift import DriftScreen
+from tui.screens.drift import JUMPS, SCORE_SECONDS, DriftScreen
 
 RELEASE_AT = FIXED_NOW - timedelta(minutes=6)
 
@@ -97,10 +98,11 @@ async def test_time_range_keys_change_the_query(console, fixed_drift) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("5")
         await wait_for(pilot, lambda: len(fixed_drift) > 0)
+        # The query covers the range and one jump of the charts' window.
         await pilot.press("right_square_bracket")
-        await wait_for(pilot, lambda: fixed_drift[-1] == timedelta(hours=1))
+        await wait_for(pilot, lambda: fixed_drift[-1] == timedelta(hours=1) * (1 + 1 / JUMPS))
         await pilot.press("left_square_bracket", "left_square_bracket")
-        await wait_for(pilot, lambda: fixed_drift[-1] == timedelta(minutes=5))
+        await wait_for(pilot, lambda: fixed_drift[-1] == timedelta(minutes=5) * (1 + 1 / JUMPS))
         assert "range 5m" in screen_text(app)
 
 
@@ -231,3 +233,75 @@ async def test_features_reordered_by_a_refresh_show_the_new_ranking(console, mon
         assert "0.070" in income and "ok" in income.split("0.070", 1)[1]
         assert text.index(" age ") < text.index(" income ")
         assert "0.410" not in text and "0.020" not in text
+
+
+def live_view(workspace, model, span, now, width=120) -> DriftView:  # type: ignore[no-untyped-def]
+    """A live drift: one point every 15 s on the clock's grid up to ``now``, each
+    point's value a function of its time only (as the metrics sources give)."""
+    step = 15.0
+    first = math.ceil((now - span).timestamp() / step)
+    times = [k * step for k in range(first, math.floor(now.timestamp() / step) + 1)]
+    drift = tuple((t, 0.05 + 0.03 * math.sin(t / 120)) for t in times)
+    return replace(
+        fixed_view(workspace, model, span, now),
+        step=step,
+        drift=Series("psi", drift),
+        quantiles=(Series("p50", tuple((t, 0.5 + v) for t, v in drift)),),
+        markers=(),
+    )
+
+
+async def test_a_new_point_repaints_only_the_right_end_of_each_chart(console, monkeypatch) -> None:
+    """Live, a chart's window stays put while points are added: one more step of
+    data changes only the cells at its right end, and a poll with nothing new
+    plots nothing. (A chart whose x axis moved with the clock shifted every point,
+    so nearly every cell changed at every step.)"""
+    monkeypatch.setattr(data, "drift_view", live_view)
+    span = timedelta(minutes=15)
+    jump = span.total_seconds() / JUMPS
+    # Two minutes after a jump of the window: the next one is minutes away.
+    start = math.ceil(FIXED_NOW.timestamp() / jump) * jump + 120
+    clock = {"now": datetime.fromtimestamp(start, UTC)}
+    app = console().make_app()
+    app.clock = lambda: clock["now"]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: "drift now" in screen_text(app))
+        charts = [app.screen.query_one(f"#{name}") for name in ("chart-drift", "chart-prediction")]
+        await wait_for(pilot, lambda: all(c._picture is not None for c in charts))
+        await pilot.pause(1.5)  # another poll at the same time
+        before = [(c._picture, c.builds) for c in charts]
+        assert all(c.builds == builds for c, (_, builds) in zip(charts, before, strict=True))
+        clock["now"] += timedelta(seconds=30)  # two more points
+        await wait_for(
+            pilot,
+            lambda: all(c._picture is not old for c, (old, _) in zip(charts, before, strict=True)),
+        )
+        for chart, (old, _) in zip(charts, before, strict=True):
+            changes = old.changes(chart._picture)
+            width = chart.size.width
+            assert changes, "the new points are drawn"
+            assert len({row for row, _, _ in changes}) <= 4, changes
+            assert all(first > width * 2 // 3 for _, first, _ in changes), (width, changes)
+
+
+async def test_scores_are_those_of_the_latest_ten_second_mark(console, monkeypatch) -> None:
+    """Polled every second, the screen asks for the view as of the latest multiple of
+    SCORE_SECONDS: the scores on screen change at most once per mark."""
+    asked: list[datetime] = []
+
+    def view(workspace, model, span, now, width=120):  # type: ignore[no-untyped-def]
+        asked.append(now)
+        return fixed_view(workspace, model, span, now)
+
+    monkeypatch.setattr(data, "drift_view", view)
+    mark = math.floor(FIXED_NOW.timestamp() / SCORE_SECONDS) * SCORE_SECONDS
+    clock = {"now": datetime.fromtimestamp(mark + 3, UTC)}
+    app = console().make_app()
+    app.clock = lambda: clock["now"]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: len(asked) >= 2)
+        clock["now"] += timedelta(seconds=SCORE_SECONDS)
+        await wait_for(pilot, lambda: asked[-1].timestamp() > mark)
+    assert {t.timestamp() for t in asked} == {mark, mark + SCORE_SECONDS}

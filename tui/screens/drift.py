@@ -1,4 +1,19 @@
-"""Drift screen: drift score, prediction distribution, service health, release markers."""
+"""Drift screen: drift score, prediction distribution, service health, release markers.
+
+Live, the screen polls every second (a source that stops answering turns the
+status line STALE within a second), but what it shows moves on in fixed steps
+of the clock, so that an idle look at it costs little and the numbers do not
+flicker:
+
+* the scores ("drift now" and the features) are those of the drift window
+  ending at the latest multiple of :data:`SCORE_SECONDS` (10 s);
+* each chart is a strip chart over a fixed window of the range plus one jump
+  (a quarter of the range, :data:`JUMPS`): new points are added on its right
+  until they reach its right edge, then the window jumps on by a quarter of
+  the range. The chart always shows at least the whole range, the x axis shows
+  UTC clock times, and a new point repaints only the cells around it
+  (see :mod:`tui.widgets.chart`).
+"""
 
 from __future__ import annotations
 
@@ -59,6 +74,30 @@ FEATURE_COLUMNS = (
 ALL_CHARTS_MIN_HEIGHT = 34
 #: The charts, in the order ``c`` shows them; the drift chart first.
 CHART_IDS = ("chart-drift", "chart-prediction", "chart-service")
+#: The scores shown are those of the window ending at the latest multiple of this (seconds).
+SCORE_SECONDS = 10.0
+#: The charts' window moves on in jumps of 1/JUMPS of the range.
+JUMPS = 4
+
+
+def score_time(now: datetime) -> datetime:
+    """Return the time the screen's scores are computed at: ``now`` rounded down to a
+    multiple of :data:`SCORE_SECONDS`."""
+    return datetime.fromtimestamp(
+        math.floor(now.timestamp() / SCORE_SECONDS) * SCORE_SECONDS, now.tzinfo
+    )
+
+
+def chart_window(now: datetime, span: timedelta) -> tuple[datetime, datetime]:
+    """Return the (start, end) of the charts' window for a range ``span`` at ``now``.
+
+    The end is the first multiple of a jump (``span / JUMPS``) at or after
+    ``now``, the start a range and a jump before it: the window holds at least
+    the last ``span`` and stays put until ``now`` passes its end.
+    """
+    jump = span.total_seconds() / JUMPS
+    end = datetime.fromtimestamp(math.ceil(now.timestamp() / jump) * jump, now.tzinfo)
+    return end - span - timedelta(seconds=jump), end
 
 
 def advice_text(advice: Any) -> Text:
@@ -231,15 +270,22 @@ class DriftScreen(MrcScreen):
         return max([*widths, 0]) or self.size.width or 120
 
     def poll(self) -> None:
+        """Fetch the view of the charts' window (see :func:`chart_window`) as of
+        :func:`score_time`."""
         if self.mrc.selected_model:
-            self.fetch(self.mrc.selected_model, self.span, self.chart_width())
+            # A range and a jump before ``at``: the same length, so the same step and grid,
+            # at every poll; it covers the charts' window, whose start is no earlier.
+            span = self.span * (1 + 1 / JUMPS)
+            self.fetch(
+                self.mrc.selected_model, span, score_time(self.mrc.clock()), self.chart_width()
+            )
 
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
-    def fetch(self, model: str, span: timedelta, width: int = 120) -> None:
-        """Query the metrics source and compute drift for charts ``width`` cells wide,
-        in a worker."""
+    def fetch(self, model: str, span: timedelta, now: datetime, width: int = 120) -> None:
+        """Query the metrics source and compute drift over the ``span`` before ``now``
+        for charts ``width`` cells wide, in a worker."""
         try:
-            view = data.drift_view(self.mrc.workspace, model, span, self.mrc.clock(), width)
+            view = data.drift_view(self.mrc.workspace, model, span, now, width)
         except Exception as error:
             self.post_message(self.Fetched(model, None, str(error)))
             return
@@ -275,11 +321,9 @@ class DriftScreen(MrcScreen):
         """Draw one DriftView: charts, current score, alerts, features."""
         from tui.widgets.chart import Threshold
 
-        # The right edge moves on in whole steps: the points sit on multiples of
-        # the step, so between two steps the charts' pictures do not change.
+        # A fixed window: new points fill it on the right until it jumps on.
         step = view.step if view.step > 0 else 1.0
-        now = datetime.fromtimestamp(math.ceil(view.now.timestamp() / step) * step, view.now.tzinfo)
-        start = now - self.span
+        start, now = chart_window(view.now, self.span)
         drift_cfg = self.mrc.workspace.config.model(self.mrc.selected_model).drift
         charts = self._charts  # kept: a query of the DOM each second costs more than a draw
         charts["chart-drift"].draw(

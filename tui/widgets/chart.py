@@ -8,13 +8,25 @@ so each string from outside passes :func:`core.sanitize.clean_line` first.
 Marker labels are placed in character cells so that they never overlap each
 other or the legend: a label that does not fit is shortened, moved one row
 down, or dropped (its vertical line stays).
+
+A live chart is a strip chart: its window ``[start, end]`` is given by the
+screen and stays put while new points are added on the right of the data, up
+to ``end`` (the Drift screen moves it on in jumps, see :mod:`tui.screens.drift`). The x
+axis is labelled with UTC clock times at fixed multiples of a tick interval,
+and the y limits are stable: a chart with thresholds (drift) shows fixed
+bands (0 to twice the highest threshold, doubled while a value is above), the
+others "nice" limits (1, 2, 2.5 or 5 times a power of ten) that grow at once
+and shrink only when the data fill less than a third of them. So a new point
+changes only the cells around it, and a chart whose picture would not change
+is neither plotted nor repainted.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from rich.text import Text
 from textual.app import RenderResult
@@ -127,14 +139,93 @@ def _find_spot(
     return None
 
 
+#: Tick intervals of the x axis (seconds), shortest first: the first that gives
+#: at most one label per :data:`TICK_COLUMNS` plot columns is used.
+TICK_STEPS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800)
+TICK_COLUMNS = 9
+
+
+def time_ticks(start: float, end: float, columns: int) -> list[tuple[float, str]]:
+    """Return the x ticks of a window [start, end] (unix seconds) ``columns`` wide.
+
+    Each tick is (minutes before ``end``, UTC clock label): the multiples of a
+    tick interval from :data:`TICK_STEPS`, so a window that stays put keeps
+    its ticks. Labels are ``HH:MM``, or ``MM-DD`` for intervals of a day or more.
+    """
+    most = max(2, columns // TICK_COLUMNS)
+    step = next((s for s in TICK_STEPS if (end - start) / s <= most), TICK_STEPS[-1])
+    fmt = "%m-%d" if step >= 86400 else "%H:%M"
+    first = math.ceil(start / step) * step
+    return [
+        ((t - end) / 60.0, datetime.fromtimestamp(t, UTC).strftime(fmt))
+        for t in range(first, math.floor(end) + 1, step)
+    ]
+
+
+def nice_ceil(value: float) -> float:
+    """Return the smallest 1, 2, 2.5 or 5 times a power of ten that is >= ``value`` (0 for <= 0)."""
+    if value <= 0:
+        return 0.0
+    power = 10.0 ** math.floor(math.log10(value))
+    if power == 0.0:
+        return value  # below the smallest normal float: nothing nicer to show
+    for factor in (1.0, 2.0, 2.5, 5.0, 10.0):
+        if value <= factor * power * (1 + 1e-9):
+            return factor * power
+    return 10.0 * power  # pragma: no cover - rounding at the top of a decade
+
+
+def band_limits(values: Sequence[float], levels: Sequence[float]) -> tuple[float, float]:
+    """Return fixed y limits for a chart with threshold ``levels`` (e.g. warn, alert).
+
+    From 0 (or below, for a negative value) to twice the highest level, doubled
+    until every value fits: the bands stay where they are while the data move.
+    """
+    top = 2 * max(levels) if levels and max(levels) > 0 else 1.0
+    high = max(values, default=0.0)
+    while top < high:
+        top *= 2
+    return min(0.0, min(values, default=0.0)), top
+
+
+def nice_limits(
+    values: Sequence[float], previous: tuple[float, float] | None
+) -> tuple[float, float]:
+    """Return "nice" y limits for ``values``, keeping ``previous`` while they still fit.
+
+    The limits are 0 (or minus a nice value below a negative minimum) to the
+    nice value above the maximum (:func:`nice_ceil`). ``previous`` limits are
+    kept while every value fits in them and the new top would not be under a
+    third of theirs: the scale grows at once and shrinks only when the data
+    fill little of it. (0, 1) without values.
+    """
+    if not values:
+        return previous or (0.0, 1.0)
+    low, high = min(values), max(values)
+    bottom = -nice_ceil(-low) if low < 0 else 0.0
+    top = nice_ceil(high)
+    if top <= bottom:
+        top = bottom + 1.0
+    if previous is not None:
+        was_bottom, was_top = previous
+        if was_bottom == bottom and high <= was_top and top * 3 > was_top:
+            return previous
+    return bottom, top
+
+
 @dataclass
 class _Spec:
-    """What :meth:`TimeChart.draw` was asked to draw, plotted at render time."""
+    """What :meth:`TimeChart.draw` was asked to draw, plotted at render time.
+
+    ``end`` is the window's right edge (unix seconds), ``span`` its width in
+    minutes, ``series`` only the points inside it, ``ylim`` the y limits.
+    """
 
     title: str = ""
     series: Sequence[Series] = ()
-    now: float = 0.0
+    end: float = 0.0
     span: float = 1.0
+    ylim: tuple[float, float] = (0.0, 1.0)
     markers: Sequence[Marker] = ()
     thresholds: Sequence[Threshold] = ()
     y_label: str = ""
@@ -142,10 +233,10 @@ class _Spec:
 
 
 class TimeChart(PlotextPlot):
-    """Series over "minutes ago" with vertical release markers.
+    """Series over a fixed time window, with threshold lines and vertical release markers.
 
-    The x axis is minutes relative to ``now`` (negative to the left) so the
-    chart reads the same at any time of day and over SSH without a locale.
+    The x axis shows UTC clock times (the same on every machine, no locale);
+    see the module docstring for how the window and the y limits stay put.
     """
 
     _last_built: str = ""
@@ -161,6 +252,9 @@ class TimeChart(PlotextPlot):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._spec: _Spec | None = None
+        self._ylim: tuple[float, float] | None = None
+        #: How many times the chart was plotted (plotext build), for tests.
+        self.builds = 0
 
     @property
     def placed_labels(self) -> list[Placed]:
@@ -171,19 +265,35 @@ class TimeChart(PlotextPlot):
         self,
         title: str,
         series: Sequence[Series],
-        now: datetime,
+        end: datetime,
         start: datetime,
         *,
         markers: Sequence[Marker] = (),
         thresholds: Sequence[Threshold] = (),
         y_label: str = "",
     ) -> None:
-        """Replace the chart's content and redraw it (when the picture changed)."""
+        """Show ``series`` in the window [start, end] and redraw (when the picture changed).
+
+        Points outside the window are left out; the y limits follow the rules
+        of the module docstring.
+        """
+        end_ts, start_ts = end.timestamp(), start.timestamp()
+        inside = tuple(
+            replace(one, points=tuple(p for p in one.points if start_ts <= p[0] <= end_ts))
+            for one in series
+        )
+        values = [v for one in inside for _, v in one.points if math.isfinite(v)]
+        if thresholds:
+            ylim = band_limits(values, [t.value for t in thresholds])
+        else:
+            ylim = nice_limits(values, self._ylim)
+        self._ylim = ylim
         spec = _Spec(
             title=clean_line(title, max_len=MAX_TITLE),
-            series=tuple(series),
-            now=now.timestamp(),
-            span=max((now - start).total_seconds() / 60.0, 1e-6),
+            series=inside,
+            end=end_ts,
+            span=max((end_ts - start_ts) / 60.0, 1e-6),
+            ylim=ylim,
             markers=tuple(markers),
             thresholds=tuple(thresholds),
             y_label=clean_line(y_label, max_len=MAX_LEGEND),
@@ -203,30 +313,27 @@ class TimeChart(PlotextPlot):
         if spec is None:
             return
         plt.title(spec.title)
-        span, now_ts = spec.span, spec.now
+        span, end_ts = spec.span, spec.end
         plt.xlim(-span, 0)
+        ticks = time_ticks(end_ts - span * 60.0, end_ts, max(1, width - Y_AXIS_COLUMNS))
+        plt.xticks([x for x, _ in ticks], [label for _, label in ticks])
         names: list[str] = []
-        values = [t.value for t in spec.thresholds]
         for index, one in enumerate(spec.series):
-            points = [((t - now_ts) / 60.0, v) for t, v in one.points if t <= now_ts]
-            if not points:
+            if not one.points:
                 continue
-            xs, ys = zip(*points, strict=True)
-            values += ys
+            xs = [(t - end_ts) / 60.0 for t, _ in one.points]
+            ys = [v for _, v in one.points]
             name = clean_line(one.name, max_len=MAX_LEGEND)
             names.append(name)
-            plt.plot(list(xs), list(ys), label=name, color=PALETTE[index % len(PALETTE)])
-        bottom = min(0.0, min(values, default=0.0))
-        top = max(values, default=1.0)
-        if top <= bottom:
-            top = bottom + 1.0
+            plt.plot(xs, ys, label=name, color=PALETTE[index % len(PALETTE)])
+        bottom, top = spec.ylim
         plt.ylim(bottom, top)
         for threshold in spec.thresholds:
             plt.hline(threshold.value, threshold.color)
         self._plot_markers(spec, width, height, names, bottom, top)
         if not names:
             plt.text("no data yet", x=-span / 2, y=(bottom + top) / 2)
-        plt.xlabel("minutes ago")
+        plt.xlabel("time (UTC)")
         if spec.y_label:
             plt.ylabel(spec.y_label)
 
@@ -239,7 +346,7 @@ class TimeChart(PlotextPlot):
         plot_rows = max(1, height - CHROME_ROWS)
         visible: list[tuple[float, Marker]] = []
         for marker in spec.markers:
-            x = (marker.time.timestamp() - spec.now) / 60.0
+            x = (marker.time.timestamp() - spec.end) / 60.0
             if -spec.span <= x <= 0:
                 visible.append((x, marker))
                 plt.vline(x, "red" if marker.kind == "rollback" else "yellow")
@@ -265,8 +372,7 @@ class TimeChart(PlotextPlot):
 
         Plots the spec at the widget's size and compares the picture with the
         one on screen, row by row: unchanged rows are not repainted, and a
-        changed row only from its first to its last changed cell (runs of
-        changes further apart are repainted apart). Nothing is repainted when
+        changed row only from its first to its last changed cell. Nothing is repainted when
         the picture is the same, so an idle screen does not rewrite the
         terminal; before the first layout the whole widget is refreshed.
         """
@@ -284,13 +390,21 @@ class TimeChart(PlotextPlot):
         if old is None or old.size != picture.size:
             self.refresh()
             return
-        regions = [Region(start, row, end - start, 1) for row, start, end in old.changes(picture)]
+        # One region per row, from its first to its last changed cell: a terminal update
+        # writes a widget's line from its left edge to the end of the region, so two
+        # regions on one row would write its start twice.
+        spans: dict[int, tuple[int, int]] = {}
+        for row, start, end in old.changes(picture):
+            first, last = spans.get(row, (start, end))
+            spans[row] = (min(first, start), max(last, end))
+        regions = [Region(start, row, end - start, 1) for row, (start, end) in spans.items()]
         if regions:
             self.refresh(*regions)
 
     def _build(self) -> str:
         """Plot the spec at the widget's size and return plotext's ANSI picture."""
         width, height = self.size.width, self.size.height
+        self.builds += 1
         self._plot_spec(width, height)
         self._plot.plotsize(width, height)
         self._plot._set_size(width, height)
