@@ -286,13 +286,15 @@ class RolloutsScreen(MrcScreen):
             return  # from a watch stopped meanwhile
         update = message.update
         was_polling = bool(self._polled)
+        reasons = set(self._polled.values())
         for key in update.up:
             self._polled.pop(key, None)
         self._polled.update(update.down)
         rows = [row for key, row in update.rows.items() if key not in self._polled]
         if rows:
             self.apply_rows(rows)
-        self._show_badge()
+        if set(self._polled.values()) != reasons:
+            self._show_badge()  # the badge names the reasons: unchanged, nothing to redo
         if self._polled and not was_polling:
             self._schedule(0.01)  # poll the rows whose watch failed now
 

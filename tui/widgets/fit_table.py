@@ -115,10 +115,12 @@ class FitTable(DataTable[Any]):
         height = self.scrollable_content_region.height
         if height <= 0:
             return []
-        rows = self.ordered_rows
         top = int(self.scroll_y)
-        first, last = max(0, top - height), min(len(rows), top + 2 * height)
-        return [str(row.key.value) for row in rows[first:last]]
+        first, last = max(0, top - height), min(self.row_count, top + 2 * height)
+        # Only the rows asked for: DataTable.ordered_rows walks every row again
+        # after each cell update.
+        keys = (self._row_locations.get_key(index) for index in range(first, last))
+        return [str(key.value) for key in keys if key is not None]
 
     def on_mount(self) -> None:
         self._refit(force=True)
@@ -152,15 +154,23 @@ class FitTable(DataTable[Any]):
         cut.truncate(width, overflow="ellipsis")
         return cut
 
-    def _refit(self, *, force: bool = False) -> None:
-        """Recompute the widths; rebuild the columns and rows when they changed."""
+    def _refit(self, *, force: bool = False) -> bool:
+        """Recompute the widths and apply them; return True when the rows were added again.
+
+        When the same columns stay, only their widths change in place (see
+        :meth:`_resize`); when a column is dropped or comes back (or
+        ``force``), the columns and rows are rebuilt.
+        """
         if self._fitting or not self.is_mounted:
-            return
+            return False
         widths = fit_widths(
             self.specs, self._content(), max(1, self._available()), self.cell_padding
         )
         if widths == self._widths and not force:
-            return
+            return False
+        if not force and self.columns and list(widths) == list(self._widths):
+            self._resize(widths)
+            return False
         self._fitting = True
         try:
             order = [row.key.value for row in self.ordered_rows]
@@ -177,6 +187,32 @@ class FitTable(DataTable[Any]):
                 self.move_cursor(row=min(cursor, len(order) - 1), animate=False)
         finally:
             self._fitting = False
+        return True
+
+    def _resize(self, widths: dict[str, int]) -> None:
+        """Give the shown columns ``widths`` (same keys, same order) without adding rows again.
+
+        A column whose width changed gets its cells again only where one was
+        cut, or has to be: with 1,000 rows, a state column that widens and
+        narrows as one row rolls out would otherwise re-add every row each time.
+        """
+        before, self._widths = self._widths, widths
+        for key, width in widths.items():
+            if width == before[key]:
+                continue
+            self.columns[ColumnKey(key)].width = width
+            limit = min(width, before[key])
+            if max(self._sizes.get(key) or [0]) <= limit:
+                continue  # no cell was cut, none has to be
+            column = ColumnKey(key)
+            for row, cells in self._cells.items():
+                cell = cells.get(key, "")
+                if _width(cell) > limit and row in self.rows:
+                    self._data[RowKey(row)][column] = self._fit(key, cell)
+        self._update_count += 1
+        self._clear_caches()
+        self._require_update_dimensions = True  # the virtual width, on idle
+        self.refresh()
 
     def _add(self, key: str) -> RowKey:
         cells = self._cells[key]
@@ -224,9 +260,10 @@ class FitTable(DataTable[Any]):
             self._count(column, before, -1)
         self._cells[row][column] = value
         self._count(column, value, 1)
-        if _width(before) != _width(value) and self._content_grew(row):  # same width: same fit
-            self._refit()
-        elif column in self._widths:
+        # Same width: same fit. A rebuild adds every row again, this cell with it.
+        if _width(before) != _width(value) and self._content_grew(row) and self._refit():
+            return
+        if column in self._widths:
             # DataTable.update_cell repaints the whole table; the columns keep their
             # widths here, so only this cell's line is repainted.
             self._cell_only = True
