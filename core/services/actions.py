@@ -133,16 +133,16 @@ def _journalled(
     to_revision: str,
     details: Mapping[str, Any],
     stop_after_first: bool = False,
-    seen: tuple[str, dict[str, Any]] | None = None,
 ) -> Iterator[Progress]:
     """Run ``start()`` between a journal row's intent and its outcome; yield its progress.
 
-    The row's ``from_*`` are ``seen`` (revision, details) when given, else
-    the target's status read now. Contract as :func:`run_rollout`.
+    The row's ``from_*`` are the target's status read now (what was live when
+    the action was attempted, also when it is then refused). Contract as
+    :func:`run_rollout`.
     """
     if cancel is not None:
         cancel.raise_if_cancelled()
-    from_revision, before = seen if seen is not None else _observe(target, "from_")
+    from_revision, before = _observe(target, "from_")
     entry = journal.begin(
         target.model,
         target.name,
@@ -244,9 +244,6 @@ def run_rollback(
     :attr:`~core.targets.base.Target.acknowledges_first` (the backend accepted
     the change and carries it out on its own) and records ``done`` with the
     detail ``"waited": false``; other targets are followed to the end anyway.
-    A preview with a ``basis`` is the state the rollback refuses to leave
-    unless it is still live, so its ``from_*`` are journalled without reading
-    the target again; otherwise the target's status is read.
     """
     return _journalled(
         journal,
@@ -258,15 +255,7 @@ def run_rollback(
         to_revision="" if to_revision is None else str(to_revision),
         details={"requested": "previous" if to_revision is None else str(to_revision)},
         stop_after_first=not wait and target.acknowledges_first,
-        seen=_previewed(expected) if expected is not None and expected.basis else None,
     )
-
-
-def _previewed(preview: RollbackPreview) -> tuple[str, dict[str, Any]]:
-    """Return the from-revision (as text) and ``from_*`` details a preview shows."""
-    revision = "" if preview.from_revision is None else str(preview.from_revision)
-    details = {"from_image": preview.from_image, "from_commit": preview.from_commit}
-    return revision, {key: value for key, value in details.items() if value}
 
 
 def run_simple(
