@@ -5,14 +5,19 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import App, ComposeResult
 
+from tests.tui.test_shell import wait_for
 from tui.widgets.fit_table import Col, FitTable
 
 COLUMNS = (Col("name", "name"), Col("image", "image", priority=1, min_width=6))
 
 
 class TableApp(App[None]):
+    def __init__(self, narrow_after: float = 0.0) -> None:
+        super().__init__()
+        self.narrow_after = narrow_after
+
     def compose(self) -> ComposeResult:
-        yield FitTable(COLUMNS, id="table")
+        yield FitTable(COLUMNS, id="table", narrow_after=self.narrow_after)
 
 
 def _width(table: FitTable, column: str) -> int:
@@ -106,3 +111,38 @@ async def test_cells_cut_to_fit_are_cut_again_when_their_column_narrows_or_widen
         assert len(table.get_cell("a", "image").plain) == available
         lines = [strip.text for strip in (table.render_line(y) for y in range(4))]
         assert any(table.get_cell("a", "image").plain in line for line in lines), lines
+
+
+async def test_a_column_that_widens_again_soon_is_not_narrowed_meanwhile() -> None:
+    app = TableApp(narrow_after=3600.0)
+    async with app.run_test(size=(80, 20)) as pilot:
+        table = app.query_one(FitTable)
+        for index in range(50):
+            table.add_row(Text(f"m{index:02d}"), Text("img:1"), key=f"m{index:02d}")
+        table.update_cell("m01", "image", Text("progressing"))
+        await pilot.pause()
+        assert _width(table, "image") == len("progressing")
+        table.update_cell("m01", "image", Text("img:2"))  # done: narrower, later
+        await pilot.pause()
+        assert _width(table, "image") == len("progressing")
+        assert table.get_cell("m01", "image").plain == "img:2"
+        table.update_cell("m02", "image", Text("progressing"))  # the next one starts
+        table.update_cell("m03", "image", Text("registry/model:wider"))  # wider: at once
+        await pilot.pause()
+        assert _width(table, "image") == len("registry/model:wider")
+        lines = [strip.text for strip in (table.render_line(y) for y in range(6))]
+        assert any("m01" in line and "img:2" in line for line in lines), lines
+
+
+async def test_a_column_narrows_after_the_delay() -> None:
+    app = TableApp(narrow_after=0.05)
+    async with app.run_test(size=(80, 20)) as pilot:
+        table = app.query_one(FitTable)
+        for index in range(5):
+            table.add_row(Text(f"m{index:02d}"), Text("img:1"), key=f"m{index:02d}")
+        table.update_cell("m01", "image", Text("progressing"))
+        await pilot.pause()
+        table.update_cell("m01", "image", Text("img:2"))
+        await wait_for(pilot, lambda: _width(table, "image") == len("image"))
+        lines = [strip.text for strip in (table.render_line(y) for y in range(6))]
+        assert any("m01" in line and "img:2" in line for line in lines), lines

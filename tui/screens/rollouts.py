@@ -178,6 +178,8 @@ class RolloutsScreen(MrcScreen):
     AUTO_FOCUS = "#rollouts-table"
     TITLE_TEXT = "3 Rollouts"
     POLL_SECONDS = 3.0
+    #: Seconds before a column narrows (a state column is not redrawn twice per rollout).
+    NARROW_AFTER = 3.0
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "detail", "Detail", id="rollouts.detail", tooltip="Pods and events"),
@@ -218,7 +220,9 @@ class RolloutsScreen(MrcScreen):
 
     def compose_body(self) -> ComposeResult:
         yield EmptyState(id="rollouts-empty")
-        yield FitTable(FIT_COLUMNS, id="rollouts-table", cursor_type="row")
+        yield FitTable(
+            FIT_COLUMNS, id="rollouts-table", cursor_type="row", narrow_after=self.NARROW_AFTER
+        )
         yield Input(placeholder="image (or commit) to roll out; enter", id="rollouts-image")
         yield Static("", id="rollouts-badge", markup=False)
         yield Static("", id="rollouts-status", markup=False)

@@ -18,6 +18,7 @@ from typing import Any, Self
 from rich.cells import cell_len
 from rich.text import Text
 from textual.geometry import Region
+from textual.timer import Timer
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
@@ -86,13 +87,21 @@ class FitTable(DataTable[Any]):
     Use :meth:`add_row`, :meth:`update_cell` and :meth:`clear` as on a
     DataTable; the columns are declared once with :class:`Col`. Dropped
     columns come back when the table is wide enough again.
+
+    ``narrow_after`` (seconds, default 0: at once) delays narrowing a column
+    whose widest cell got narrower: a column that widens again meanwhile (the
+    state of one row after another rolling out) is not redrawn twice for
+    each. Widening, and anything that brings a dropped column back, is
+    immediate.
     """
 
     #: True inside :meth:`update_cell`: DataTable's whole-table refresh is skipped.
     _cell_only = False
 
-    def __init__(self, columns: Sequence[Col], **kwargs: Any) -> None:
+    def __init__(self, columns: Sequence[Col], *, narrow_after: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.narrow_after = narrow_after
+        self._narrowing: Timer | None = None
         self.specs = list(columns)
         self._cells: dict[str, dict[str, Cell]] = {}
         #: Per column, how many cells have each width: the widest is known
@@ -235,6 +244,24 @@ class FitTable(DataTable[Any]):
                 return RowKey(key)
         return self._add(key)
 
+    def _fit_now(self) -> bool:
+        """Refit now, or later when it only narrows columns; return True when rows were re-added."""
+        if self.narrow_after > 0 and self._widths:
+            fitted = fit_widths(
+                self.specs, self._content(), max(1, self._available()), self.cell_padding
+            )
+            if list(fitted) == list(self._widths) and all(
+                fitted[key] <= width for key, width in self._widths.items()
+            ):
+                if self._narrowing is None:
+                    self._narrowing = self.set_timer(self.narrow_after, self._narrow)
+                return False
+        return self._refit()
+
+    def _narrow(self) -> None:
+        self._narrowing = None
+        self._refit()
+
     def _content_grew(self, key: str) -> bool:
         """True when row ``key`` needs a wider column than the current fit gives."""
         fitted = fit_widths(
@@ -261,7 +288,7 @@ class FitTable(DataTable[Any]):
         self._cells[row][column] = value
         self._count(column, value, 1)
         # Same width: same fit. A rebuild adds every row again, this cell with it.
-        if _width(before) != _width(value) and self._content_grew(row) and self._refit():
+        if _width(before) != _width(value) and self._content_grew(row) and self._fit_now():
             return
         if column in self._widths:
             # DataTable.update_cell repaints the whole table; the columns keep their
