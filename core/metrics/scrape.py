@@ -31,6 +31,7 @@ constructor: a threshold fires when the latest value of its query exceeds
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import math
 import re
@@ -601,6 +602,16 @@ def _downsample(
     return [kept[k] for k in sorted(kept)]
 
 
+@functools.lru_cache(maxsize=16384)
+def _increase(later: Histogram, earlier: Histogram) -> tuple[float, ...]:
+    """Return the cumulative counts observed between two snapshots of one histogram (see
+    :func:`~core.metrics.drift.histogram_delta`).
+
+    Cached by value: a refresh sums the same consecutive scrapes' increases again.
+    """
+    return histogram_delta(later, earlier).cumulative
+
+
 def _between(scrapes: list[_Scrape], t0: float, t1: float) -> list[_Scrape]:
     """Return the scrapes windows over [t0, t1] need, oldest first: from the last one at
     or before ``t0`` (the first one when none is) to the last one at or before ``t1``."""
@@ -639,7 +650,7 @@ def _windows(
         elif prev.bounds != cur.bounds:
             inc = cur.cumulative
         else:
-            inc = histogram_delta(cur, prev).cumulative
+            inc = _increase(cur, prev)
         prefix.append([a + b for a, b in zip(prefix[-1], inc, strict=True)])
     out = []
     for t, base, end in spans:
