@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from rich.text import Text
 
 from core.domain import Alert, DriftBand, DriftScore, Marker, Series
 from core.errors import BackendUnavailable
@@ -283,6 +284,8 @@ async def test_a_new_point_repaints_only_the_right_end_of_each_chart(console, mo
             assert changes, "the new points are drawn"
             assert len({row for row, _, _ in changes}) <= 4, changes
             assert all(first > width * 2 // 3 for _, first, _ in changes), (width, changes)
+            # The lines that did not change were reused, and the picture is still plotext's.
+            assert chart._picture.text == Text.from_ansi(chart._last_built)
 
 
 async def test_scores_are_those_of_the_latest_ten_second_mark(console, monkeypatch) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from rich.ansi import AnsiDecoder
 from rich.text import Text
 from textual.app import RenderResult
 from textual.geometry import Region
@@ -384,7 +385,7 @@ class TimeChart(PlotextPlot):
         built = self._build()
         if built == self._last_built and old is not None and old.size == self._picture_key():
             return
-        picture = _Picture.of(built, self._picture_key())
+        picture = _Picture.of(built, self._picture_key(), old)
         self._last_built = built
         self._picture = picture
         if old is None or old.size != picture.size:
@@ -439,19 +440,37 @@ class _Picture:
     size: tuple[int, int, str]
     text: Text
     rows: tuple[tuple[tuple[str, object], ...], ...]
+    #: plotext's ANSI lines and their decoded texts, to reuse in the next picture.
+    lines: tuple[str, ...] = ()
+    texts: tuple[Text, ...] = ()
 
     @classmethod
-    def of(cls, built: str, size: tuple[int, int, str]) -> _Picture:
-        """Return the picture of plotext's ANSI output ``built`` drawn at ``size``."""
-        text = Text.from_ansi(built)
-        rows = []
-        for line in text.split("\n", allow_blank=True):
-            styles: list[object] = [None] * len(line.plain)
-            for span in line.spans:
-                for index in range(span.start, min(span.end, len(styles))):
-                    styles[index] = span.style
-            rows.append(tuple(zip(line.plain, styles, strict=True)))
-        return cls(size, text, tuple(rows))
+    def of(
+        cls, built: str, size: tuple[int, int, str], previous: _Picture | None = None
+    ) -> _Picture:
+        """Return the picture of plotext's ANSI output ``built`` drawn at ``size``.
+
+        A line equal to the same line of ``previous`` (drawn at the same size)
+        reuses its decoding: a new point changes a few lines of a chart.
+        """
+        lines = tuple(built.split("\n"))
+        reuse = previous if previous is not None and previous.size == size else None
+        texts: list[Text] = []
+        rows: list[tuple[tuple[str, object], ...]] = []
+        for index, line in enumerate(lines):
+            if reuse is not None and index < len(reuse.lines) and reuse.lines[index] == line:
+                texts.append(reuse.texts[index])
+                rows.append(reuse.rows[index])
+                continue
+            # Each line on its own: plotext closes every style it opens on a line.
+            text = AnsiDecoder().decode_line(line)
+            styles: list[object] = [None] * len(text.plain)
+            for span in text.spans:
+                for column in range(span.start, min(span.end, len(styles))):
+                    styles[column] = span.style
+            texts.append(text)
+            rows.append(tuple(zip(text.plain, styles, strict=True)))
+        return cls(size, Text("\n").join(texts), tuple(rows), lines, tuple(texts))
 
     def changes(self, other: _Picture) -> list[tuple[int, int, int]]:
         """Return (row, first column, end column) of each run of cells that differ in ``other``."""
@@ -460,7 +479,7 @@ class _Picture:
         for row in range(max(len(self.rows), len(other.rows))):
             mine = self.rows[row] if row < len(self.rows) else empty
             theirs = other.rows[row] if row < len(other.rows) else empty
-            if mine == theirs:
+            if mine is theirs or mine == theirs:
                 continue
             longest = max(len(mine), len(theirs))
             start = end = -1
