@@ -12,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from core.cancel import CancelToken
 from core.domain import Phase, TargetDetail
@@ -24,6 +24,7 @@ from tui.screens.base import EmptyState, MrcScreen
 from tui.text import ago, literal
 from tui.widgets.alerts import AlertsPanel
 from tui.widgets.fit_table import Col, FitTable
+from tui.widgets.footer import KeyFooter
 
 PHASE_STYLE = {
     Phase.COMPLETE: "green",
@@ -146,7 +147,7 @@ class TargetDetailScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(f"Loading {self.model}/{self.target}…", id="detail-body", markup=False)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.load()

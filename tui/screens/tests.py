@@ -11,13 +11,14 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Log, Static
+from textual.widgets import DataTable, Log, Static
 
 from core.domain import RunStatus, TestRun
 from core.sanitize import clean_line
 from tui.screens.base import EmptyState, MrcScreen
 from tui.text import literal, short_time
 from tui.widgets.fit_table import Col, FitTable
+from tui.widgets.footer import KeyFooter
 
 _STATUS_STYLE = {
     RunStatus.PASSED: "green",
@@ -102,7 +103,7 @@ class ResultsScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(results_text(self.run))
-        yield Footer()
+        yield KeyFooter()
 
 
 class TestsScreen(MrcScreen):
