@@ -288,7 +288,7 @@ async def test_a_new_point_repaints_only_the_right_end_of_each_chart(console, mo
             assert chart._picture.text == Text.from_ansi(chart._last_built)
 
 
-async def test_scores_are_those_of_the_latest_ten_second_mark(console, monkeypatch) -> None:
+async def test_scores_are_those_of_the_latest_score_mark(console, monkeypatch) -> None:
     """Polled every second, the screen asks for the view as of the latest multiple of
     SCORE_SECONDS: the scores on screen change at most once per mark."""
     asked: list[datetime] = []

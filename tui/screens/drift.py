@@ -6,7 +6,8 @@ of the clock, so that an idle look at it costs little and the numbers do not
 flicker:
 
 * the scores ("drift now" and the features) are those of the drift window
-  ending at the latest multiple of :data:`SCORE_SECONDS` (10 s);
+  ending at the latest multiple of :data:`SCORE_SECONDS` (15 s, a
+  Prometheus scrape interval);
 * each chart is a strip chart over a fixed window of the range plus one jump
   (a quarter of the range, :data:`JUMPS`): new points are added on its right
   until they reach its right edge, then the window jumps on by a quarter of
@@ -75,7 +76,7 @@ ALL_CHARTS_MIN_HEIGHT = 34
 #: The charts, in the order ``c`` shows them; the drift chart first.
 CHART_IDS = ("chart-drift", "chart-prediction", "chart-service")
 #: The scores shown are those of the window ending at the latest multiple of this (seconds).
-SCORE_SECONDS = 10.0
+SCORE_SECONDS = 15.0
 #: The charts' window moves on in jumps of 1/JUMPS of the range.
 JUMPS = 4
 
@@ -176,6 +177,7 @@ class DriftScreen(MrcScreen):
         self._shown: dict[str, Text] = {}
         self.chart_index = 0  # the chart shown when only one fits
         self.advice: Any = None  # core.services.views.DriftAdvice of the view on screen
+        self._drawn: Any = None  # the DriftView on screen
 
     def compose_body(self) -> ComposeResult:
         yield EmptyState(id="drift-empty")
@@ -318,9 +320,17 @@ class DriftScreen(MrcScreen):
         self._update_static("#drift-status", text)
 
     def render_view(self, view: Any) -> None:
-        """Draw one DriftView: charts, current score, alerts, features."""
+        """Draw one DriftView: charts, current score, alerts, features.
+
+        The view drawn last (the same object: nothing new, see
+        :meth:`DriftModel.refresh`) only refreshes the score's guard line.
+        """
         from tui.widgets.chart import Threshold
 
+        if view is self._drawn:
+            self._show_score(view)
+            return
+        self._drawn = view
         # A fixed window: new points fill it on the right until it jumps on.
         step = view.step if view.step > 0 else 1.0
         start, now = chart_window(view.now, self.span)
@@ -351,21 +361,8 @@ class DriftScreen(MrcScreen):
         charts["chart-service"].draw(
             "errors / latency / throughput", service, now, start, markers=view.markers
         )
-        score = view.current
-        text = Text()
-        text.append("drift now: ", style="bold")
-        if score.value is None:
-            text.append(f"not enough data ({score.samples:.0f} samples)", style="dim")
-        else:
-            text.append(f"{score.value:.3f} {score.band.value}", style=BAND_STYLE[score.band])
-        target = self.mrc.current_target_name()
-        guard = self.mrc.workspace.guard_state(self.mrc.selected_model, target) if target else None
-        if guard is not None:
-            text.append("\n")
-            text.append_text(guard_text(guard))
         self.advice = self._advise(view)
-        text.append_text(advice_text(self.advice))
-        self._update_static("#drift-score", text)
+        self._show_score(view)
         alerts = Text()
         for alert in view.alerts:
             alerts.append_text(literal(f"{alert.state} {alert.name}", style="bold red"))
@@ -384,6 +381,23 @@ class DriftScreen(MrcScreen):
         self._update_static("#drift-errors", problems)
         self.query_one("#drift-errors").display = bool(view.panel_errors)
         self._show_features(view.features[:10])
+
+    def _show_score(self, view: Any) -> None:
+        """Show the current score of ``view``, the guard's state and :attr:`advice`."""
+        score = view.current
+        text = Text()
+        text.append("drift now: ", style="bold")
+        if score.value is None:
+            text.append(f"not enough data ({score.samples:.0f} samples)", style="dim")
+        else:
+            text.append(f"{score.value:.3f} {score.band.value}", style=BAND_STYLE[score.band])
+        target = self.mrc.current_target_name()
+        guard = self.mrc.workspace.guard_state(self.mrc.selected_model, target) if target else None
+        if guard is not None:
+            text.append("\n")
+            text.append_text(guard_text(guard))
+        text.append_text(advice_text(self.advice))
+        self._update_static("#drift-score", text)
 
     def _advise(self, view: Any) -> Any:
         """Return which action fits ``view``'s drift (see :func:`core.services.views.drift_advice`).
