@@ -290,7 +290,8 @@ async def test_a_new_point_repaints_only_the_right_end_of_each_chart(console, mo
 
 async def test_scores_are_those_of_the_latest_score_mark(console, monkeypatch) -> None:
     """Polled every second, the screen asks for the view as of the latest multiple of
-    SCORE_SECONDS: the scores on screen change at most once per mark."""
+    SCORE_SECONDS once it has a score: the scores on screen change at most once per
+    mark. Before the first score it asks as of now, so the first score is not late."""
     asked: list[datetime] = []
 
     def view(workspace, model, span, now, width=120):  # type: ignore[no-untyped-def]
@@ -306,5 +307,35 @@ async def test_scores_are_those_of_the_latest_score_mark(console, monkeypatch) -
         await pilot.press("5")
         await wait_for(pilot, lambda: len(asked) >= 2)
         clock["now"] += timedelta(seconds=SCORE_SECONDS)
-        await wait_for(pilot, lambda: asked[-1].timestamp() > mark)
-    assert {t.timestamp() for t in asked} == {mark, mark + SCORE_SECONDS}
+        await wait_for(pilot, lambda: asked[-1].timestamp() > mark + 3)
+    assert asked[0].timestamp() == mark + 3  # no score on screen yet: as of now
+    assert {t.timestamp() for t in asked[1:]} == {mark, mark + SCORE_SECONDS}
+
+
+async def test_until_there_is_a_score_every_poll_asks_as_of_now(console, monkeypatch) -> None:
+    """A model without a score yet (too little data) is asked as of each poll's now, so its
+    first score shows within a poll of the data being there, not at the next mark."""
+    asked: list[datetime] = []
+
+    def view(workspace, model, span, now, width=120):  # type: ignore[no-untyped-def]
+        asked.append(now)
+        scored = fixed_view(workspace, model, span, now)
+        if len(asked) < 4:
+            none = DriftScore("psi", None, DriftBand.NOT_ENOUGH_DATA, samples=12)
+            return replace(scored, current=none)
+        return scored
+
+    monkeypatch.setattr(data, "drift_view", view)
+    mark = math.floor(FIXED_NOW.timestamp() / SCORE_SECONDS) * SCORE_SECONDS
+    clock = {"now": datetime.fromtimestamp(mark + 1, UTC)}
+    app = console().make_app()
+    app.clock = lambda: clock["now"]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: "not enough data" in screen_text(app))
+        for _ in range(3):
+            seen = len(asked)
+            clock["now"] += timedelta(seconds=1)
+            await wait_for(pilot, lambda: len(asked) > seen)  # noqa: B023
+        await wait_for(pilot, lambda: "drift now: 0.380" in screen_text(app))
+    assert [t.timestamp() for t in asked[:4]] == [mark + 1, mark + 2, mark + 3, mark + 4]

@@ -7,7 +7,9 @@ flicker:
 
 * the scores ("drift now" and the features) are those of the drift window
   ending at the latest multiple of :data:`SCORE_SECONDS` (15 s, a
-  Prometheus scrape interval);
+  Prometheus scrape interval) once the model has a score; until then every
+  poll asks as of now, so the first score shows as soon as there is data
+  enough for it, not up to a mark later;
 * each chart is a strip chart over a fixed window of the range plus one jump
   (a quarter of the range, :data:`JUMPS`): new points are added on its right
   until they reach its right edge, then the window jumps on by a quarter of
@@ -178,6 +180,7 @@ class DriftScreen(MrcScreen):
         self.chart_index = 0  # the chart shown when only one fits
         self.advice: Any = None  # core.services.views.DriftAdvice of the view on screen
         self._drawn: Any = None  # the DriftView on screen
+        self._scored = ""  # the model whose view on screen has a score (polls go by marks)
 
     def compose_body(self) -> ComposeResult:
         yield EmptyState(id="drift-empty")
@@ -278,9 +281,9 @@ class DriftScreen(MrcScreen):
             # A range and a jump before ``at``: the same length, so the same step and grid,
             # at every poll; it covers the charts' window, whose start is no earlier.
             span = self.span * (1 + 1 / JUMPS)
-            self.fetch(
-                self.mrc.selected_model, span, score_time(self.mrc.clock()), self.chart_width()
-            )
+            model, now = self.mrc.selected_model, self.mrc.clock()
+            at = score_time(now) if self._scored == model else now
+            self.fetch(model, span, at, self.chart_width())
 
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
     def fetch(self, model: str, span: timedelta, now: datetime, width: int = 120) -> None:
@@ -301,6 +304,7 @@ class DriftScreen(MrcScreen):
         else:
             self.last_error = ""
             self.last_success = self.mrc.clock()
+            self._scored = message.model if message.view.current.value is not None else ""
             self.render_view(message.view)
         self._status()
 
