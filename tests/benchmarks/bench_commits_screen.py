@@ -98,14 +98,7 @@ async def _measure(workspace: Workspace) -> dict[str, float]:
         await pilot.press("home")
 
         # `end` pressed as soon as the first page is drawn (nothing read ahead).
-        screen._tail.clear()
-        table.rows.clear()
-        screen.load_page("bench", 0, "")
-        while not table.rows:
-            await asyncio.sleep(0.001)
-        screen._tail.clear()
-        out["end_cold"] = await _time_end(pilot, table)
-        await pilot.press("home")
+        out["end_cold"] = await _time_end_cold(pilot, screen, table)
         while screen._tail_reading is not None:
             await asyncio.sleep(0.01)
 
@@ -153,15 +146,22 @@ async def _end_cold(workspace: Workspace) -> float:
         for _ in range(3):
             while screen._tail_reading is not None:
                 await asyncio.sleep(0.01)
-            screen._tail.clear()
-            table.rows.clear()
-            screen.load_page("bench", 0, "")
-            while not table.rows:
-                await asyncio.sleep(0.001)
-            screen._tail.clear()
-            times.append(await _time_end(pilot, table))
-            await pilot.press("home")
+            times.append(await _time_end_cold(pilot, screen, table))
     return statistics.median(times)
+
+
+async def _time_end_cold(pilot, screen, table: VirtualTable) -> float:  # type: ignore[no-untyped-def]
+    """Load the first page again, press ``end`` once it is drawn (nothing read ahead),
+    then ``home``; return the seconds until the oldest commit was on screen."""
+    screen._tail.clear()
+    table.rows.clear()
+    screen.load_page("bench", 0, "")
+    while not table.rows:
+        await asyncio.sleep(0.001)
+    screen._tail.clear()
+    elapsed = await _time_end(pilot, table)
+    await pilot.press("home")
+    return elapsed
 
 
 def _rev_list_count(repo: Path) -> float:
@@ -204,11 +204,11 @@ def main() -> None:
         git_times.append(time.perf_counter() - start)
     with tempfile.TemporaryDirectory() as tmp:
         config = parse(f'[[model]]\nname = "bench"\nrepo = "{repo}"\n', source=Path(tmp) / "c")
-        workspace = Workspace(config, journal=Journal(Path(tmp) / "j.sqlite3"), state_dir=tmp)
+        workspace = Workspace(config, journal=Journal(Path(tmp) / "j.sqlite3"), state_dir=Path(tmp))
         numbers = asyncio.run(_measure(workspace))
         graph = _with_commit_graph(repo, Path(tmp) / "graph.git")
         config = parse(f'[[model]]\nname = "bench"\nrepo = "{graph}"\n', source=Path(tmp) / "c")
-        workspace = Workspace(config, journal=Journal(Path(tmp) / "g.sqlite3"), state_dir=tmp)
+        workspace = Workspace(config, journal=Journal(Path(tmp) / "g.sqlite3"), state_dir=Path(tmp))
         numbers["end_cold_graph"] = asyncio.run(_end_cold(workspace))
         numbers["count"] = _rev_list_count(repo)
         numbers["count_graph"] = _rev_list_count(graph)
