@@ -299,9 +299,12 @@ class DriftModel:
     def refresh(self, start: datetime, end: datetime, width: int = 120) -> DriftView:
         """Fetch and return the view of [start, end]; never raises BackendUnavailable.
 
-        The view computed by the previous call is returned again (the same
-        object) when the range, the width and the markers are the same and the
-        source has collected nothing at or before ``end`` since.
+        For a source that collects in the background (its health has a
+        ``last_success``), the view computed by the previous call is returned
+        again (the same object) when the range, the width and the markers are
+        the same and the source has collected nothing at or before ``end``
+        since. A source that answers each query itself (Prometheus) is asked
+        every time: its data may change, or it may stop answering, unseen.
 
         The source is asked for new data first (:meth:`MetricsSource.refresh`:
         the scrape source scrapes) when ``scrape_on_refresh`` is set; if that
@@ -325,7 +328,7 @@ class DriftModel:
         until = min(collected.timestamp(), end.timestamp()) if collected else None
         key = (start, end, width, tuple(self.markers), until)
         try:
-            if self._computed is not None and self._computed[0] == key:
+            if collected is not None and self._computed is not None and self._computed[0] == key:
                 view = self._computed[1]
             else:
                 view = self.compute(start, end, width)

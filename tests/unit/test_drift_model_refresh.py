@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from core.domain import Histogram
+from core.errors import BackendUnavailable
+from core.metrics.base import SourceHealth
 from core.metrics.model import DriftModel, DriftSettings
 from core.metrics.scrape import ScrapeSource
 
@@ -72,3 +75,32 @@ def test_histogram_window_reads_only_the_scrapes_at_its_edges() -> None:
     start, end = T0 + timedelta(seconds=20), T0 + timedelta(seconds=50)
     assert source.histogram_window("pred", start, end) == short.histogram_window("pred", start, end)
     assert source.histogram_window("pred", start, end).cumulative[-1] == 3000
+
+
+class AnsweringSource(ScrapeSource):
+    """Buffered data, but reported like a source that answers each query itself
+    (no background collection, as Prometheus): it can stop answering."""
+
+    down = False
+
+    def health(self) -> SourceHealth:
+        return SourceHealth()
+
+    def histogram_range(self, *args: Any, **kwargs: Any) -> Any:
+        if self.down:
+            raise BackendUnavailable("prometheus unreachable")
+        return super().histogram_range(*args, **kwargs)
+
+
+def test_a_source_without_background_collection_is_asked_at_every_refresh() -> None:
+    source = AnsweringSource("http://127.0.0.1:1/metrics")
+    for s in range(61):
+        source.ingest(exposition(100 * s), (T0 + timedelta(seconds=s)).timestamp())
+    dm = model(source)
+    end = T0 + timedelta(seconds=60)
+    first = dm.refresh(end - timedelta(seconds=60), end)
+    again = dm.refresh(end - timedelta(seconds=60), end)
+    assert again is not first and not again.stale
+    source.down = True
+    gone = dm.refresh(end - timedelta(seconds=60), end)
+    assert gone.stale and "unreachable" in gone.error
