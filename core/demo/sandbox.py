@@ -732,24 +732,3 @@ def _fast_import_stream(
             out.append(f"reset refs/tags/{tag}\nfrom :{n}\n\n".encode())
     out.append(b"done\n")
     return b"".join(out)
-
-
-def _main() -> None:  # pragma: no cover - manual debugging aid
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Build the demo sandbox and serve it.")
-    parser.add_argument("--dir", type=Path, default=None)
-    parser.add_argument("--serve", action="store_true", help="start server and traffic")
-    args = parser.parse_args()
-    sandbox = build_sandbox(args.dir)
-    print(sandbox.config)
-    if args.serve:
-        procs.install_exit_handlers()
-        background = sandbox.start_background()
-        print(f"serving {sandbox.url}; Ctrl-C stops", flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            background.stop()

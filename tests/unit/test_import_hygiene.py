@@ -33,7 +33,6 @@ ENTRY_POINTS: dict[tuple[str, str], set[str]] = {
     ("core.demo.traffic", "main"): {"argparse"},
     ("core.demo.traffic", "__main__"): {"sys.exit("},
     ("core.procs", "__main__"): {"sys.exit("},
-    ("core.demo.sandbox", "_main"): {"import argparse", "argparse", "print("},
 }
 
 
