@@ -42,6 +42,7 @@ from typing import Any
 
 from core.cancel import CancelToken
 from core.config import parse
+from core.errors import MrcError
 from core.journal import Journal
 from core.services.workspace import Workspace
 from core.targets import k8s_status as st
@@ -162,17 +163,34 @@ def _settled(dep: dict[str, Any]) -> bool:
 def _wait_settled(api: Any, ns: str) -> float:
     """Wait until every Deployment of ``ns`` is settled; return the seconds waited.
 
-    Raises RuntimeError after SETTLE_TIMEOUT.
+    Lists the Deployments, then follows their watch (listing again when the
+    watch breaks, e.g. 410 Gone) until none is left unsettled. Raises
+    RuntimeError after SETTLE_TIMEOUT.
     """
     started = time.perf_counter()
-    while True:
-        items, _ = api.list_all(apps_path(ns, "deployments"), timeout=30)
-        pending = sum(1 for dep in items if not _settled(dep))
-        if not pending:
-            return time.perf_counter() - started
+    path = apps_path(ns, "deployments")
+    pending: set[str] = {""}
+    rv = ""
+    while pending:
         if time.perf_counter() - started > SETTLE_TIMEOUT:
-            raise RuntimeError(f"{pending} Deployments still changing after {SETTLE_TIMEOUT} s")
-        time.sleep(2)
+            raise RuntimeError(f"{len(pending)} Deployments still changing after {SETTLE_TIMEOUT}s")
+        try:
+            if not rv:
+                items, rv = api.list_all(path, timeout=30)
+                pending = {dep["metadata"]["name"] for dep in items if not _settled(dep)}
+            for event in api.watch(path, query=[("resourceVersion", rv)], timeout=30):
+                obj = event.get("object") or {}
+                meta = obj.get("metadata") or {}
+                rv = str(meta.get("resourceVersion", rv))
+                if event.get("type") == "DELETED" or _settled(obj):
+                    pending.discard(meta.get("name", ""))
+                elif event.get("type") in ("ADDED", "MODIFIED"):
+                    pending.add(meta.get("name", ""))
+                if not pending:
+                    break
+        except MrcError:
+            rv = ""  # list again
+    return time.perf_counter() - started
 
 
 class _EventCount:
