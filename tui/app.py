@@ -13,7 +13,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import Hit, Hits, Provider
 from textual.screen import Screen
-from textual.widgets import Input, TextArea
+from textual.widgets import Input
 
 from core.sanitize import clean_line
 from tui import gc_pause
@@ -26,9 +26,6 @@ from tui.operations import (
 )
 from tui.runs import LiveOperation
 from tui.screens.base import Dialog, MrcScreen
-from tui.screens.help import HelpScreen
-from tui.screens.jump import JumpScreen
-from tui.screens.progress import OperationScreen
 from tui.widgets.banner import BannerInfo
 
 if TYPE_CHECKING:
@@ -407,11 +404,10 @@ class MrcApp(App[None]):
 
         They work on every screen and panel (progress, diff, detail, help),
         and are off while a :class:`~tui.screens.base.Dialog` waits for its
-        answer or a text field has focus (then the key is text).
+        answer or a text field (an :class:`~textual.widgets.Input`, the only
+        kind the console has) has focus: then the key is text.
         """
-        return not isinstance(self.screen, Dialog) and not isinstance(
-            self.focused, (Input, TextArea)
-        )
+        return not isinstance(self.screen, Dialog) and not isinstance(self.focused, Input)
 
     def disabled_reason(self, action: str) -> str | None:
         """Return why the app-wide ``action`` cannot run now, or None when it can."""
@@ -491,6 +487,9 @@ class MrcApp(App[None]):
         self.goto(name)
 
     def action_help(self) -> None:
+        # The help, jump and progress screens load on first use, after the first frame.
+        from tui.screens.help import HelpScreen
+
         if isinstance(self.screen, HelpScreen):
             self.screen.dismiss()
             return
@@ -513,6 +512,8 @@ class MrcApp(App[None]):
         self.push_screen(HelpScreen(sections, reasons))
 
     def action_jump(self) -> None:
+        from tui.screens.jump import JumpScreen
+
         def done(choice: str | None) -> None:
             if choice is None:
                 return
@@ -831,11 +832,17 @@ class MrcApp(App[None]):
 
         def go(answer: ConfirmDecision) -> None:
             op = self.ops.retrain(model, answer.reason or reason)
-            self.push_screen(OperationScreen(op, live=self.live))
+            self.show_operation(op)
 
         self.confirm_action(self.decide("retrain", model), summary, go)
 
     # -- long operations ----------------------------------------------------
+
+    def show_operation(self, op: LiveOperation) -> None:
+        """Open the progress view of ``op`` (a build, release or retrain)."""
+        from tui.screens.progress import OperationScreen
+
+        self.push_screen(OperationScreen(op, live=self.live))
 
     def operations(self, kind: str | None = None) -> list[LiveOperation]:
         """Tests, builds and releases started from this console, oldest first."""
@@ -872,7 +879,7 @@ class MrcApp(App[None]):
     def start_build(self, model: str, commit: str) -> None:
         """Build the model's image at ``commit`` with a progress view."""
         op = self.ops.build(model, commit)
-        self.push_screen(OperationScreen(op, live=self.live))
+        self.show_operation(op)
 
     def start_release(self, model: str, commit: str) -> None:
         """Release ``commit`` once confirmed as the table asks, then run the pipeline."""
@@ -883,7 +890,7 @@ class MrcApp(App[None]):
 
         def go(decision: ConfirmDecision) -> None:
             op = self.ops.release(model, commit, target.name, decision.reason)
-            self.push_screen(OperationScreen(op, live=self.live))
+            self.show_operation(op)
 
         summary = Text(f"Release {commit[:8]} of {model} to {target.name} ({target.kind}).")
         self.confirm_action(self.decide("release", model, target.name), summary, go)
