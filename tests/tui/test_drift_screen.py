@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from rich.text import Text
+from textual._compositor import CompositorUpdate
+from textual.app import App
 
 from core.domain import Alert, DriftBand, DriftScore, Marker, Series
 from core.errors import BackendUnavailable
@@ -286,6 +289,55 @@ async def test_a_new_point_repaints_only_the_right_end_of_each_chart(console, mo
             assert all(first > width * 2 // 3 for _, first, _ in changes), (width, changes)
             # The lines that did not change were reused, and the picture is still plotext's.
             assert chart._picture.text == Text.from_ansi(chart._last_built)
+
+
+def _terminal_writes(monkeypatch) -> list[str]:  # type: ignore[no-untyped-def]
+    """Record what the app would write to a terminal for each screen update (Pilot runs
+    headless and writes nothing): the escape sequences and text of each update."""
+    writes: list[str] = []
+
+    def display(app, screen, renderable) -> None:  # type: ignore[no-untyped-def]
+        if isinstance(renderable, CompositorUpdate):
+            writes.append(renderable.render_segments(app.console))
+
+    monkeypatch.setattr(App, "_display", display)
+    return writes
+
+
+async def test_a_new_point_writes_only_the_right_end_of_each_chart(console, monkeypatch) -> None:
+    """A terminal update writes each repainted line of a widget from the widget's left
+    edge: a new point at the right end of a chart must not rewrite its y axis, legend
+    and every point left of it. What a new point writes starts in the chart's right
+    quarter on every line."""
+    monkeypatch.setattr(data, "drift_view", live_view)
+    writes = _terminal_writes(monkeypatch)
+    span = timedelta(minutes=15)
+    jump = span.total_seconds() / JUMPS
+    start = math.ceil(FIXED_NOW.timestamp() / jump) * jump + 120
+    clock = {"now": datetime.fromtimestamp(start, UTC)}
+    app = console().make_app()
+    app.clock = lambda: clock["now"]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: "drift now" in screen_text(app))
+        charts = [app.screen.query_one(f"#{name}") for name in ("chart-drift", "chart-prediction")]
+        await wait_for(pilot, lambda: all(c._picture is not None for c in charts))
+        await pilot.pause(0.5)
+        pictures = [c._picture for c in charts]
+        writes.clear()
+        clock["now"] += timedelta(seconds=30)  # two more points
+        await wait_for(
+            pilot,
+            lambda: all(c._picture is not old for c, old in zip(charts, pictures, strict=True)),
+        )
+        await pilot.pause(0.2)
+        regions = [c.region for c in charts]
+    written = "".join(writes)
+    moves = [(int(y) - 1, int(x) - 1) for y, x in re.findall(r"\x1b\[(\d+);(\d+)H", written)]
+    in_charts = [(y, x, region) for y, x in moves for region in regions if region.contains(x, y)]
+    assert in_charts, "the new points are written"
+    for y, x, region in in_charts:
+        assert x >= region.x + region.width * 3 // 4, (y, x, region)
 
 
 async def test_scores_are_those_of_the_latest_score_mark(console, monkeypatch) -> None:

@@ -19,6 +19,12 @@ others "nice" limits (1, 2, 2.5 or 5 times a power of ten) that grow at once
 and shrink only when the data fill less than a third of them. So a new point
 changes only the cells around it, and a chart whose picture would not change
 is neither plotted nor repainted.
+
+Textual writes a repainted cell with everything left of it on the same line of
+the same widget. The right part of a chart, where a strip chart's new points
+are drawn (the last :data:`TAIL_PERCENT` percent), is therefore a widget of its
+own (:class:`_Tail`, on top of the chart and showing the same picture): a new
+point rewrites the lines of that part only, not the whole width of the chart.
 """
 
 from __future__ import annotations
@@ -30,8 +36,9 @@ from datetime import UTC, datetime
 
 from rich.ansi import AnsiDecoder
 from rich.text import Text
-from textual.app import RenderResult
+from textual.app import ComposeResult, RenderResult
 from textual.geometry import Region
+from textual.widget import Widget
 from textual_plotext import PlotextPlot
 
 from core.domain import Marker, Series
@@ -49,6 +56,8 @@ CHROME_ROWS = 5
 Y_AXIS_COLUMNS = 7
 #: Free columns kept between two labels on the same row.
 LABEL_GAP = 1
+#: Width of the chart's right part that is repainted on its own (percent of the chart).
+TAIL_PERCENT = 25
 
 
 @dataclass(frozen=True)
@@ -243,11 +252,16 @@ class TimeChart(PlotextPlot):
     _last_built: str = ""
     _picture: _Picture | None = None
 
-    DEFAULT_CSS = """
-    TimeChart {
+    DEFAULT_CSS = f"""
+    TimeChart {{
         height: 1fr;
         min-height: 6;
-    }
+    }}
+    TimeChart > _Tail {{
+        dock: right;
+        width: {TAIL_PERCENT}%;
+        height: 1fr;
+    }}
     """
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -256,6 +270,9 @@ class TimeChart(PlotextPlot):
         self._ylim: tuple[float, float] | None = None
         #: How many times the chart was plotted (plotext build), for tests.
         self.builds = 0
+
+    def compose(self) -> ComposeResult:
+        yield _Tail()
 
     @property
     def placed_labels(self) -> list[Placed]:
@@ -388,19 +405,32 @@ class TimeChart(PlotextPlot):
         picture = _Picture.of(built, self._picture_key(), old)
         self._last_built = built
         self._picture = picture
+        tail = self.query_one(_Tail)
         if old is None or old.size != picture.size:
             self.refresh()
+            tail.refresh()
             return
-        # One region per row, from its first to its last changed cell: a terminal update
-        # writes a widget's line from its left edge to the end of the region, so two
-        # regions on one row would write its start twice.
-        spans: dict[int, tuple[int, int]] = {}
+        # One region per row and widget, from its first to its last changed cell: a
+        # terminal update writes a widget's line from its left edge to the end of the
+        # region, so two regions on one row of a widget would write its start twice.
+        cut = self.size.width - tail.size.width
+        spans: dict[tuple[bool, int], tuple[int, int]] = {}  # (in the tail, row): columns
         for row, start, end in old.changes(picture):
-            first, last = spans.get(row, (start, end))
-            spans[row] = (min(first, start), max(last, end))
-        regions = [Region(start, row, end - start, 1) for row, (start, end) in spans.items()]
-        if regions:
-            self.refresh(*regions)
+            for in_tail, first, last in (
+                (False, start, min(end, cut)),
+                (True, max(start, cut), end),
+            ):
+                if first < last:
+                    was = spans.get((in_tail, row), (first, last))
+                    spans[in_tail, row] = (min(was[0], first), max(was[1], last))
+        for widget, offset, in_tail in ((self, 0, False), (tail, cut, True)):
+            regions = [
+                Region(a - offset, row, b - a, 1)
+                for (tailed, row), (a, b) in spans.items()
+                if tailed == in_tail
+            ]
+            if regions:
+                widget.refresh(*regions)
 
     def _build(self) -> str:
         """Plot the spec at the widget's size and return plotext's ANSI picture."""
@@ -424,6 +454,21 @@ class TimeChart(PlotextPlot):
             self._last_built = built
             picture = self._picture = _Picture.of(built, size)
         return picture.text
+
+
+class _Tail(Widget):
+    """The right part of a :class:`TimeChart`, showing the same cells as the chart under it."""
+
+    def render(self) -> RenderResult:
+        chart = self.parent
+        if not isinstance(chart, TimeChart) or not self.size.width:
+            return Text()
+        text = chart.render()
+        if not isinstance(text, Text):  # pragma: no cover - the chart renders Text
+            return Text()
+        cut = chart.size.width - self.size.width
+        lines = text.split("\n", allow_blank=True)
+        return Text("\n").join(line[cut:] for line in lines)
 
 
 #: Changed cells closer than this on one row are repainted as one span.
