@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from rich.style import Style
 from rich.text import Text
 from textual._compositor import CompositorUpdate
 from textual.app import App
@@ -287,8 +288,19 @@ async def test_a_new_point_repaints_only_the_right_end_of_each_chart(console, mo
             assert changes, "the new points are drawn"
             assert len({row for row, _, _ in changes}) <= 4, changes
             assert all(first > width * 2 // 3 for _, first, _ in changes), (width, changes)
-            # The lines that did not change were reused, and the picture is still plotext's.
-            assert chart._picture.text == Text.from_ansi(chart._last_built)
+            # The lines that did not change were reused, and the picture is still plotext's:
+            # the same characters, each with its colours (a blank's text colour aside).
+            picture = chart._picture
+            fresh = Text.from_ansi(chart._last_built)
+            assert picture.text.plain == fresh.plain
+            lines = fresh.split("\n", allow_blank=True)
+            for row, (line, cells) in enumerate(zip(lines, picture.rows, strict=True)):
+                for column, (char, style) in enumerate(cells):
+                    want = line.get_style_at_offset(app.console, column)
+                    got = style or Style()
+                    assert char == line.plain[column]
+                    assert got.bgcolor == want.bgcolor, (row, column)
+                    assert char == " " or got.color == want.color, (row, column)
 
 
 def _terminal_writes(monkeypatch) -> list[str]:  # type: ignore[no-untyped-def]

@@ -35,7 +35,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from rich.ansi import AnsiDecoder
-from rich.text import Text
+from rich.style import Style
+from rich.text import Span, Text
 from textual.app import ComposeResult, RenderResult
 from textual.geometry import Region
 from textual.widget import Widget
@@ -475,6 +476,47 @@ class _Tail(Widget):
 MERGE_GAP = 4
 
 
+def _blanks_merged(plain: str, styles: list[object]) -> Text:
+    """Return ``plain`` styled by ``styles`` (one per character, ``None`` for none), each
+    blank taking the style of the cell before it (the first blanks: after them) when
+    that style differs only in the colour of the text.
+
+    A blank looks the same in either style, and a terminal update writes the
+    colours again at every change of style: plotext gives each label, line and
+    gap its own style. ``styles`` is updated in place.
+    """
+    for order in (range(1, len(plain)), range(len(plain) - 2, -1, -1)):
+        for column in order:
+            near = styles[column - 1] if order.step > 0 else styles[column + 1]
+            if (
+                plain[column] == " "
+                and near != styles[column]
+                and _same_blank(styles[column], near)
+            ):
+                styles[column] = near
+    text = Text(plain)
+    start = 0
+    for column in range(1, len(plain) + 1):
+        if column == len(plain) or styles[column] != styles[start]:
+            style = styles[start]
+            if isinstance(style, Style):
+                text.spans.append(Span(start, column, style))
+            start = column
+    return text
+
+
+def _same_blank(one: object, other: object) -> bool:
+    """Return whether a blank looks the same in style ``one`` and in ``other``: the same
+    background, and neither has an attribute (reverse, underline...) that shows on it."""
+    if not isinstance(one, Style) or not isinstance(other, Style):
+        return False
+    plain = (
+        one.without_color == Style(bgcolor=one.bgcolor).without_color
+        and other.without_color == Style(bgcolor=other.bgcolor).without_color
+    )
+    return plain and one.bgcolor == other.bgcolor
+
+
 @dataclass(frozen=True)
 class _Picture:
     """A built chart: its text, and each row's cells (character and style) to compare.
@@ -513,6 +555,7 @@ class _Picture:
             for span in text.spans:
                 for column in range(span.start, min(span.end, len(styles))):
                     styles[column] = span.style
+            text = _blanks_merged(text.plain, styles)
             texts.append(text)
             rows.append(tuple(zip(text.plain, styles, strict=True)))
         return cls(size, Text("\n").join(texts), tuple(rows), lines, tuple(texts))
