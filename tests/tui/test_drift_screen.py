@@ -354,8 +354,8 @@ async def test_a_new_point_writes_only_the_right_end_of_each_chart(console, monk
 
 async def test_scores_are_those_of_the_latest_score_mark(console, monkeypatch) -> None:
     """Polled every second, the screen asks for the view as of the latest multiple of
-    SCORE_SECONDS once it has a score: the scores on screen change at most once per
-    mark. Before the first score it asks as of now, so the first score is not late."""
+    SCORE_SECONDS once it has a score and a mark has passed: the scores on screen change
+    at most once per mark. Before that it asks as of now, so the first score is not late."""
     asked: list[datetime] = []
 
     def view(workspace, model, span, now, width=120):  # type: ignore[no-untyped-def]
@@ -373,7 +373,39 @@ async def test_scores_are_those_of_the_latest_score_mark(console, monkeypatch) -
         clock["now"] += timedelta(seconds=SCORE_SECONDS)
         await wait_for(pilot, lambda: asked[-1].timestamp() > mark + 3)
     assert asked[0].timestamp() == mark + 3  # no score on screen yet: as of now
-    assert {t.timestamp() for t in asked[1:]} == {mark, mark + SCORE_SECONDS}
+    # The first score is of mark + 3: the mark before it is never asked for.
+    assert {t.timestamp() for t in asked[1:]} == {mark + 3, mark + SCORE_SECONDS}
+
+
+async def test_the_first_score_does_not_flip_back_to_not_enough_data(console, monkeypatch) -> None:
+    """Data that begin between two marks: the first score is of a time after the last
+    mark, whose window had too little data. The screen keeps the score and does not
+    ask for that mark (it showed "not enough data" and the score in turn at every
+    poll, relaying out the side panel each second, until the next mark)."""
+    mark = math.floor(FIXED_NOW.timestamp() / SCORE_SECONDS) * SCORE_SECONDS
+    data_from = mark + 2
+
+    def view(workspace, model, span, now, width=120):  # type: ignore[no-untyped-def]
+        scored = fixed_view(workspace, model, span, now)
+        if now.timestamp() < data_from:
+            none = DriftScore("psi", None, DriftBand.NOT_ENOUGH_DATA, samples=0)
+            return replace(scored, current=none)
+        return scored
+
+    monkeypatch.setattr(data, "drift_view", view)
+    clock = {"now": datetime.fromtimestamp(mark + 4, UTC)}
+    app = console().make_app()
+    app.clock = lambda: clock["now"]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: "drift now: 0.380" in screen_text(app))
+        screen = app.screen
+        for _ in range(4):
+            drawn = screen._drawn
+            clock["now"] += timedelta(seconds=1)
+            screen.poll()
+            await wait_for(pilot, lambda: screen._drawn is not drawn)  # noqa: B023
+            assert "not enough data" not in screen_text(app)
 
 
 async def test_until_there_is_a_score_every_poll_asks_as_of_now(console, monkeypatch) -> None:

@@ -7,9 +7,11 @@ flicker:
 
 * the scores ("drift now" and the features) are those of the drift window
   ending at the latest multiple of :data:`SCORE_SECONDS` (15 s, a
-  Prometheus scrape interval) once the model has a score; until then every
-  poll asks as of now, so the first score shows as soon as there is data
-  enough for it, not up to a mark later;
+  Prometheus scrape interval) once the model has a score and a mark has
+  passed since; until then every poll asks as of now, so the first score
+  shows as soon as there is data enough for it, not up to a mark later (and a
+  mark before the first score, with too little data, is never asked for: the
+  score would flip to "not enough data" and back at every poll);
 * each chart is a strip chart over a fixed window of the range plus one jump
   (a quarter of the range, :data:`JUMPS`): new points are added on its right
   until they reach its right edge, then the window jumps on by a quarter of
@@ -181,6 +183,7 @@ class DriftScreen(MrcScreen):
         self.advice: Any = None  # core.services.views.DriftAdvice of the view on screen
         self._drawn: Any = None  # the DriftView on screen
         self._scored = ""  # the model whose view on screen has a score (polls go by marks)
+        self._scored_since: datetime | None = None  # the time of its first view with a score
 
     def compose_body(self) -> ComposeResult:
         yield EmptyState(id="drift-empty")
@@ -282,7 +285,9 @@ class DriftScreen(MrcScreen):
             # at every poll; it covers the charts' window, whose start is no earlier.
             span = self.span * (1 + 1 / JUMPS)
             model, now = self.mrc.selected_model, self.mrc.clock()
-            at = score_time(now) if self._scored == model else now
+            mark = score_time(now)
+            since = self._scored_since
+            at = mark if self._scored == model and since is not None and mark >= since else now
             self.fetch(model, span, at, self.chart_width())
 
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
@@ -304,7 +309,11 @@ class DriftScreen(MrcScreen):
         else:
             self.last_error = ""
             self.last_success = self.mrc.clock()
-            self._scored = message.model if message.view.current.value is not None else ""
+            scored = message.view.current.value is not None
+            if not scored:
+                self._scored, self._scored_since = "", None
+            elif self._scored != message.model:
+                self._scored, self._scored_since = message.model, message.view.now
             self.render_view(message.view)
         self._status()
 
