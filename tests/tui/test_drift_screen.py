@@ -19,7 +19,7 @@ from core.metrics.model import DriftView
 from tests.tui.conftest import FIXED_NOW
 from tests.tui.test_shell import screen_text, wait_for
 from tui import data
-from tui.screens.drift import JUMPS, SCORE_SECONDS, DriftScreen
+from tui.screens.drift import SCORE_SECONDS, DriftScreen, jump_seconds
 
 RELEASE_AT = FIXED_NOW - timedelta(minutes=6)
 
@@ -105,9 +105,17 @@ async def test_time_range_keys_change_the_query(console, fixed_drift) -> None:
         await wait_for(pilot, lambda: len(fixed_drift) > 0)
         # The query covers the range and one jump of the charts' window.
         await pilot.press("right_square_bracket")
-        await wait_for(pilot, lambda: fixed_drift[-1] == timedelta(hours=1) * (1 + 1 / JUMPS))
+        await wait_for(
+            pilot,
+            lambda: fixed_drift[-1] == timedelta(hours=1, seconds=jump_seconds(timedelta(hours=1))),
+        )
         await pilot.press("left_square_bracket", "left_square_bracket")
-        await wait_for(pilot, lambda: fixed_drift[-1] == timedelta(minutes=5) * (1 + 1 / JUMPS))
+        await wait_for(
+            pilot,
+            lambda: (
+                fixed_drift[-1] == timedelta(minutes=5, seconds=jump_seconds(timedelta(minutes=5)))
+            ),
+        )
         assert "range 5m" in screen_text(app)
 
 
@@ -263,7 +271,7 @@ async def test_a_new_point_repaints_only_the_right_end_of_each_chart(console, mo
     so nearly every cell changed at every step.)"""
     monkeypatch.setattr(data, "drift_view", live_view)
     span = timedelta(minutes=15)
-    jump = span.total_seconds() / JUMPS
+    jump = jump_seconds(span)
     # Two minutes after a jump of the window: the next one is minutes away.
     start = math.ceil(FIXED_NOW.timestamp() / jump) * jump + 120
     clock = {"now": datetime.fromtimestamp(start, UTC)}
@@ -324,7 +332,7 @@ async def test_a_new_point_writes_only_the_right_end_of_each_chart(console, monk
     monkeypatch.setattr(data, "drift_view", live_view)
     writes = _terminal_writes(monkeypatch)
     span = timedelta(minutes=15)
-    jump = span.total_seconds() / JUMPS
+    jump = jump_seconds(span)
     start = math.ceil(FIXED_NOW.timestamp() / jump) * jump + 120
     clock = {"now": datetime.fromtimestamp(start, UTC)}
     app = console().make_app()
@@ -350,6 +358,64 @@ async def test_a_new_point_writes_only_the_right_end_of_each_chart(console, monk
     assert in_charts, "the new points are written"
     for y, x, region in in_charts:
         assert x >= region.x + region.width * 3 // 4, (y, x, region)
+
+
+async def test_a_jump_of_the_window_leaves_the_ticks_in_their_columns(console, monkeypatch) -> None:
+    """When the window jumps on, the x axis' ticks stay in their columns and only the
+    clock times under them change: a jump rewrites the points, not the axis."""
+    monkeypatch.setattr(data, "drift_view", live_view)
+    span = timedelta(minutes=15)
+    jump = jump_seconds(span)
+    boundary = math.ceil(FIXED_NOW.timestamp() / jump) * jump
+    clock = {"now": datetime.fromtimestamp(boundary - 20, UTC)}
+    app = console().make_app()
+    app.clock = lambda: clock["now"]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: "drift now" in screen_text(app))
+        chart = app.screen.query_one("#chart-drift")
+        await wait_for(pilot, lambda: chart._picture is not None)
+        before = chart._picture.text.plain.splitlines()
+        clock["now"] = datetime.fromtimestamp(boundary + 20, UTC)
+        await wait_for(pilot, lambda: chart._picture.text.plain.splitlines() != before)
+        after = chart._picture.text.plain.splitlines()
+    axis = next(i for i, line in enumerate(before) if "└" in line)
+    assert after[axis] == before[axis], (before[axis], after[axis])
+    labels = re.compile(r"\d\d:\d\d")
+    assert [m.start() for m in labels.finditer(before[axis + 1])] == [
+        m.start() for m in labels.finditer(after[axis + 1])
+    ]
+    assert labels.findall(before[axis + 1]) != labels.findall(after[axis + 1])
+
+
+async def test_a_new_feature_score_writes_its_row_only_up_to_the_score(
+    console, monkeypatch
+) -> None:
+    """A feature's new score (same band) is written from the table's left edge to the
+    end of the score's cell: the band after it is not written again."""
+    writes = _terminal_writes(monkeypatch)
+
+    def view(workspace, model, span, now, width=120):  # type: ignore[no-untyped-def]
+        score = 0.3 + (now.timestamp() % 600) / 10000
+        features = (("income", DriftScore("psi", score, DriftBand.ALERT, 1800)),)
+        return replace(fixed_view(workspace, model, span, now), features=features)
+
+    monkeypatch.setattr(data, "drift_view", view)
+    clock = {"now": FIXED_NOW}
+    app = console().make_app()
+    app.clock = lambda: clock["now"]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: " income " in screen_text(app))
+        before = _line_with(screen_text(app), " income ")
+        writes.clear()
+        clock["now"] += timedelta(seconds=SCORE_SECONDS)
+        await wait_for(pilot, lambda: _line_with(screen_text(app), " income ") != before)
+        await pilot.pause(0.2)
+    moves = re.split(r"\x1b\[\d+;\d+H", "".join(writes))  # one piece per line written
+    rows = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", one) for one in moves if "income" in one]
+    assert rows, "the new score is written"
+    assert all("alert" not in row for row in rows), rows
 
 
 async def test_scores_are_those_of_the_latest_score_mark(console, monkeypatch) -> None:

@@ -13,10 +13,11 @@ flicker:
   mark before the first score, with too little data, is never asked for: the
   score would flip to "not enough data" and back at every poll);
 * each chart is a strip chart over a fixed window of the range plus one jump
-  (a quarter of the range, :data:`JUMPS`): new points are added on its right
-  until they reach its right edge, then the window jumps on by a quarter of
-  the range. The chart always shows at least the whole range, the x axis shows
-  UTC clock times, and a new point repaints only the cells around it
+  (:func:`jump_seconds`: a quarter of the range or a little more, rounded up
+  to a clock interval): new points are added on its right until they reach
+  its right edge, then the window jumps on. The chart always shows at least
+  the whole range, the x axis shows UTC clock times whose ticks stay in their
+  columns across a jump, and a new point repaints only the cells around it
   (see :mod:`tui.widgets.chart`).
 """
 
@@ -39,6 +40,7 @@ from textual.widgets import Static
 
 from core.domain import DriftBand, DriftScore
 from tui import data
+from tui.clock_steps import CLOCK_STEPS
 from tui.guard import guard_text
 from tui.screens.base import EmptyState, MrcScreen
 from tui.text import literal
@@ -81,7 +83,7 @@ ALL_CHARTS_MIN_HEIGHT = 34
 CHART_IDS = ("chart-drift", "chart-prediction", "chart-service")
 #: The scores shown are those of the window ending at the latest multiple of this (seconds).
 SCORE_SECONDS = 15.0
-#: The charts' window moves on in jumps of 1/JUMPS of the range.
+#: The charts' window moves on in jumps of at least 1/JUMPS of the range.
 JUMPS = 4
 
 
@@ -93,14 +95,26 @@ def score_time(now: datetime) -> datetime:
     )
 
 
+def jump_seconds(span: timedelta) -> float:
+    """Return how far (seconds) the charts' window jumps on for a range ``span``.
+
+    The shortest clock interval (:data:`tui.clock_steps.CLOCK_STEPS`) of at least
+    ``span / JUMPS``: the charts label their x axis at multiples of an interval
+    that divides it, so a jump leaves the ticks in their columns and rewrites
+    only their labels' digits.
+    """
+    least = span.total_seconds() / JUMPS
+    return float(next((step for step in CLOCK_STEPS if step >= least), least))
+
+
 def chart_window(now: datetime, span: timedelta) -> tuple[datetime, datetime]:
     """Return the (start, end) of the charts' window for a range ``span`` at ``now``.
 
-    The end is the first multiple of a jump (``span / JUMPS``) at or after
+    The end is the first multiple of a jump (:func:`jump_seconds`) at or after
     ``now``, the start a range and a jump before it: the window holds at least
     the last ``span`` and stays put until ``now`` passes its end.
     """
-    jump = span.total_seconds() / JUMPS
+    jump = jump_seconds(span)
     end = datetime.fromtimestamp(math.ceil(now.timestamp() / jump) * jump, now.tzinfo)
     return end - span - timedelta(seconds=jump), end
 
@@ -283,7 +297,7 @@ class DriftScreen(MrcScreen):
         if self.mrc.selected_model:
             # A range and a jump before ``at``: the same length, so the same step and grid,
             # at every poll; it covers the charts' window, whose start is no earlier.
-            span = self.span * (1 + 1 / JUMPS)
+            span = self.span + timedelta(seconds=jump_seconds(self.span))
             model, now = self.mrc.selected_model, self.mrc.clock()
             mark = score_time(now)
             since = self._scored_since
@@ -347,6 +361,7 @@ class DriftScreen(MrcScreen):
         # A fixed window: new points fill it on the right until it jumps on.
         step = view.step if view.step > 0 else 1.0
         start, now = chart_window(view.now, self.span)
+        jump = jump_seconds(self.span)
         drift_cfg = self.mrc.workspace.config.model(self.mrc.selected_model).drift
         charts = self._charts  # kept: a query of the DOM each second costs more than a draw
         charts["chart-drift"].draw(
@@ -359,9 +374,15 @@ class DriftScreen(MrcScreen):
                 Threshold(drift_cfg.warn, "yellow", "warn"),
                 Threshold(drift_cfg.alert, "red", "alert"),
             ],
+            jump=jump,
         )
         charts["chart-prediction"].draw(
-            "prediction p10/p50/p90", view.quantile_series, now, start, markers=view.markers
+            "prediction p10/p50/p90",
+            view.quantile_series,
+            now,
+            start,
+            markers=view.markers,
+            jump=jump,
         )
         # The service series are sampled at every scrape: their point of the step
         # still being collected would change the picture every second. They end at
@@ -372,7 +393,7 @@ class DriftScreen(MrcScreen):
             for one in view.service_series
         ]
         charts["chart-service"].draw(
-            "errors / latency / throughput", service, now, start, markers=view.markers
+            "errors / latency / throughput", service, now, start, markers=view.markers, jump=jump
         )
         self.advice = self._advise(view)
         self._show_score(view)

@@ -44,6 +44,7 @@ from textual_plotext import PlotextPlot
 
 from core.domain import Marker, Series
 from core.sanitize import clean_line
+from tui.clock_steps import CLOCK_STEPS
 
 #: 16-colour-safe palette for series, in order.
 PALETTE = ("cyan", "green", "magenta", "blue", "yellow", "white")
@@ -152,19 +153,25 @@ def _find_spot(
 
 #: Tick intervals of the x axis (seconds), shortest first: the first that gives
 #: at most one label per :data:`TICK_COLUMNS` plot columns is used.
-TICK_STEPS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800)
+TICK_STEPS = CLOCK_STEPS
 TICK_COLUMNS = 9
 
 
-def time_ticks(start: float, end: float, columns: int) -> list[tuple[float, str]]:
+def time_ticks(
+    start: float, end: float, columns: int, jump: float = 0.0
+) -> list[tuple[float, str]]:
     """Return the x ticks of a window [start, end] (unix seconds) ``columns`` wide.
 
     Each tick is (minutes before ``end``, UTC clock label): the multiples of a
     tick interval from :data:`TICK_STEPS`, so a window that stays put keeps
-    its ticks. Labels are ``HH:MM``, or ``MM-DD`` for intervals of a day or more.
+    its ticks. Of the intervals that are not too dense, the shortest that
+    divides ``jump`` (seconds the window moves on by, 0 for none) is used, else
+    the shortest: a window that jumps on by ``jump`` has its ticks in the same
+    columns. Labels are ``HH:MM``, or ``MM-DD`` for intervals of a day or more.
     """
     most = max(2, columns // TICK_COLUMNS)
-    step = next((s for s in TICK_STEPS if (end - start) / s <= most), TICK_STEPS[-1])
+    fits = [s for s in TICK_STEPS if (end - start) / s <= most] or [TICK_STEPS[-1]]
+    step = next((s for s in fits if jump > 0 and jump % s == 0), fits[0])
     fmt = "%m-%d" if step >= 86400 else "%H:%M"
     first = math.ceil(start / step) * step
     return [
@@ -229,7 +236,8 @@ class _Spec:
     """What :meth:`TimeChart.draw` was asked to draw, plotted at render time.
 
     ``end`` is the window's right edge (unix seconds), ``span`` its width in
-    minutes, ``series`` only the points inside it, ``ylim`` the y limits.
+    minutes, ``series`` only the points inside it, ``ylim`` the y limits,
+    ``jump`` how far the window moves on at a time (seconds, 0 for unknown).
     """
 
     title: str = ""
@@ -240,6 +248,7 @@ class _Spec:
     markers: Sequence[Marker] = ()
     thresholds: Sequence[Threshold] = ()
     y_label: str = ""
+    jump: float = 0.0
     placed: list[Placed] = field(default_factory=list, compare=False)
 
 
@@ -290,11 +299,13 @@ class TimeChart(PlotextPlot):
         markers: Sequence[Marker] = (),
         thresholds: Sequence[Threshold] = (),
         y_label: str = "",
+        jump: float = 0.0,
     ) -> None:
         """Show ``series`` in the window [start, end] and redraw (when the picture changed).
 
         Points outside the window are left out; the y limits follow the rules
-        of the module docstring.
+        of the module docstring. ``jump`` is how far (seconds) the window moves
+        on at a time: the x ticks are chosen to stay in their columns when it does.
         """
         end_ts, start_ts = end.timestamp(), start.timestamp()
         inside = tuple(
@@ -316,6 +327,7 @@ class TimeChart(PlotextPlot):
             markers=tuple(markers),
             thresholds=tuple(thresholds),
             y_label=clean_line(y_label, max_len=MAX_LEGEND),
+            jump=jump,
         )
         picture = self._picture
         if spec == self._spec and picture is not None and picture.size == self._picture_key():
@@ -334,7 +346,7 @@ class TimeChart(PlotextPlot):
         plt.title(spec.title)
         span, end_ts = spec.span, spec.end
         plt.xlim(-span, 0)
-        ticks = time_ticks(end_ts - span * 60.0, end_ts, max(1, width - Y_AXIS_COLUMNS))
+        ticks = time_ticks(end_ts - span * 60.0, end_ts, max(1, width - Y_AXIS_COLUMNS), spec.jump)
         plt.xticks([x for x, _ in ticks], [label for _, label in ticks])
         names: list[str] = []
         for index, one in enumerate(spec.series):

@@ -298,17 +298,22 @@ class FitTable(DataTable[Any]):
                 super().update_cell(row, column, self._fit(column, value))
             finally:
                 self._cell_only = False
-            self._refresh_line(self.get_row_index(RowKey(row)))
+            self._refresh_line(self.get_row_index(RowKey(row)), column)
 
-    def _refresh_line(self, index: int) -> None:
-        """Repaint row ``index`` if it is on screen.
+    def _refresh_line(self, index: int, column: str | None = None) -> None:
+        """Repaint row ``index`` if it is on screen, up to the end of ``column``'s cell
+        (a terminal update writes the line from the table's left edge to there).
 
         Every row is one line high (rows are added without a height), so its
         place is known without summing the heights of the rows above it, as
         DataTable.refresh_coordinate does after each update.
         """
         y = index + (self.header_height if self.show_header else 0)
-        region = Region(0, y, max(self.virtual_size.width, self.size.width), 1)
+        width = max(self.virtual_size.width, self.size.width)
+        if column is not None and not self._labelled_row_exists:
+            shown = self.ordered_columns[: self.get_column_index(column) + 1]
+            width = sum(one.get_render_width(self) for one in shown)
+        region = Region(0, y, width, 1)
         if self.window_region.overlaps(region):
             self.refresh(region.translate(-self.scroll_offset))
 
