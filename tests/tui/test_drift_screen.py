@@ -328,7 +328,7 @@ async def test_a_new_point_writes_only_the_right_end_of_each_chart(console, monk
     """A terminal update writes each repainted line of a widget from the widget's left
     edge: a new point at the right end of a chart must not rewrite its y axis, legend
     and every point left of it. What a new point writes starts in the chart's right
-    quarter on every line."""
+    third on every line."""
     monkeypatch.setattr(data, "drift_view", live_view)
     writes = _terminal_writes(monkeypatch)
     span = timedelta(minutes=15)
@@ -357,7 +357,7 @@ async def test_a_new_point_writes_only_the_right_end_of_each_chart(console, monk
     in_charts = [(y, x, region) for y, x in moves for region in regions if region.contains(x, y)]
     assert in_charts, "the new points are written"
     for y, x, region in in_charts:
-        assert x >= region.x + region.width * 3 // 4, (y, x, region)
+        assert x >= region.x + region.width * 2 // 3, (y, x, region)
 
 
 async def test_a_jump_of_the_window_leaves_the_ticks_in_their_columns(console, monkeypatch) -> None:

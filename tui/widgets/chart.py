@@ -58,8 +58,9 @@ CHROME_ROWS = 5
 Y_AXIS_COLUMNS = 7
 #: Free columns kept between two labels on the same row.
 LABEL_GAP = 1
-#: Width of the chart's right part that is repainted on its own (percent of the chart).
-TAIL_PERCENT = 25
+#: Width of the chart's right part that is repainted on its own (percent of the chart): at
+#: least the last jump of the Drift screen's window (2 of 7 minutes on the 5-minute range).
+TAIL_PERCENT = 30
 
 
 @dataclass(frozen=True)
