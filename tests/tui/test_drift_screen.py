@@ -264,24 +264,33 @@ def live_view(workspace, model, span, now, width=120) -> DriftView:  # type: ign
     )
 
 
+def _next_jump() -> int:
+    """Return the first jump of the 15-minute range's window at or after FIXED_NOW (unix s)."""
+    jump = jump_seconds(timedelta(minutes=15))
+    return math.ceil(FIXED_NOW.timestamp() / jump) * jump
+
+
+async def _open_charts(pilot, app, names: tuple[str, ...]) -> list:  # type: ignore[no-untyped-def]
+    """Press ``5`` and return the charts ``names`` once each has drawn its picture."""
+    await pilot.press("5")
+    await wait_for(pilot, lambda: "drift now" in screen_text(app))
+    charts = [app.screen.query_one(f"#{name}") for name in names]
+    await wait_for(pilot, lambda: all(c._picture is not None for c in charts))
+    return charts
+
+
 async def test_a_new_point_repaints_only_the_right_end_of_each_chart(console, monkeypatch) -> None:
     """Live, a chart's window stays put while points are added: one more step of
     data changes only the cells at its right end, and a poll with nothing new
     plots nothing. (A chart whose x axis moved with the clock shifted every point,
     so nearly every cell changed at every step.)"""
     monkeypatch.setattr(data, "drift_view", live_view)
-    span = timedelta(minutes=15)
-    jump = jump_seconds(span)
     # Two minutes after a jump of the window: the next one is minutes away.
-    start = math.ceil(FIXED_NOW.timestamp() / jump) * jump + 120
-    clock = {"now": datetime.fromtimestamp(start, UTC)}
+    clock = {"now": datetime.fromtimestamp(_next_jump() + 120, UTC)}
     app = console().make_app()
     app.clock = lambda: clock["now"]
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("5")
-        await wait_for(pilot, lambda: "drift now" in screen_text(app))
-        charts = [app.screen.query_one(f"#{name}") for name in ("chart-drift", "chart-prediction")]
-        await wait_for(pilot, lambda: all(c._picture is not None for c in charts))
+        charts = await _open_charts(pilot, app, ("chart-drift", "chart-prediction"))
         await pilot.pause(1.5)  # another poll at the same time
         before = [(c._picture, c.builds) for c in charts]
         assert all(c.builds == builds for c, (_, builds) in zip(charts, before, strict=True))
@@ -331,17 +340,11 @@ async def test_a_new_point_writes_only_the_right_end_of_each_chart(console, monk
     third on every line."""
     monkeypatch.setattr(data, "drift_view", live_view)
     writes = _terminal_writes(monkeypatch)
-    span = timedelta(minutes=15)
-    jump = jump_seconds(span)
-    start = math.ceil(FIXED_NOW.timestamp() / jump) * jump + 120
-    clock = {"now": datetime.fromtimestamp(start, UTC)}
+    clock = {"now": datetime.fromtimestamp(_next_jump() + 120, UTC)}
     app = console().make_app()
     app.clock = lambda: clock["now"]
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("5")
-        await wait_for(pilot, lambda: "drift now" in screen_text(app))
-        charts = [app.screen.query_one(f"#{name}") for name in ("chart-drift", "chart-prediction")]
-        await wait_for(pilot, lambda: all(c._picture is not None for c in charts))
+        charts = await _open_charts(pilot, app, ("chart-drift", "chart-prediction"))
         await pilot.pause(0.5)
         pictures = [c._picture for c in charts]
         writes.clear()
@@ -364,17 +367,12 @@ async def test_a_jump_of_the_window_leaves_the_ticks_in_their_columns(console, m
     """When the window jumps on, the x axis' ticks stay in their columns and only the
     clock times under them change: a jump rewrites the points, not the axis."""
     monkeypatch.setattr(data, "drift_view", live_view)
-    span = timedelta(minutes=15)
-    jump = jump_seconds(span)
-    boundary = math.ceil(FIXED_NOW.timestamp() / jump) * jump
+    boundary = _next_jump()
     clock = {"now": datetime.fromtimestamp(boundary - 20, UTC)}
     app = console().make_app()
     app.clock = lambda: clock["now"]
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("5")
-        await wait_for(pilot, lambda: "drift now" in screen_text(app))
-        chart = app.screen.query_one("#chart-drift")
-        await wait_for(pilot, lambda: chart._picture is not None)
+        (chart,) = await _open_charts(pilot, app, ("chart-drift",))
         before = chart._picture.text.plain.splitlines()
         clock["now"] = datetime.fromtimestamp(boundary + 20, UTC)
         await wait_for(pilot, lambda: chart._picture.text.plain.splitlines() != before)
