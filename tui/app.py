@@ -142,8 +142,13 @@ class MrcApp(App[None]):
     ENABLE_COMMAND_PALETTE = True
     COMMANDS: ClassVar = App.COMMANDS | {MrcCommands}
 
-    MODES: ClassVar = {name: _screen_factory(name) for name in SCREEN_CLASSES}
-    DEFAULT_MODE = "commits"
+    # The first screen is Textual's default screen, not a mode's: a mode's first screen
+    # is laid out and rendered again for every resize and resume that arrives before
+    # the first frame (5 passes against 1, about 40 ms). Its mode is added on mount.
+    MODES: ClassVar = {
+        name: _screen_factory(name) for name in SCREEN_CLASSES if name != SCREENS_ORDER[0]
+    }
+    DEFAULT_MODE = SCREENS_ORDER[0]
 
     BINDINGS: ClassVar[list[BindingType]] = [
         *(
@@ -375,7 +380,12 @@ class MrcApp(App[None]):
 
         asyncio.get_running_loop().set_default_executor(DaemonExecutor())
 
+    def get_default_screen(self) -> Screen:
+        """Return the first screen shown (see ``MODES``)."""
+        return screen_class(self.DEFAULT_MODE)()
+
     def on_mount(self) -> None:
+        self.add_mode(self.DEFAULT_MODE, _screen_factory(self.DEFAULT_MODE))
         self.call_after_refresh(gc_pause.release)  # collection was held off while starting
         # Opening targets imports their client libraries: do it after the first frame.
         self.set_timer(0.5, self.warm_history)
@@ -475,7 +485,7 @@ class MrcApp(App[None]):
         operations keep running. A :class:`~tui.screens.base.Dialog` is never
         closed this way.
         """
-        if name not in self.MODES:
+        if name not in SCREEN_CLASSES:
             return
         while len(self.screen_stack) > 1 and not isinstance(self.screen, (MrcScreen, Dialog)):
             self.pop_screen()

@@ -93,8 +93,15 @@ class KeyFooter(Widget, can_focus=False):
         self.screen.bindings_updated_signal.unsubscribe(self)
 
     def _bindings_changed(self, screen: Screen[Any]) -> None:
-        """Repaint if the screen's bindings now show other keys than the ones drawn."""
-        if screen is self.screen and self._read_keys():
+        """Repaint, once the screen has refreshed, if its bindings now show other keys."""
+        if screen is self.screen:
+            # Read after the refresh, as Textual's footer does: a binding's check_action
+            # may depend on state the same refresh brings (a just-resumed screen).
+            self.call_after_refresh(self._repaint_if_changed)
+
+    def _repaint_if_changed(self) -> None:
+        # A screen that is no longer shown reads its keys again when it resumes.
+        if self.is_attached and self.screen is self.app.screen and self._read_keys():
             self.refresh()
 
     def _read_keys(self) -> bool:
@@ -124,13 +131,13 @@ class KeyFooter(Widget, can_focus=False):
         key_style = self.get_component_rich_style("key-footer--key")
         description_style = self.get_component_rich_style("key-footer--description")
         width = self.size.width
+        keys = self.keys  # reads the palette's key too
         right = Text(end="")
         if self._palette is not None:
             right.append(PALETTE_SEPARATOR)
             right.append(self._palette.display, key_style)
             right.append(f" {self._palette.description}", description_style)
         room = max(0, width - right.cell_len)
-        keys = self.keys
         for compact in (False, True):
             pieces = [self._piece(item, compact, key_style, description_style) for item in keys]
             gap = 1 if compact else 0  # a wide piece ends in padding: it may be cut at the edge
