@@ -19,6 +19,7 @@ repository and what to do.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import re
@@ -417,37 +418,49 @@ class Repository:
         """Return (number of commits reachable from ``start``, the oldest ``limit`` of them).
 
         The commits come in :meth:`page` order (newest first), so they are the
-        rows ``total - len(commits)`` .. ``total - 1`` of the list. One walk of
-        the history (``git rev-list``, only the last ``limit`` shas are kept)
-        and one ``git log`` of those commits: about half the cost of counting
-        and then skipping. ``nice`` > 0 lowers the walk's CPU priority (for
-        reading ahead in the background). Raises like :meth:`page`.
+        rows ``total - len(commits)`` .. ``total - 1`` of the list. Two walks of
+        the history run side by side, ``git rev-list --count`` and ``git
+        rev-list --reverse`` (of which only the first ``limit`` shas are read),
+        then one ``git log`` of those commits: about the time of counting
+        alone on a machine with a second core, where one walk that printed
+        every sha cost half as much again. ``nice`` > 0 lowers the walks' CPU
+        priority (for reading ahead in the background). Raises like
+        :meth:`page`.
         """
         tip = self.resolve(start) if start else self.head()
         if limit <= 0:
             return self.count(tip), []
-        width = 41  # a sha and its newline (sha-1; sha-256 lines are longer, see below)
-        keep = bytearray()
-        total = 0
-        with tempfile.TemporaryFile() as err:
-            proc = self._stream(["rev-list", tip, "--"], err)
-            assert proc.stdout is not None
-            if nice > 0:
-                with contextlib.suppress(OSError):  # it may have finished already
-                    os.setpriority(os.PRIO_PROCESS, proc.pid, nice)
+        with tempfile.TemporaryFile() as count_err, tempfile.TemporaryFile() as list_err:
+            walks: list[subprocess.Popen[bytes]] = []
             try:
-                while chunk := os.read(proc.stdout.fileno(), 1 << 20):
-                    total += chunk.count(b"\n")
-                    keep += chunk
-                    if len(keep) > 4 * width * (limit + 1):
-                        del keep[: len(keep) - 2 * width * (limit + 1)]
+                walks.append(self._stream(["rev-list", "--count", tip, "--"], count_err))
+                walks.append(self._stream(["rev-list", "--reverse", tip, "--"], list_err))
+                if nice > 0:
+                    for walk in walks:
+                        with contextlib.suppress(OSError):  # it may have finished already
+                            os.setpriority(os.PRIO_PROCESS, walk.pid, nice)
+                counting, oldest = walks
+                assert counting.stdout is not None and oldest.stdout is not None
+                shas = [line.strip().decode("ascii", errors="replace") for line in
+                        itertools.islice(oldest.stdout, limit)]  # fmt: skip
+                if len(shas) == limit:
+                    oldest.kill()  # the rest is the newer history: not needed
+                elif oldest.wait() != 0:
+                    list_err.seek(0)
+                    raise self._error(["rev-list"], list_err.read())
+                total_text = counting.stdout.read()
+                if counting.wait() != 0:
+                    count_err.seek(0)
+                    raise self._error(["rev-list", "--count"], count_err.read())
             finally:
-                proc.stdout.close()
-                code = proc.wait()
-            if code != 0:
-                err.seek(0)
-                raise self._error(["rev-list"], err.read())
-        shas = bytes(keep).decode("ascii", errors="replace").split()[-limit:]
+                for walk in walks:
+                    if walk.poll() is None:
+                        walk.kill()
+                    if walk.stdout is not None:
+                        walk.stdout.close()
+                    walk.wait()
+        total = int(total_text.strip() or 0)
+        shas = [sha for sha in reversed(shas) if sha]
         if not shas:
             return total, []
         out = self._run(

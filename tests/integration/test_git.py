@@ -412,6 +412,14 @@ def test_unreadable_objects(tmp_path: Path) -> None:
         repository.page()
     assert isinstance(err.value, UnreadableObject)
     assert str(history.path) in str(err.value)
+    with pytest.raises(UnreadableObject):
+        repository.tail(2)  # neither a count nor an oldest page from a broken history
+
+
+def test_tail_of_a_history_shorter_than_the_page(tmp_path: Path) -> None:
+    history = make_history_repo(tmp_path / "short", 3)
+    total, commits = Repository(history.path).tail(200)
+    assert (total, [c.sha for c in commits]) == (3, history.shas[::-1])
 
 
 # ------------------------------------------------------------------ hostile text
