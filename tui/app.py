@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from textual import on
 from textual.app import App, SystemCommand
@@ -29,6 +29,8 @@ from tui.screens.base import Dialog, MrcScreen
 from tui.widgets.banner import BannerInfo
 
 if TYPE_CHECKING:
+    import threading
+
     from rich.console import RenderableType
     from rich.text import Text
     from textual import events
@@ -95,6 +97,21 @@ MUTATING_ACTIONS: dict[str, str] = {
     "silence_alert": "silence",
     "retrain": "retrain",
 }
+
+
+class Starting(Protocol):
+    """Work still starting while the console opens (the demo's release and traffic).
+
+    ``ready`` is set when it has finished; ``error`` then holds why it
+    failed, or None.
+    """
+
+    ready: threading.Event
+    error: BaseException | None
+
+
+#: How often the console checks whether it is quitting while it waits for :class:`Starting`.
+STARTING_POLL_SECONDS = 0.5
 
 
 class MrcCommands(Provider):
@@ -207,9 +224,11 @@ class MrcApp(App[None]):
         clock: Callable[[], datetime] | None = None,
         animate: bool = True,
         data_shift: Callable[[bool], None] | None = None,
+        starting: Starting | None = None,
     ) -> None:
         super().__init__()
         self.workspace: Workspace = workspace
+        self._starting = starting  # refresh when it has started; say so if it failed
         self.ops = Operations(self, workspace)  # every long operation, tracked
         self._quitting = False
         self.data_shift = data_shift  # the demo's traffic switch (``S`` on the Drift screen)
@@ -393,6 +412,27 @@ class MrcApp(App[None]):
         if self.live:
             self.set_interval(15, self.warm_history)
             self.set_interval(60, self.load_permissions)
+        if self._starting is not None:
+            self.run_worker(self._follow_start, thread=True, group="starting", exit_on_error=False)
+
+    def _follow_start(self) -> None:
+        """Wait for :attr:`_starting`; then refresh what it changed, or notify its error."""
+        starting = self._starting
+        assert starting is not None
+        while not starting.ready.wait(STARTING_POLL_SECONDS):
+            if self._quitting or not self.is_running:
+                return
+        if starting.error is None:
+            self.call_from_thread(self.after_change)
+        else:
+            error = clean_line(str(starting.error) or type(starting.error).__name__)
+            self.call_from_thread(
+                self.notify,
+                f"the demo release did not start: {error}",
+                severity="error",
+                timeout=60,
+                markup=False,
+            )
 
     def get_system_commands(self, screen: Screen):  # type: ignore[no-untyped-def]
         yield from super().get_system_commands(screen)

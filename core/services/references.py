@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 #: Seconds between two reads of the targets (deployed commit, revision history).
 SLOW_SECONDS = 30.0
+#: Seconds before the deployed commit is read again while the targets run none (a
+#: release is likely on its way: the first one, or one starting with the console).
+NOTHING_DEPLOYED_SECONDS = 1.0
 #: A target revision created this close to a journal marker is that marker.
 _SAME_RELEASE_SECONDS = 120.0
 
@@ -32,9 +35,11 @@ class TrainingReferences:
     """The training reference of ``model``: ``drift.reference_path`` at the deployed commit.
 
     Calling it returns ``(Reference, "")`` or ``(None, why it is missing)``.
-    The deployed commit is re-read every :data:`SLOW_SECONDS`; the file is
-    read again only when that commit changes. When the deployed commit cannot
-    be told, the reference read before (if any) is kept. Thread-safe.
+    The deployed commit is re-read every :data:`SLOW_SECONDS` (every
+    :data:`NOTHING_DEPLOYED_SECONDS` while the targets answer that they run
+    none); the file is read again only when that commit changes. When the
+    deployed commit cannot be told, the reference read before (if any) is
+    kept. Thread-safe.
     """
 
     def __init__(
@@ -45,6 +50,7 @@ class TrainingReferences:
         self._clock = clock
         self._lock = threading.Lock()
         self._checked_at: float | None = None
+        self._interval = SLOW_SECONDS
         self._commit = ""
         self._reference: Reference | None = None
         self._why = "no training reference histograms loaded"
@@ -52,7 +58,7 @@ class TrainingReferences:
     def __call__(self) -> tuple[Reference | None, str]:
         with self._lock:
             now = self._clock()
-            if self._checked_at is None or now - self._checked_at >= SLOW_SECONDS:
+            if self._checked_at is None or now - self._checked_at >= self._interval:
                 self._checked_at = now
                 self._load()
             return self._reference, self._why
@@ -69,6 +75,7 @@ class TrainingReferences:
         if not path:
             self._reference, self._why = None, "drift.reference_path is not configured"
             return
+        self._interval = SLOW_SECONDS
         try:
             commit = self._deployed_commit()
         except MrcError as exc:
@@ -77,6 +84,7 @@ class TrainingReferences:
         if not commit:
             self._reference, self._why = None, "no target runs a known commit"
             self._commit = ""
+            self._interval = NOTHING_DEPLOYED_SECONDS
             return
         if commit == self._commit and self._reference is not None:
             return

@@ -382,3 +382,34 @@ def test_the_first_drift_window_is_full_once_the_sandbox_has_started(tmp_path: P
     finally:
         background.stop()
         workspace.close()
+
+
+def test_the_drift_view_finds_the_training_reference_once_the_first_release_serves(
+    tmp_path: Path,
+) -> None:
+    """The console opens while the demo's release is still starting: its training reference
+    is missing at first (no target runs a known commit), and the Drift view scores against
+    it soon after the release serves (not only at the next slow re-read of the targets)."""
+    from core.services.views import build_view
+    from core.services.workspace import Workspace
+
+    sandbox = build_sandbox(tmp_path / "late")
+    workspace = Workspace(load_file(sandbox.config), state_dir=sandbox.state_dir)
+    background = None
+    try:
+        training, _markers = workspace.drift_inputs("churn")  # what the view judges against
+        assert training() == (None, "no target runs a known commit")
+        background = sandbox.start_background(workspace)  # the release serves on return
+        deadline = time.monotonic() + 15
+        while True:
+            now = datetime.now(UTC)
+            view = build_view(workspace, "churn", now - timedelta(minutes=15), now, 80)
+            if view.current.value is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert view.current.value is not None, view.current.reason
+        assert "training" in view.reference
+    finally:
+        if background is not None:
+            background.stop()
+        workspace.close()

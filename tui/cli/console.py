@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from core.services.workspace import Workspace
-    from tui.app import MrcApp
+    from tui.app import MrcApp, Starting
 
 
 def _install_hangup_handler(app: MrcApp) -> None:
@@ -44,15 +44,20 @@ def _install_hangup_handler(app: MrcApp) -> None:
     signal.signal(signal.SIGTERM, terminate)
 
 
-def run_console(workspace: Workspace, data_shift: Callable[[bool], None] | None = None) -> int:
+def run_console(
+    workspace: Workspace,
+    data_shift: Callable[[bool], None] | None = None,
+    starting: Starting | None = None,
+) -> int:
     """Open the console on ``workspace``; return the exit code when it closes.
 
-    ``data_shift`` switches the demo traffic's input shift (None outside the demo).
-    The workspace is closed afterwards.
+    ``data_shift`` switches the demo traffic's input shift and ``starting`` is
+    the demo's release still starting (both None outside the demo). The
+    workspace is closed afterwards.
     """
     from tui.app import MrcApp
 
-    app = MrcApp(workspace, data_shift=data_shift)
+    app = MrcApp(workspace, data_shift=data_shift, starting=starting)
     _install_hangup_handler(app)
     try:
         app.run()
@@ -79,8 +84,11 @@ def open_console(args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     """Build the demo sandbox, start its server and traffic, open the console on it.
 
-    Returns the console's exit code (0 with ``--no-console``, after printing
-    the sandbox's config path). Raises MrcError when the sandbox cannot be built.
+    The server and traffic start in the background while the console opens;
+    the console says so if they fail. Returns the console's exit code (0
+    with ``--no-console``, after printing the sandbox's config path, once
+    the server and traffic run). Raises MrcError when the sandbox cannot be
+    built (and, with ``--no-console``, when its release cannot start).
     """
     from core.config import load_file
     from core.demo import build_sandbox
@@ -93,11 +101,13 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.read_only:
         config = config.with_read_only(True)
     workspace = Workspace(config, state_dir=sandbox.state_dir)
-    background = sandbox.start_background(workspace)
+    # The release and the traffic start while the console draws its first screens.
+    background = sandbox.start_background(workspace, wait=False)
     try:
         if args.no_console:
+            background.wait()
             print(sandbox.config)
             return 0
-        return run_console(workspace, data_shift=sandbox.set_data_shift)
+        return run_console(workspace, data_shift=sandbox.set_data_shift, starting=background)
     finally:
         background.stop()
