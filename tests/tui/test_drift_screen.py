@@ -499,3 +499,43 @@ async def test_until_there_is_a_score_every_poll_asks_as_of_now(console, monkeyp
             await wait_for(pilot, lambda: len(asked) > seen)  # noqa: B023
         await wait_for(pilot, lambda: "drift now: 0.380" in screen_text(app))
     assert [t.timestamp() for t in asked[:4]] == [mark + 1, mark + 2, mark + 3, mark + 4]
+
+
+async def test_a_jump_of_the_window_does_not_rewrite_the_y_axis_or_the_legend(
+    console, monkeypatch
+) -> None:
+    """When the window jumps on, the points, a release marker and the clock times move:
+    they are written again, not the cells that stay, such as the top of the y axis and
+    the legend on the marker label's row (a changed cell rewrote its row from the
+    chart's left edge)."""
+    boundary = _next_jump()
+    release = Marker(datetime.fromtimestamp(boundary - 400, UTC), "rollout r4", "rollout", "x")
+
+    def view(workspace, model, span, now, width=120):  # type: ignore[no-untyped-def]
+        return replace(live_view(workspace, model, span, now), markers=(release,))
+
+    monkeypatch.setattr(data, "drift_view", view)
+    writes = _terminal_writes(monkeypatch)
+    clock = {"now": datetime.fromtimestamp(boundary - 20, UTC)}
+    app = console().make_app()
+    app.clock = lambda: clock["now"]
+    async with app.run_test(size=(120, 40)) as pilot:
+        (chart,) = await _open_charts(pilot, app, ("chart-drift",))
+        await pilot.pause(0.5)
+        before = chart._picture.text.plain.splitlines()
+        writes.clear()
+        clock["now"] = datetime.fromtimestamp(boundary + 20, UTC)
+        await wait_for(pilot, lambda: chart._picture.text.plain.splitlines() != before)
+        await pilot.pause(0.2)
+        region = chart.region
+    legend = next(line for line in before if "▞▞ psi" in line)
+    assert legend.lstrip().startswith("0.500┤") and "rollout r4" in legend
+    pieces = re.split(r"\x1b\[(\d+);(\d+)H", "".join(writes))
+    written = [  # what each move writes inside the chart, without the escape sequences
+        re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+        for y, x, text in zip(pieces[1::3], pieces[2::3], pieces[3::3], strict=True)
+        if region.contains(int(x) - 1, int(y) - 1)
+    ]
+    assert any(re.search(r"\d\d:\d\d", text) for text in written), written  # the clock times
+    assert "rollout r4" in "".join(written), written  # the marker moved
+    assert not any("psi" in text or "0.500" in text for text in written), written

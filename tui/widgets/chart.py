@@ -21,10 +21,11 @@ changes only the cells around it, and a chart whose picture would not change
 is neither plotted nor repainted.
 
 Textual writes a repainted cell with everything left of it on the same line of
-the same widget. The right part of a chart, where a strip chart's new points
-are drawn (the last :data:`TAIL_PERCENT` percent), is therefore a widget of its
-own (:class:`_Tail`, on top of the chart and showing the same picture): a new
-point rewrites the lines of that part only, not the whole width of the chart.
+the same widget. A chart is therefore covered by :data:`SLICES` narrow widgets
+side by side (:class:`_Slice`, each showing its columns of the same picture): a
+new point rewrites its line from the left edge of its slice only, and a jump
+of the window rewrites the slices whose cells changed, not every line whole
+from the y axis on.
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ CHROME_ROWS = 5
 Y_AXIS_COLUMNS = 7
 #: Free columns kept between two labels on the same row.
 LABEL_GAP = 1
-#: Width of the chart's right part that is repainted on its own (percent of the chart): at
-#: least the last jump of the Drift screen's window (2 of 7 minutes on the 5-minute range).
-TAIL_PERCENT = 30
+#: Side-by-side widgets a chart is drawn by, of equal width (see the module docstring): a
+#: changed cell is written with at most a slice's width of unchanged cells left of it.
+SLICES = 8
 
 
 @dataclass(frozen=True)
@@ -263,16 +264,16 @@ class TimeChart(PlotextPlot):
     _last_built: str = ""
     _picture: _Picture | None = None
 
-    DEFAULT_CSS = f"""
-    TimeChart {{
+    DEFAULT_CSS = """
+    TimeChart {
         height: 1fr;
         min-height: 6;
-    }}
-    TimeChart > _Tail {{
-        dock: right;
-        width: {TAIL_PERCENT}%;
+        layout: horizontal;
+    }
+    TimeChart > _Slice {
+        width: 1fr;
         height: 1fr;
-    }}
+    }
     """
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -283,7 +284,8 @@ class TimeChart(PlotextPlot):
         self.builds = 0
 
     def compose(self) -> ComposeResult:
-        yield _Tail()
+        for _ in range(SLICES):
+            yield _Slice()
 
     @property
     def placed_labels(self) -> list[Placed]:
@@ -419,32 +421,31 @@ class TimeChart(PlotextPlot):
         picture = _Picture.of(built, self._picture_key(), old)
         self._last_built = built
         self._picture = picture
-        tail = self.query_one(_Tail)
+        slices = [(one, one.region.x - self.region.x, one.size.width) for one in self._slices()]
         if old is None or old.size != picture.size:
             self.refresh()
-            tail.refresh()
+            for one, _, _ in slices:
+                one.refresh()
             return
-        # One region per row and widget, from its first to its last changed cell: a
+        # One region per row and slice, from its first to its last changed cell: a
         # terminal update writes a widget's line from its left edge to the end of the
         # region, so two regions on one row of a widget would write its start twice.
-        cut = self.size.width - tail.size.width
-        spans: dict[tuple[bool, int], tuple[int, int]] = {}  # (in the tail, row): columns
+        spans: dict[tuple[int, int], tuple[int, int]] = {}  # (slice, row): columns in it
         for row, start, end in old.changes(picture):
-            for in_tail, first, last in (
-                (False, start, min(end, cut)),
-                (True, max(start, cut), end),
-            ):
+            for index, (_, offset, width) in enumerate(slices):
+                first, last = max(start, offset) - offset, min(end, offset + width) - offset
                 if first < last:
-                    was = spans.get((in_tail, row), (first, last))
-                    spans[in_tail, row] = (min(was[0], first), max(was[1], last))
-        for widget, offset, in_tail in ((self, 0, False), (tail, cut, True)):
-            regions = [
-                Region(a - offset, row, b - a, 1)
-                for (tailed, row), (a, b) in spans.items()
-                if tailed == in_tail
-            ]
-            if regions:
-                widget.refresh(*regions)
+                    was = spans.get((index, row), (first, last))
+                    spans[index, row] = (min(was[0], first), max(was[1], last))
+        regions: dict[int, list[Region]] = {}
+        for (index, row), (first, last) in spans.items():
+            regions.setdefault(index, []).append(Region(first, row, last - first, 1))
+        for index, dirty in regions.items():
+            slices[index][0].refresh(*dirty)
+
+    def _slices(self) -> list[_Slice]:
+        """Return the slices the chart is drawn by, left to right."""
+        return [child for child in self.children if isinstance(child, _Slice)]
 
     def _build(self) -> str:
         """Plot the spec at the widget's size and return plotext's ANSI picture."""
@@ -470,19 +471,20 @@ class TimeChart(PlotextPlot):
         return picture.text
 
 
-class _Tail(Widget):
-    """The right part of a :class:`TimeChart`, showing the same cells as the chart under it."""
+class _Slice(Widget):
+    """Some columns of a :class:`TimeChart`, showing the same cells as the chart under them."""
 
     def render(self) -> RenderResult:
         chart = self.parent
         if not isinstance(chart, TimeChart) or not self.size.width:
             return Text()
-        text = chart.render()
-        if not isinstance(text, Text):  # pragma: no cover - the chart renders Text
+        chart.render()  # the picture of the chart's current size
+        picture = chart._picture
+        if picture is None:  # pragma: no cover - render makes one
             return Text()
-        cut = chart.size.width - self.size.width
-        lines = text.split("\n", allow_blank=True)
-        return Text("\n").join(line[cut:] for line in lines)
+        first = self.region.x - chart.region.x
+        last = first + self.size.width
+        return Text("\n").join(line[first:last] for line in picture.texts)
 
 
 #: Changed cells closer than this on one row are repainted as one span.
@@ -519,15 +521,25 @@ def _blanks_merged(plain: str, styles: list[object]) -> Text:
 
 
 def _same_blank(one: object, other: object) -> bool:
-    """Return whether a blank looks the same in style ``one`` and in ``other``: the same
-    background, and neither has an attribute (reverse, underline...) that shows on it."""
-    if not isinstance(one, Style) or not isinstance(other, Style):
-        return False
-    plain = (
-        one.without_color == Style(bgcolor=one.bgcolor).without_color
-        and other.without_color == Style(bgcolor=other.bgcolor).without_color
-    )
-    return plain and one.bgcolor == other.bgcolor
+    """Return whether a blank looks the same in style ``one`` and in ``other``."""
+    return _blank_look(one) == _blank_look(other)
+
+
+def _blank_look(style: object) -> object:
+    """Return what a blank in ``style`` looks like: its background colour (``None`` for
+    the widget's), or the style itself when it has an attribute (reverse, underline...)
+    that may show on a blank. A blank without a style looks like one without a background."""
+    if style is None:
+        return None
+    if isinstance(style, Style) and style.without_color == Style():
+        return style.bgcolor
+    return style
+
+
+def _look(cell: tuple[str, object]) -> object:
+    """Return what a cell (character, style) looks like: a blank by its background."""
+    char, style = cell
+    return (" ", _blank_look(style)) if char == " " else cell
 
 
 @dataclass(frozen=True)
@@ -574,7 +586,8 @@ class _Picture:
         return cls(size, Text("\n").join(texts), tuple(rows), lines, tuple(texts))
 
     def changes(self, other: _Picture) -> list[tuple[int, int, int]]:
-        """Return (row, first column, end column) of each run of cells that differ in ``other``."""
+        """Return (row, first column, end column) of each run of cells that look different
+        in ``other`` (a blank whose text colour alone changed looks the same)."""
         out: list[tuple[int, int, int]] = []
         empty: tuple[tuple[str, object], ...] = ()
         for row in range(max(len(self.rows), len(other.rows))):
@@ -587,7 +600,7 @@ class _Picture:
             for column in range(longest):
                 a = mine[column] if column < len(mine) else None
                 b = theirs[column] if column < len(theirs) else None
-                if a == b:
+                if a == b or (a is not None and b is not None and _look(a) == _look(b)):
                     continue
                 if start >= 0 and column - end <= MERGE_GAP:
                     end = column + 1
