@@ -520,6 +520,17 @@ class Journal:
                     changed += 1
         return changed
 
+    def changes_of(self, model: str) -> tuple[int, int]:
+        """Return (audit rows of ``model``, how many of them have finished).
+
+        Changes whenever an action on one of the model's targets is recorded
+        or ends: a cheap test of whether what runs there may have changed.
+        """
+        row = self._read(
+            "SELECT COUNT(*), COUNT(finished_at) FROM audit WHERE model = ?", (model,)
+        )[0]
+        return int(row[0]), int(row[1])
+
     def markers(
         self, model: str, since: datetime | None = None, until: datetime | None = None
     ) -> list[Marker]:

@@ -35,11 +35,13 @@ class TrainingReferences:
     """The training reference of ``model``: ``drift.reference_path`` at the deployed commit.
 
     Calling it returns ``(Reference, "")`` or ``(None, why it is missing)``.
-    The deployed commit is re-read every :data:`SLOW_SECONDS` (every
-    :data:`NOTHING_DEPLOYED_SECONDS` while the targets answer that they run
-    none); the file is read again only when that commit changes. When the
-    deployed commit cannot be told, the reference read before (if any) is
-    kept. Thread-safe.
+    The deployed commit is re-read as soon as the journal records or closes
+    an action on the model (a release made through this workspace is judged
+    against its own commit at once), and otherwise every :data:`SLOW_SECONDS`
+    (every :data:`NOTHING_DEPLOYED_SECONDS` while the targets answer that
+    they run none); the file is read again only when that commit changes.
+    When the deployed commit cannot be told, the reference read before (if
+    any) is kept. Thread-safe.
     """
 
     def __init__(
@@ -51,15 +53,18 @@ class TrainingReferences:
         self._lock = threading.Lock()
         self._checked_at: float | None = None
         self._interval = SLOW_SECONDS
+        self._journal_seen: tuple[int, int] | None = None  # Journal.changes_of at that check
         self._commit = ""
         self._reference: Reference | None = None
         self._why = "no training reference histograms loaded"
 
     def __call__(self) -> tuple[Reference | None, str]:
+        changes = self.workspace.journal.changes_of(self.model)
         with self._lock:
             now = self._clock()
-            if self._checked_at is None or now - self._checked_at >= self._interval:
-                self._checked_at = now
+            due = self._checked_at is None or now - self._checked_at >= self._interval
+            if due or changes != self._journal_seen:
+                self._checked_at, self._journal_seen = now, changes
                 self._load()
             return self._reference, self._why
 

@@ -413,3 +413,32 @@ def test_the_drift_view_finds_the_training_reference_once_the_first_release_serv
         if background is not None:
             background.stop()
         workspace.close()
+
+
+def test_a_release_through_the_workspace_is_judged_against_its_own_training_reference(
+    tmp_path: Path,
+) -> None:
+    """Right after a release (journalled by the workspace), drift is judged against the
+    training histograms of the commit now live, not those of the one before it."""
+    from core.services.workspace import Workspace
+
+    sandbox = build_sandbox(tmp_path / "next")
+    workspace = Workspace(load_file(sandbox.config), state_dir=sandbox.state_dir)
+    background = sandbox.start_background(workspace, history=("v2",), traffic=False)
+    path = "reference/histograms.json"
+
+    def reference_at(role: str) -> Reference:
+        sha = sandbox.commits[role]
+        return loads(git(sandbox.repo, "show", f"{sha}:{path}"), f"{path} at {sha[:8]}")
+
+    try:
+        training, _markers = workspace.drift_inputs("churn")
+        assert training() == (reference_at("v2"), "")
+        assert reference_at("v2") != reference_at("v3")
+        target = workspace.target("churn", "local")
+        for _ in workspace.run_rollout(target, Artifact(commit=sandbox.commits["v3"])):
+            pass
+        assert training() == (reference_at("v3"), "")
+    finally:
+        background.stop()
+        workspace.close()
