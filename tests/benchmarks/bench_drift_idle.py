@@ -12,11 +12,12 @@ Prints CPU seconds per minute of each process and bytes written to the
 terminal per minute, and the ratios; records the live-label ratios in the
 summary table. Set MRC_BENCH_SECONDS to measure a shorter window.
 
-The charts' window jumps on every few minutes (225 s on the default range)
-and a jump rewrites the charts, so one minute may hold a jump and the next
-not. Set MRC_BENCH_WORST_SECONDS (e.g. 480) to go on watching the Drift screen
-that long (from the start of the measured window) and also print and record
-its worst minute: the most bytes written in any 60 seconds, jumps included.
+The charts' window jumps on every few minutes (300 s on the default range)
+and a jump rewrites the charts' points, markers and clock times, so one minute
+may hold a jump and the next not. Set MRC_BENCH_WORST_SECONDS (e.g. 480) to go
+on watching the Drift screen that long (from the start of the measured window)
+and also print and record its worst minute: the most bytes written in any 60
+seconds, jumps included.
 """
 
 from __future__ import annotations
