@@ -539,3 +539,33 @@ async def test_a_jump_of_the_window_does_not_rewrite_the_y_axis_or_the_legend(
     assert any(re.search(r"\d\d:\d\d", text) for text in written), written  # the clock times
     assert "rollout r4" in "".join(written), written  # the marker moved
     assert not any("psi" in text or "0.500" in text for text in written), written
+
+
+async def test_a_new_score_is_written_up_to_its_last_changed_cell(console, monkeypatch) -> None:
+    """A new drift score (same band) rewrites the score's line up to the score, not the
+    blanks after it to the panel's edge."""
+    writes = _terminal_writes(monkeypatch)
+
+    def view(workspace, model, span, now, width=120):  # type: ignore[no-untyped-def]
+        score = 0.03 + (now.timestamp() % 600) / 10000
+        current = DriftScore("psi", score, DriftBand.OK, 1800)
+        drift = Series("psi", ((now.timestamp(), score),))  # no drift: no advice lines
+        return replace(fixed_view(workspace, model, span, now), current=current, drift=drift)
+
+    monkeypatch.setattr(data, "drift_view", view)
+    clock = {"now": FIXED_NOW}
+    app = console().make_app()
+    app.clock = lambda: clock["now"]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: "drift now: 0." in screen_text(app))
+        before = _line_with(screen_text(app), "drift now")
+        writes.clear()
+        clock["now"] += timedelta(seconds=SCORE_SECONDS)
+        await wait_for(pilot, lambda: _line_with(screen_text(app), "drift now") != before)
+        await pilot.pause(0.2)
+    pieces = re.split(r"\x1b\[\d+;\d+H", "".join(writes))
+    rows = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", one) for one in pieces if "drift now" in one]
+    assert rows, "the new score is written"
+    score = re.compile(r"drift now: \d\.\d{3}( ok)?")  # up to the score: no blanks after it
+    assert all(score.fullmatch(row.rstrip("\r\n")) for row in rows), rows

@@ -35,7 +35,9 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.geometry import Region
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import Static
 
 from core.domain import DriftBand, DriftScore
@@ -145,6 +147,63 @@ def same_shape(old: Text, new: Text, width: int) -> bool:
     )
 
 
+def changed_ends(old: Text, new: Text) -> list[int]:
+    """Return, for each line of ``new``, the cell after its last cell that differs from the
+    same line of ``old`` (character or style; 0 for an unchanged line)."""
+    old_lines = old.split("\n", allow_blank=True)
+    ends: list[int] = []
+    for row, line in enumerate(new.split("\n", allow_blank=True)):
+        was = old_lines[row] if row < len(old_lines) else Text()
+        mine, theirs = _cells(line), _cells(was)
+        last = next(
+            (
+                i + 1
+                for i in range(max(len(mine), len(theirs)) - 1, -1, -1)
+                if (mine[i] if i < len(mine) else None) != (theirs[i] if i < len(theirs) else None)
+            ),
+            0,
+        )
+        ends.append(cell_len(line.plain[:last]) + max(0, last - len(line.plain)))
+    return ends
+
+
+def _cells(line: Text) -> list[tuple[str, tuple[object, ...]]]:
+    """Return each character of ``line`` with the styles that apply to it."""
+    styles: list[tuple[object, ...]] = [(line.style,)] * len(line.plain)
+    for span in line.spans:
+        for i in range(span.start, min(span.end, len(styles))):
+            styles[i] = (*styles[i], span.style)
+    return list(zip(line.plain, styles, strict=True))
+
+
+class Lines(Widget):
+    """Lines of text that, when a new text has the same shape, repaint each line only up to
+    its last changed cell (not the blanks after it)."""
+
+    DEFAULT_CSS = """
+    Lines {
+        height: auto;
+    }
+    """
+
+    def __init__(self, *, id: str) -> None:
+        super().__init__(id=id)
+        self.text = Text()
+
+    def render(self) -> Text:
+        return self.text
+
+    def show(self, text: Text, *, layout: bool) -> None:
+        """Show ``text``: with ``layout``, as a new shape; else repaint the changed cells."""
+        old, self.text = self.text, text
+        if layout:
+            self.refresh(layout=True)
+            return
+        regions = [Region(0, row, end, 1) for row, end in enumerate(changed_ends(old, text)) if end]
+        if regions:
+            self.refresh(*regions)
+
+
 def range_label(span: timedelta) -> str:
     """Return ``15m``, ``6h`` or ``7d`` for a range."""
     minutes = int(span.total_seconds() // 60)
@@ -206,7 +265,7 @@ class DriftScreen(MrcScreen):
         yield Horizontal(
             Vertical(id="drift-charts"),
             Vertical(
-                Static("", id="drift-score"),
+                Lines(id="drift-score"),
                 Static("Alerts", classes="panel-title"),
                 Static("", id="drift-alerts"),
                 AlertsPanel(id="drift-am-alerts"),
@@ -484,17 +543,21 @@ class DriftScreen(MrcScreen):
         self._features = shown
 
     def _update_static(self, selector: str, text: Text) -> None:
-        """Update a Static only when its text changed (no needless repaint).
+        """Update a Static (or :class:`Lines`) only when its text changed (no needless repaint).
 
         A text of the same shape (as many lines, none wider than the widget)
         keeps the widget's height: it is repainted without redoing the layout.
         """
-        widget = self.query_one(selector, Static)
+        widget = self.query_one(selector)
         old = self._shown.get(selector)
         if old != text:
             self._shown[selector] = text
             width = widget.content_size.width
-            widget.update(text, layout=old is None or not same_shape(old, text, width))
+            layout = old is None or not same_shape(old, text, width)
+            if isinstance(widget, Lines):
+                widget.show(text, layout=layout)
+            elif isinstance(widget, Static):
+                widget.update(text, layout=layout)
 
     def action_range(self, delta: int) -> None:
         self.range_index = max(0, min(len(RANGES) - 1, self.range_index + delta))
