@@ -386,6 +386,27 @@ async def test_a_jump_of_the_window_leaves_the_ticks_in_their_columns(console, m
     assert labels.findall(before[axis + 1]) != labels.findall(after[axis + 1])
 
 
+async def _written_at_next_score_mark(  # type: ignore[no-untyped-def]
+    console, writes: list[str], line: str, ready: str
+) -> list[str]:
+    """Open the Drift screen, wait for ``ready`` on it, move the clock to the next score
+    mark; return the pieces then written to the terminal (one per cursor move, escapes
+    removed) that hold ``line``, the text naming the line that changes."""
+    clock = {"now": FIXED_NOW}
+    app = console().make_app()
+    app.clock = lambda: clock["now"]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: ready in screen_text(app))
+        before = _line_with(screen_text(app), line)
+        writes.clear()
+        clock["now"] += timedelta(seconds=SCORE_SECONDS)
+        await wait_for(pilot, lambda: _line_with(screen_text(app), line) != before)
+        await pilot.pause(0.2)
+    pieces = re.split(r"\x1b\[\d+;\d+H", "".join(writes))
+    return [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", one) for one in pieces if line in one]
+
+
 async def test_a_new_feature_score_writes_its_row_only_up_to_the_score(
     console, monkeypatch
 ) -> None:
@@ -399,19 +420,7 @@ async def test_a_new_feature_score_writes_its_row_only_up_to_the_score(
         return replace(fixed_view(workspace, model, span, now), features=features)
 
     monkeypatch.setattr(data, "drift_view", view)
-    clock = {"now": FIXED_NOW}
-    app = console().make_app()
-    app.clock = lambda: clock["now"]
-    async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("5")
-        await wait_for(pilot, lambda: " income " in screen_text(app))
-        before = _line_with(screen_text(app), " income ")
-        writes.clear()
-        clock["now"] += timedelta(seconds=SCORE_SECONDS)
-        await wait_for(pilot, lambda: _line_with(screen_text(app), " income ") != before)
-        await pilot.pause(0.2)
-    moves = re.split(r"\x1b\[\d+;\d+H", "".join(writes))  # one piece per line written
-    rows = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", one) for one in moves if "income" in one]
+    rows = await _written_at_next_score_mark(console, writes, "income", ready=" income ")
     assert rows, "the new score is written"
     assert all("alert" not in row for row in rows), rows
 
@@ -553,19 +562,7 @@ async def test_a_new_score_is_written_up_to_its_last_changed_cell(console, monke
         return replace(fixed_view(workspace, model, span, now), current=current, drift=drift)
 
     monkeypatch.setattr(data, "drift_view", view)
-    clock = {"now": FIXED_NOW}
-    app = console().make_app()
-    app.clock = lambda: clock["now"]
-    async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("5")
-        await wait_for(pilot, lambda: "drift now: 0." in screen_text(app))
-        before = _line_with(screen_text(app), "drift now")
-        writes.clear()
-        clock["now"] += timedelta(seconds=SCORE_SECONDS)
-        await wait_for(pilot, lambda: _line_with(screen_text(app), "drift now") != before)
-        await pilot.pause(0.2)
-    pieces = re.split(r"\x1b\[\d+;\d+H", "".join(writes))
-    rows = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", one) for one in pieces if "drift now" in one]
+    rows = await _written_at_next_score_mark(console, writes, "drift now", ready="drift now: 0.")
     assert rows, "the new score is written"
     score = re.compile(r"drift now: \d\.\d{3}( ok)?")  # up to the score: no blanks after it
     assert all(score.fullmatch(row.rstrip("\r\n")) for row in rows), rows
