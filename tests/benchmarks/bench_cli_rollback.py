@@ -22,7 +22,6 @@ control plane through tests/services unless ``make services-up`` already did).
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.benchmarks.summary import record
+from tests.benchmarks.terminal import cached_bytecode_env
 
 ROUNDS = 7
 #: Rounds of the waited ``mrc rollback --yes`` (printed, not recorded).
@@ -104,13 +104,9 @@ def main() -> int:
                 """
             )
         )
-        env = {
-            **os.environ,
-            "MRC_STATE_DIR": str(work / "state"),
-            "PYTHONPATH": str(ROOT),
-            "PYTHONPYCACHEPREFIX": str(work / "pycache"),
-        }
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env = cached_bytecode_env(
+            work / "pycache", MRC_STATE_DIR=str(work / "state"), PYTHONPATH=str(ROOT)
+        )
         waited = [*_mrc_command(), "--config", str(config), "rollback", "churn", "--yes"]
         mrc = [*waited, "--no-wait"]
         kubectl = [

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from tests.benchmarks.summary import record
-from tests.benchmarks.terminal import time_to_text
+from tests.benchmarks.terminal import cached_bytecode_env, time_to_text
 from tests.support.repos import make_history_repo
 
 #: Rounds per program: start-up times on a shared 2-core machine spread by +-30%.
@@ -68,14 +68,7 @@ def main() -> None:
         config.write_text(f'[[model]]\nname = "bench"\nrepo = "{repo.path}"\n')
         bare = root / "bare.py"
         bare.write_text(BARE_APP)
-        import os
-
-        env = {
-            **os.environ,
-            "MRC_STATE_DIR": str(root / "state"),
-            "PYTHONPYCACHEPREFIX": str(root / "pycache"),
-        }
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env = cached_bytecode_env(root / "pycache", MRC_STATE_DIR=str(root / "state"))
         mrc = [sys.executable, "-m", "tui.cli", "--config", str(config)]
         bare_argv = [sys.executable, str(bare)]
         time_to_text(bare_argv, b"bare-app-ready", env=env)  # caches bytecode
