@@ -100,6 +100,16 @@ LOG_TAIL = 15
 _STATE_VERSION = 1
 
 
+def _logged_since(log: Path, offset: int, text: bytes) -> bool:
+    """Return True when ``log`` holds ``text`` after its first ``offset`` bytes."""
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(offset)
+            return text in handle.read()
+    except OSError:
+        return False
+
+
 def target_state_dir(base: Path, model: str, name: str) -> Path:
     """Return the state dir of target ``name`` of ``model`` under the console's ``base`` dir."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{model}--{name}")
@@ -145,6 +155,7 @@ class _Proc:
     commit: str = ""
     restarts: int = 0
     killed: bool = False
+    log_offset: int = 0  # size of ``log`` before this process started
 
     @property
     def pid(self) -> int:
@@ -470,45 +481,69 @@ class LocalTarget(Target):
         self._event("Normal", "Started", f"revision {number} (pid {popen.pid}, port {port})")
         return proc
 
-    def _ensure_proxy(self) -> None:
-        """Start the forwarder on the stable port unless it runs; raise OperationFailed."""
+    def _spawn_proxy(self) -> _Proc | None:
+        """Start the forwarder on the stable port unless it runs; return it, not yet listening.
+
+        Returns None when there is no stable port or the forwarder already
+        runs. The caller passes the result to :meth:`_await_proxy` (or
+        :meth:`_discard_proxy`), so the forwarder's start overlaps other work.
+        Raises OperationFailed when it cannot be spawned.
+        """
         if self.port is None:
-            return
+            return None
         with self._lock:
             if self._proxy is not None and self._proxy.alive():
-                return
+                return None
             if self._proxy is not None:
                 procs.kill_group(self._proxy.pid, self._proxy.popen, grace=0.5)
+                self._proxy = None
             log = self.state_dir / "logs" / "proxy.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             script = str(Path(__file__).with_name("local_proxy.py"))
             argv = [sys.executable, "-I", "-S", script, "--port", str(self.port)]
             argv += ["--upstream-file", str(self.upstream_file)]
+            offset = log.stat().st_size if log.exists() else 0
             try:
                 popen = procs.spawn_guarded(
                     argv, tag=self._tag, env=self.child_env.build(), log_path=log
                 )
             except OSError as exc:
                 raise OperationFailed(f"cannot start the forwarder: {exc}") from exc
-            proxy = _Proc("proxy", popen, self.port, log, self._clock())
+            return _Proc("proxy", popen, self.port, log, self._clock(), log_offset=offset)
+
+    def _await_proxy(self, proxy: _Proc | None) -> None:
+        """Return once ``proxy`` (from :meth:`_spawn_proxy`) listens, and keep it.
+
+        None returns at once. The forwarder's log says when it listens (a
+        connection could reach another program holding the port). Raises
+        OperationFailed (the forwarder is stopped) when it exits, e.g.
+        because the port is taken, or does not listen within 10 s.
+        """
+        if proxy is None:
+            return
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline:
-            if popen.poll() is not None:
+            if _logged_since(proxy.log, proxy.log_offset, b"forwarding "):
+                break
+            if proxy.popen.poll() is not None:
                 raise OperationFailed(
                     f"port {self.port} is not available for {self.model}/{self.name}:\n"
-                    + _tail(log, 3)
+                    + _tail(proxy.log, 3)
                 )
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    break
-            except OSError:
-                time.sleep(0.02)
+            time.sleep(0.02)
         else:
-            procs.kill_group(popen.pid, popen, grace=0.5)
+            self._discard_proxy(proxy)
             raise OperationFailed(f"the forwarder on port {self.port} did not start")
         with self._lock:
             self._proxy = proxy
         self._event("Normal", "Listening", f"forwarder on 127.0.0.1:{self.port}")
+
+    @staticmethod
+    def _discard_proxy(proxy: _Proc | None) -> None:
+        """Stop ``proxy`` (from :meth:`_spawn_proxy`) when it was not kept; never raises."""
+        if proxy is not None:
+            with contextlib.suppress(Exception):
+                procs.kill_group(proxy.pid, proxy.popen, grace=0.5)
 
     def _healthy(self, port: int) -> tuple[bool, str]:
         import httpx
@@ -588,33 +623,43 @@ class LocalTarget(Target):
         if cancel is not None:
             cancel.raise_if_cancelled()
         yield Progress("prepare", f"exporting commit {short}", 0.1)
-        artifact = self.export(sha)
-        with self._lock:
-            data = self._load()
-            number = reuse_number if reuse_number is not None else int(data.get("next", 1))
-            if reuse_number is None:
-                data["next"] = number + 1
-                self._save(data)
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        self._ensure_proxy()
-        yield Progress("start", f"starting revision {number} (commit {short})", 0.2)
-        with self._lock:
-            self._busy = f"starting revision {number}"
-            previous = self._servers.get(number)
-        proc = self._start_server(number, sha, artifact)
-        if previous is not None:
-            proc.restarts = previous.restarts + 1
+        # The forwarder starts while the commit is exported and its server starts.
+        proxy = self._spawn_proxy()
         try:
-            yield Progress("verify", f"waiting for {self.health_path} on port {proc.port}", 0.4)
-            self._wait_healthy(proc, cancel)
-        except BaseException:
-            # Unhealthy, cancelled, or the caller dropped the generator: never leave it running.
-            self._kill(proc)
-            raise
-        finally:
+            artifact = self.export(sha)
             with self._lock:
-                self._busy = ""
+                data = self._load()
+                number = reuse_number if reuse_number is not None else int(data.get("next", 1))
+                if reuse_number is None:
+                    data["next"] = number + 1
+                    self._save(data)
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            yield Progress("start", f"starting revision {number} (commit {short})", 0.2)
+            with self._lock:
+                self._busy = f"starting revision {number}"
+                previous = self._servers.get(number)
+            try:
+                proc = self._start_server(number, sha, artifact)
+                if previous is not None:
+                    proc.restarts = previous.restarts + 1
+                try:
+                    yield Progress(
+                        "verify", f"waiting for {self.health_path} on port {proc.port}", 0.4
+                    )
+                    self._wait_healthy(proc, cancel)
+                    self._await_proxy(proxy)
+                except BaseException:
+                    # Unhealthy, cancelled, or the caller dropped the generator: never leave
+                    # it running.
+                    self._kill(proc)
+                    raise
+            finally:
+                with self._lock:
+                    self._busy = ""
+        except BaseException:
+            self._discard_proxy(proxy)  # not kept unless it listens and the server is healthy
+            raise
         with self._lock:
             old = [p for n, p in self._servers.items() if p is not proc]
             self._servers = {n: p for n, p in self._servers.items() if n != number}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -22,6 +23,7 @@ from core.errors import BackendUnavailable, Cancelled, Conflict, NotFound, Opera
 from core.targets.base import Target
 from core.targets.expected import ExpectedState
 from core.targets.local import LocalTarget, free_port
+from tests.services.common import processes_mentioning
 from tests.support.repos import BASE_TIME, commit_files, init_repo
 
 SERVER = textwrap.dedent(
@@ -165,6 +167,25 @@ def test_unhealthy_revision_is_killed_and_the_old_one_keeps_serving(repo, tmp_pa
         assert served(t)["version"] == "1"
     finally:
         t.close()
+
+
+def test_a_taken_stable_port_fails_the_first_rollout_and_leaves_nothing_running(
+    repo, tmp_path: Path
+) -> None:
+    """The forwarder starts while the server does; when it cannot listen, neither is kept."""
+    path, shas = repo
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        t = make_target(path, tmp_path / "state", port=taken.getsockname()[1])
+        try:
+            with pytest.raises(OperationFailed, match="is not available"):
+                deploy(t, shas["1"])
+            assert t._all_procs() == []
+            assert t.status().phase is Phase.STOPPED
+            assert processes_mentioning(str(t.state_dir)) == []  # guards, forwarder
+        finally:
+            t.close()
 
 
 def test_cancel_during_health_wait_keeps_the_old_one(repo, tmp_path: Path) -> None:
