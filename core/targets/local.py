@@ -93,7 +93,8 @@ if TYPE_CHECKING:
 
     from core.config import LocalTargetConfig, ModelConfig
 
-#: Seconds the old server keeps running after the switch, for requests in flight.
+#: Seconds the old server keeps running after the switch, for requests in flight. The
+#: change does not wait for them: it is done once the new revision is live.
 DRAIN = 0.5
 #: Lines of a server's log quoted when it fails.
 LOG_TAIL = 15
@@ -248,7 +249,10 @@ class LocalTarget(Target):
         self._op_lock = threading.Lock()  # one change at a time
         self._servers: dict[int, _Proc] = {}  # by revision number
         self._proxy: _Proc | None = None
+        # Old servers stopping after DRAIN, with the timer that stops them.
+        self._retirements: list[tuple[threading.Timer, list[_Proc]]] = []
         self._busy = ""  # what the running change is doing, "" when idle
+        self._deploying = ""  # the commit the running change exports and starts
         self._stopped_by_user = False
         self._lockfile: Any = None
         self._events: deque[TargetEvent] = deque(maxlen=200)
@@ -590,13 +594,37 @@ class LocalTarget(Target):
             message += f"\nlast lines of {proc.log}:\n{tail}"
         raise OperationFailed(message)
 
-    def _kill(self, proc: _Proc) -> None:
-        if not proc.killed:  # once: after reaping, the pid may belong to someone else
+    def _kill(self, proc: _Proc) -> bool:
+        """Stop ``proc``'s group and forget it; return False when it was stopped before."""
+        with self._lock:
+            first = not proc.killed  # once: after reaping, the pid may belong to someone else
             proc.killed = True
+        if first:
             procs.kill_group(proc.pid, proc.popen)
         with self._lock:
             if self._servers.get(proc.revision) is proc:
                 del self._servers[proc.revision]
+        return first
+
+    def _retire_after_drain(self, old: list[_Proc]) -> None:
+        """Stop the ``old`` servers :data:`DRAIN` seconds from now, in the background."""
+        timer = threading.Timer(DRAIN, self._retire, args=(old,))
+        timer.daemon = True
+        with self._lock:
+            self._retirements = [r for r in self._retirements if r[0].is_alive()]
+            self._retirements.append((timer, old))
+        timer.start()
+
+    def _retire(self, old: list[_Proc]) -> None:
+        """Stop the ``old`` servers (unless stopped already) and record it; never raises."""
+        stopped = [p for p in old if self._kill(p)]
+        for p in stopped:
+            self._event("Normal", "Stopped", f"revision {p.revision} (pid {p.pid})")
+        if stopped:
+            with contextlib.suppress(Exception):
+                self._prune_artifacts()
+                with self._lock:
+                    self._save(self._load())
 
     def _switch_to(self, proc: _Proc) -> None:
         _write_json_atomic(self.upstream_file, {"port": proc.port, "revision": proc.revision})
@@ -625,6 +653,8 @@ class LocalTarget(Target):
         yield Progress("prepare", f"exporting commit {short}", 0.1)
         # The forwarder starts while the commit is exported and its server starts.
         proxy = self._spawn_proxy()
+        with self._lock:
+            self._deploying = sha  # its tree is not pruned meanwhile
         try:
             artifact = self.export(sha)
             with self._lock:
@@ -659,6 +689,8 @@ class LocalTarget(Target):
                     self._busy = ""
         except BaseException:
             self._discard_proxy(proxy)  # not kept unless it listens and the server is healthy
+            with self._lock:
+                self._deploying = ""
             raise
         with self._lock:
             old = [p for n, p in self._servers.items() if p is not proc]
@@ -678,32 +710,43 @@ class LocalTarget(Target):
             self._stopped_by_user = False
             self._save(data)
         self._event("Normal", "Switched", f"revision {number} (commit {short}) is live")
-        # Retire before yielding again, so that a caller who stops iterating
-        # here does not leave the old server running.
+        # Scheduled before yielding again, so that a caller who stops iterating here does
+        # not leave the old servers running; their trees go when they have stopped.
         if old:
-            time.sleep(DRAIN)
-            for p in old:
-                self._kill(p)
-                self._event("Normal", "Stopped", f"revision {p.revision} (pid {p.pid})")
-        self._prune_artifacts({e.commit for e in entries})
+            self._retire_after_drain(old)
+        with self._lock:
+            self._deploying = ""
+        self._prune_artifacts()
         with self._lock:
             self._save(self._load())
         yield Progress("switch", f"revision {number} is live", 0.8)
         if old:
-            yield Progress("retire", f"stopped revision {', '.join(str(p.revision) for p in old)}")
+            retiring = ", ".join(str(p.revision) for p in old)
+            yield Progress(
+                "retire", f"revision {retiring} stops in {DRAIN:g} s (requests in flight)"
+            )
         yield Progress("done", f"revision {number} (commit {short}) is live", 1.0)
 
-    def _prune_artifacts(self, keep: set[str]) -> None:
+    def _prune_artifacts(self) -> None:
+        """Remove the exported trees that no kept revision, running server or change needs.
+
+        Also removes exports left half-done by a console that died. Raises
+        BackendUnavailable when the state file is unreadable.
+        """
         root = self.state_dir / "artifacts"
-        if not root.is_dir():
-            return
         mine = f"-{os.getpid()}-"
-        for child in root.iterdir():
-            if child.name.startswith(".tmp-"):
-                if mine not in child.name:  # left by a console that died while exporting
+        with self._lock:
+            if not root.is_dir():
+                return
+            keep = {e.commit for e in self._entries(self._load())}
+            keep |= {p.commit for p in self._servers.values() if not p.killed}
+            keep.add(self._deploying)
+            for child in root.iterdir():
+                if child.name.startswith(".tmp-"):
+                    if mine not in child.name:  # left by a console that died while exporting
+                        shutil.rmtree(child, ignore_errors=True)
+                elif child.name not in keep:
                     shutil.rmtree(child, ignore_errors=True)
-            elif child.name not in keep:
-                shutil.rmtree(child, ignore_errors=True)
 
     def _begin(self) -> None:
         if not self._op_lock.acquire(blocking=False):
@@ -859,6 +902,10 @@ class LocalTarget(Target):
             self._servers = {}
             self._proxy = None
             self._stopped_by_user = True
+            for timer, old in self._retirements:
+                timer.cancel()
+                targets += [p for p in old if p not in targets]
+            self._retirements = []
         for proc in targets:
             with contextlib.suppress(Exception):
                 self._kill(proc)

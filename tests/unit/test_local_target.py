@@ -20,10 +20,11 @@ from core import procs
 from core.cancel import CancelToken
 from core.domain import Artifact, Phase
 from core.errors import BackendUnavailable, Cancelled, Conflict, NotFound, OperationFailed
+from core.targets import local
 from core.targets.base import Target
 from core.targets.expected import ExpectedState
 from core.targets.local import LocalTarget, free_port
-from tests.services.common import processes_mentioning
+from tests.services.common import processes_mentioning, wait_until
 from tests.support.repos import BASE_TIME, commit_files, init_repo
 
 SERVER = textwrap.dedent(
@@ -145,6 +146,29 @@ def test_second_rollout_switches_and_retires_the_old_server(target: LocalTarget,
     assert target.status().revision == 2
 
 
+def test_a_change_is_done_at_the_switch_and_the_old_server_drains_until_close(
+    repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old server stops DRAIN seconds after the switch, not before the change returns;
+    closing the target meanwhile stops it at once."""
+    monkeypatch.setattr(local, "DRAIN", 600.0)
+    path, shas = repo
+    t = make_target(path, tmp_path / "state")
+    try:
+        deploy(t, shas["1"])
+        old_pid = served(t)["pid"]
+        steps = [(p.step, p.message) for p in t.rollout(Artifact(commit=shas["2"]))]
+        assert ("retire", "revision 1 stops in 600 s (requests in flight)") in steps
+        assert steps[-1][0] == "done"
+        assert served(t)["version"] == "2"
+        stat = procs.proc_stat(old_pid)
+        assert stat is not None and stat.live  # still draining
+        assert t.status().revision == 2
+    finally:
+        t.close()
+    assert pid_gone(old_pid)
+
+
 def test_unhealthy_revision_is_killed_and_the_old_one_keeps_serving(repo, tmp_path: Path) -> None:
     path, shas = repo
     t = make_target(path, tmp_path / "state", health_timeout=1.0)
@@ -261,8 +285,10 @@ def test_history_keeps_only_keep_revisions_and_their_artifacts(repo, tmp_path: P
         for version in ("1", "2", "4"):
             deploy(t, shas[version])
         assert [r.commit for r in t.history()] == [shas["4"], shas["2"]]
-        exported = sorted(p.name for p in (tmp_path / "state" / "artifacts").iterdir())
-        assert exported == sorted([shas["4"], shas["2"]])
+        artifacts = tmp_path / "state" / "artifacts"
+        kept = sorted([shas["4"], shas["2"]])
+        # A server still draining keeps its tree until it has stopped.
+        wait_until(lambda: sorted(p.name for p in artifacts.iterdir()) == kept, 10, "pruning")
         with pytest.raises(NotFound):
             deploy(t, "no-such-commit")
     finally:
