@@ -30,6 +30,7 @@ from the y axis on.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -500,13 +501,16 @@ def _blanks_merged(plain: str, styles: list[object]) -> Text:
     colours again at every change of style: plotext gives each label, line and
     gap its own style. ``styles`` is updated in place.
     """
+    # A blank that takes a neighbour's style keeps its look, so the looks are read once.
+    looks = [_blank_look(style) for style in styles]
     for order in (range(1, len(plain)), range(len(plain) - 2, -1, -1)):
+        step = -1 if order.step > 0 else 1
         for column in order:
-            near = styles[column - 1] if order.step > 0 else styles[column + 1]
+            near = styles[column + step]
             if (
                 plain[column] == " "
                 and near != styles[column]
-                and _same_blank(styles[column], near)
+                and looks[column + step] == looks[column]
             ):
                 styles[column] = near
     text = Text(plain)
@@ -520,15 +524,14 @@ def _blanks_merged(plain: str, styles: list[object]) -> Text:
     return text
 
 
-def _same_blank(one: object, other: object) -> bool:
-    """Return whether a blank looks the same in style ``one`` and in ``other``."""
-    return _blank_look(one) == _blank_look(other)
-
-
+@functools.lru_cache(maxsize=1024)
 def _blank_look(style: object) -> object:
     """Return what a blank in ``style`` looks like: its background colour (``None`` for
     the widget's), or the style itself when it has an attribute (reverse, underline...)
-    that may show on a blank. A blank without a style looks like one without a background."""
+    that may show on a blank. A blank without a style looks like one without a background.
+
+    Cached by style: a chart's picture has a few styles over thousands of cells.
+    """
     if style is None:
         return None
     if isinstance(style, Style) and style.without_color == Style():
