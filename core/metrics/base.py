@@ -105,6 +105,19 @@ class MetricsSource(abc.ABC):
         """
         return SourceHealth()
 
+    def collected_until(self, end: datetime) -> datetime | None:
+        """Return when the latest collection at or before ``end`` happened (None: none known).
+
+        Data collected later cannot change a query that ends at ``end``, so a
+        view up to ``end`` stays the same until this changes. Default: the
+        latest collection (:meth:`health`'s ``last_success``), or ``end`` when
+        that is later (one may have happened up to ``end``); None for a source
+        without background collection. Sources that keep their collections'
+        times override it with the exact answer.
+        """
+        last = self.health().last_success
+        return None if last is None else min(last, end)
+
     def histogram_range(
         self, metric: str, start: datetime, end: datetime, window: float, *, width: int = 120
     ) -> list[tuple[float, Histogram]]:

@@ -303,8 +303,10 @@ class DriftModel:
         ``last_success``), the view computed by the previous call is returned
         again (the same object) when the range, the width and the markers are
         the same and the source has collected nothing at or before ``end``
-        since. A source that answers each query itself (Prometheus) is asked
-        every time: its data may change, or it may stop answering, unseen.
+        since (:meth:`MetricsSource.collected_until`: a collection after
+        ``end`` does not count, even one that came after the previous call).
+        A source that answers each query itself (Prometheus) is asked every
+        time: its data may change, or it may stop answering, unseen.
 
         The source is asked for new data first (:meth:`MetricsSource.refresh`:
         the scrape source scrapes) when ``scrape_on_refresh`` is set; if that
@@ -325,7 +327,7 @@ class DriftModel:
         # none of them changed (no collection at or before ``end`` since), the view
         # computed last is the same, and is returned without querying again.
         collected = self.source.health().last_success
-        until = min(collected.timestamp(), end.timestamp()) if collected else None
+        until = self.source.collected_until(end) if collected else None
         key = (start, end, width, tuple(self.markers), until)
         try:
             if collected is not None and self._computed is not None and self._computed[0] == key:

@@ -287,6 +287,14 @@ class ScrapeSource(MetricsSource):
         """Return the latest scrape error ("" after a good one) and the last good scrape's time."""
         return SourceHealth(self.last_error, self.last_success)
 
+    def collected_until(self, end: datetime) -> datetime | None:
+        """Return the time of the latest scrape in the buffer at or before ``end`` (None: none)."""
+        limit = end.timestamp()
+        with self._lock:
+            # Newest first: a live window ends at or just before the latest scrape.
+            at = next((s.time for s in reversed(self._buffer) if s.time <= limit), None)
+        return None if at is None else datetime.fromtimestamp(at, UTC)
+
     def start(self) -> None:
         """Scrape every ``interval`` seconds in a daemon thread until :meth:`stop`; idempotent."""
         if self._thread is not None:

@@ -49,6 +49,21 @@ def test_a_refresh_with_nothing_new_returns_the_same_view() -> None:
     assert dm.refresh(end - timedelta(seconds=60), end) is first
 
 
+def test_a_scrape_after_the_end_does_not_compute_the_view_again() -> None:
+    """The screen asks for the view up to a 15 s mark while the scrape after the mark is
+    still to come: when it arrives, past the end, the view is the one computed before."""
+    source = ScrapeSource("http://127.0.0.1:1/metrics")
+    for s in range(60):
+        source.ingest(exposition(100 * s), (T0 + timedelta(seconds=s + 0.4)).timestamp())
+    dm = model(source)
+    end = T0 + timedelta(seconds=60)
+    first = dm.refresh(end - timedelta(seconds=60), end)
+    source.ingest(exposition(6100), (end + timedelta(seconds=0.4)).timestamp())
+    assert dm.refresh(end - timedelta(seconds=60), end) is first
+    assert source.collected_until(end) == T0 + timedelta(seconds=59.4)
+    assert source.collected_until(T0) is None
+
+
 def test_new_data_a_new_range_or_new_markers_compute_a_new_view() -> None:
     source = source_with(60)
     dm = model(source)
