@@ -6,6 +6,9 @@ form most exporters write (``# HELP``/``# TYPE`` lines, ``name{k="v"} value``
 without escapes or timestamps) with a few regular expressions, grouping the
 samples into families exactly as ``prometheus_client.parser`` does; any other
 line makes it return None, and :func:`samples` then uses ``prometheus_client``.
+An endpoint serves the same sample names and labels at every scrape with new
+values, so each line's name and labels are read once (:data:`_HEADS`) and
+only its value again.
 """
 
 from __future__ import annotations
@@ -20,6 +23,16 @@ _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*"'
 _VALUE = r"[-+]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|Inf|NaN)"
 _SAMPLE = re.compile(rf"({_NAME})(?:\{{((?:{_LABEL}(?:,{_LABEL})*,?)?)\}})? ({_VALUE})")
+#: A sample line without its value: the name and the labels.
+_HEAD = re.compile(rf"({_NAME})(?:\{{((?:{_LABEL}(?:,{_LABEL})*,?)?)\}})?")
+_NUMBER = re.compile(_VALUE)
+#: Sample heads (a line up to the space before its value) read before: name and labels, or
+#: None for a head that is not of the plain form. An endpoint serves the same heads at
+#: every scrape with new values. Emptied when it holds :data:`_MAX_HEADS`; heads longer
+#: than :data:`_MAX_HEAD_LEN` characters are read every time.
+_HEADS: dict[str, tuple[str, dict[str, str]] | None] = {}
+_MAX_HEADS = 4096
+_MAX_HEAD_LEN = 512
 _LABEL_PAIR = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"\\]*)"')
 _COMMENT = re.compile(rf"# (HELP|TYPE) ({_NAME})(?: (.*))?")
 #: The sample names of a family of each type (suffixes of its name), as prometheus_client has.
@@ -48,7 +61,9 @@ def simple_samples(text: str) -> list[Sample] | None:
     Families follow ``prometheus_client.parser.text_string_to_metric_families``:
     a ``# HELP`` or ``# TYPE`` line starts a family, a sample whose name the
     family does not allow is an "unknown" family of its own, and the samples
-    of a counter whose name lacks ``_total`` get it. Never raises.
+    of a counter whose name lacks ``_total`` get it. The labels of a sample
+    line read before are the dict given then (read them, never change them).
+    Never raises.
     """
     out: list[Sample] = []
     name, typ = "", "unknown"
@@ -85,20 +100,37 @@ def simple_samples(text: str) -> list[Sample] | None:
                 typ = rest
                 allowed = tuple(name + suffix for suffix in _SUFFIXES.get(typ, ("",)))
             continue
-        sample = _SAMPLE.fullmatch(line)
-        if sample is None:
+        # The value has no space: the last one ends the head (a label value may hold one).
+        head, _, value = line.rpartition(" ")
+        try:
+            read = _HEADS[head]
+        except KeyError:
+            read = _read_head(head)
+            if len(head) <= _MAX_HEAD_LEN:
+                if len(_HEADS) >= _MAX_HEADS:
+                    _HEADS.clear()
+                _HEADS[head] = read
+        if read is None or not head or _NUMBER.fullmatch(value) is None:
             return None
-        sample_name, label_text, value = sample.groups()
-        pairs = _LABEL_PAIR.findall(label_text) if label_text else []
-        labels = dict(pairs)
-        if len(labels) != len(pairs):
-            return None  # a repeated label name: prometheus_client's verdict
+        sample_name, labels = read
         if sample_name not in allowed:
             close()
             name, typ, family, allowed = "", "unknown", [], ()
         family.append((typ, sample_name, labels, float(value)))
     close()
     return out
+
+
+def _read_head(head: str) -> tuple[str, dict[str, str]] | None:
+    """Return the name and labels of a sample line's head (see :data:`_HEADS`), or None
+    when it is not of the plain form or repeats a label name (prometheus_client's verdict)."""
+    match = _HEAD.fullmatch(head)
+    if match is None:
+        return None
+    sample_name, label_text = match.groups()
+    pairs = _LABEL_PAIR.findall(label_text) if label_text else []
+    labels = dict(pairs)
+    return None if len(labels) != len(pairs) else (sample_name, labels)
 
 
 def samples(text: str) -> Iterator[Sample]:

@@ -56,6 +56,7 @@ PLAIN = [
     '# TYPE s summary\ns{quantile="0.5"} 0.2\ns_sum 1\ns_count 5\n',
     '# TYPE g gauge\ng{a="x,y=}",b="2",} NaN\n',  # a comma and brace in a value, trailing comma
     "  # HELP z Z.  \n  z 1e-3  \n",
+    '# TYPE g gauge\ng{a="x y",b=" "} 2\n',  # spaces in label values
 ]
 
 
@@ -64,6 +65,21 @@ def test_plain_text_reads_as_prometheus_client_reads_it(text: str) -> None:
     simple = exposition.simple_samples(text)
     assert simple is not None
     assert _same(simple, _reference(text))
+
+
+def test_a_scrape_after_another_reads_its_new_values() -> None:
+    """Each line's name and labels are read once; the values of the next scrape are its own."""
+    first, second = _registry_text(), _registry_text().replace(" 41.0", " 43.0")
+    for text in (first, second, first):
+        simple = exposition.simple_samples(text)
+        assert simple is not None
+        assert _same(simple, _reference(text))
+    assert ("counter", "model_requests_total", {"code": "200"}, 43.0) in (
+        exposition.simple_samples(second) or []
+    )
+    # A line read before as a sample, now with a timestamp: not the plain form.
+    assert exposition.simple_samples('g{a="1"} 2\n') is not None
+    assert exposition.simple_samples('g{a="1"} 2 1700000000000\n') is None
 
 
 @pytest.mark.parametrize(
