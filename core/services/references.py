@@ -105,9 +105,11 @@ class ReleaseMarkers:
     """The release markers of ``model``: the journal's rollouts and rollbacks, plus revisions
     in the targets' histories the journal does not know (e.g. made by another tool).
 
-    Calling it returns the markers (journal first, any order). The journal is
-    read on every call; the histories every :data:`SLOW_SECONDS` (a target that
-    cannot be reached contributes nothing). Thread-safe.
+    Calling it returns the markers (journal first, any order). The journal's
+    markers are read again whenever :meth:`Journal.changes_of` changes (an
+    action on the model recorded or ended, by any process); the histories
+    every :data:`SLOW_SECONDS` (a target that cannot be reached contributes
+    nothing). Thread-safe.
     """
 
     def __init__(
@@ -119,10 +121,17 @@ class ReleaseMarkers:
         self._lock = threading.Lock()
         self._checked_at: float | None = None
         self._history: list[Marker] = []
+        self._journal_seen: tuple[int, int] | None = None  # Journal.changes_of at that read
+        self._journal: list[Marker] = []
 
     def __call__(self) -> list[Marker]:
-        journal = list(self.workspace.journal.markers(self.model))
+        journal_rows = self.workspace.journal
+        changes = journal_rows.changes_of(self.model)
         with self._lock:
+            if changes != self._journal_seen:
+                self._journal = list(journal_rows.markers(self.model))
+                self._journal_seen = changes
+            journal = list(self._journal)
             now = self._clock()
             if self._checked_at is None or now - self._checked_at >= SLOW_SECONDS:
                 self._checked_at = now
