@@ -15,13 +15,16 @@ Switching without moving the address: clients talk to the target's stable
 that forwards each request to the live server's internal port, read from
 ``<state_dir>/upstream.json``. A rollout, rollback or restart therefore:
 
-1. exports the artifact and starts the new server on a free internal port;
+1. exports the artifact and starts the new server on a free internal port
+   (and the forwarder, when it does not run yet);
 2. waits until ``GET health_path`` answers 200 (up to ``health_timeout``);
    if it does not, the new process is killed, the old one keeps serving and
    :class:`~core.errors.OperationFailed` carries the last lines of its log;
 3. rewrites ``upstream.json`` atomically (the switch: the next request goes
-   to the new server) and records the revision in ``state.json``;
-4. stops the old server after a short drain.
+   to the new server) and records the revision in ``state.json``; the
+   change is done;
+4. stops the old server after a short drain (:data:`DRAIN`), in the
+   background, as Kubernetes lets a replaced pod terminate after the rollout.
 
 ``state.json`` is the target's own record (revisions newest first, the live
 one, the processes it started); the journal records the actions. Revision
