@@ -7,11 +7,13 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.cancel import CancelToken
-from core.domain import RolloutState
 from core.services.workspace import Workspace
+
+if TYPE_CHECKING:
+    from core.domain import RolloutState
 
 
 def target_pairs(workspace: Workspace) -> list[tuple[str, str, str]]:
@@ -173,6 +175,7 @@ def _follow_namespace(
     members: list[tuple[Any, str]], news: queue.SimpleQueue[Any], cancel: CancelToken
 ) -> None:
     """Feed ``news`` from one Deployment watch serving ``members`` (target, kind)."""
+    from core.domain import RolloutState
     from core.targets.kubernetes import watch_states
 
     kinds = {id(target): kind for target, kind in members}

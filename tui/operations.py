@@ -32,13 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
-from core.domain import Progress, RollbackPreview, TestRun
+from core.domain import Progress
 from core.errors import Cancelled
 from tui.runs import LiveOperation
 
 if TYPE_CHECKING:
     from textual.app import App
 
+    from core.domain import RollbackPreview, TestRun
     from core.services.workspace import Workspace
     from core.targets.base import Seen
 

@@ -14,9 +14,12 @@ import itertools
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from core.cancel import CancelToken
-from core.domain import Progress, TestRun
+
+if TYPE_CHECKING:
+    from core.domain import Progress, TestRun
 
 MAX_LINES = 100_000
 

@@ -18,20 +18,20 @@ from core import config as config_mod
 from core import paths
 from core.cancel import CancelToken
 from core.config import Config, ModelConfig, TargetConfig
-from core.domain import Artifact, JournalEntry, Progress, RollbackPreview, RolloutState
 from core.errors import ConfigError, NotFound
-from core.metrics.base import MetricsSource
-from core.targets.base import Seen, Target
 from core.targets.kinds import KINDS, kind_of
 
 if TYPE_CHECKING:
+    from core.domain import Artifact, JournalEntry, Progress, RollbackPreview, RolloutState
     from core.git import Repository
     from core.images import ImageBuilder
     from core.journal import Journal
+    from core.metrics.base import MetricsSource
     from core.metrics.scoring import DriftScorer
     from core.retrain.base import Trigger
     from core.services.guard import Guard, GuardEvent
     from core.services.references import ReleaseMarkers, TrainingReferences
+    from core.targets.base import Seen, Target
     from core.testing import TestEvent, TestRunner
 
 # --------------------------------------------------------------------------

@@ -26,24 +26,26 @@ them directly, never probe for them.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
 
 from core.cancel import CancelToken
-from core.domain import (
-    Artifact,
-    Permission,
-    Progress,
-    Revision,
-    RollbackPreview,
-    RolloutState,
-    TargetDetail,
-    TargetEvent,
-)
 from core.errors import OperationFailed
-from core.targets.expected import ExpectedState
+
+if TYPE_CHECKING:
+    from core.domain import (
+        Artifact,
+        Permission,
+        Progress,
+        Revision,
+        RollbackPreview,
+        RolloutState,
+        TargetDetail,
+        TargetEvent,
+    )
+    from core.targets.expected import ExpectedState
 
 #: What a mutating method may be told the operator saw (None: no check).
-Seen = RolloutState | ExpectedState | None
+Seen: TypeAlias = "RolloutState | ExpectedState | None"
 
 #: Actions whose permission a target reports in :meth:`Target.permissions`.
 ACTIONS = ("rollout", "rollback", "pause", "resume", "restart")

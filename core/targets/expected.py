@@ -10,9 +10,12 @@ someone else meanwhile is never silently overwritten.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from core.domain import Phase, RolloutState
 from core.errors import Conflict
+
+if TYPE_CHECKING:
+    from core.domain import RolloutState
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,8 @@ class ExpectedState:
     @classmethod
     def of(cls, seen: RolloutState | ExpectedState) -> ExpectedState:
         """Return ``seen`` as an ExpectedState (a RolloutState keeps its basis)."""
+        from core.domain import Phase
+
         if isinstance(seen, ExpectedState):
             return seen
         return cls(

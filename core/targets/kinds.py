@@ -28,11 +28,11 @@ from core.config import (
     ModelConfig,
     TargetConfig,
 )
-from core.domain import Artifact
 from core.errors import ConfigError, NotFound
 from core.sanitize import redact_url
 
 if TYPE_CHECKING:
+    from core.domain import Artifact
     from core.targets.base import Target
 
 # --------------------------------------------------------------------------
@@ -64,6 +64,8 @@ class CommitRule:
 
     def for_commit(self, model: ModelConfig, sha: str) -> Artifact:
         """Return ``Artifact(commit=sha)``."""
+        from core.domain import Artifact
+
         return Artifact(commit=sha)
 
     def skip_build(self, model: ModelConfig) -> str:
@@ -72,6 +74,8 @@ class CommitRule:
 
     def from_input(self, value: str, resolve: Callable[[str], str]) -> Artifact:
         """Return the commit ``value`` names; raises NotFound when it names none."""
+        from core.domain import Artifact
+
         return Artifact(commit=resolve(value))
 
 
@@ -80,6 +84,8 @@ class ImageRule:
 
     def for_commit(self, model: ModelConfig, sha: str) -> Artifact:
         """Return the commit and ``<image>:<sha[:8]>`` ("" image when none is configured)."""
+        from core.domain import Artifact
+
         image = f"{model.image}:{sha[:8]}" if model.image else ""
         return Artifact(commit=sha, image=image)
 
@@ -89,6 +95,8 @@ class ImageRule:
 
     def from_input(self, value: str, resolve: Callable[[str], str]) -> Artifact:
         """Return ``value`` as an image reference, unchanged."""
+        from core.domain import Artifact
+
         return Artifact(image=value)
 
 

@@ -100,3 +100,24 @@ def test_console_path_loads_no_scripting_command_nor_backend() -> None:
     assert loaded == {"tui.cli.console", "tui.cli.parser"}
     heavy = {m.split(".")[0] for m in modules} & {"kubernetes", "docker", "plotext", "git"}
     assert not heavy
+
+
+def test_the_first_screen_builds_only_the_types_it_shows() -> None:
+    """The console's first screen lists commits: importing what it needs defines the commit
+    and test-run types, not those of targets, drift or the journal (each costs start-up)."""
+    code = (
+        "import json, sys\n"
+        "import tui.app, tui.cli.console, tui.data, tui.screens.commits\n"
+        "import core.config, core.services.workspace\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('core.domain'))))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [
+        "core.domain",
+        "core.domain.progress",
+        "core.domain.runs",
+        "core.domain.source",
+    ]
