@@ -27,6 +27,7 @@ import json
 import os
 import random
 import sys
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -96,26 +97,41 @@ class Sender:
         return 0
 
 
-def burst(url: str, count: int, seed: int, shifted: bool = False) -> int:
+def burst(url: str, count: int, seed: int, shifted: bool = False, connections: int = 4) -> int:
     """Send ``count`` valid requests back to back (no pacing); return how many got a 200.
 
     Customers come from a stream seeded with ``seed`` (the shifted population
-    when ``shifted``). Stops early, after the first request the server does
-    not answer, when it cannot be reached.
+    when ``shifted``), so the same ones are sent whatever the order. They go
+    over ``connections`` keep-alive connections at once, which keeps the
+    forwarder and the server busy while each waits for the other. A
+    connection stops early, after the first request the server does not
+    answer, when it cannot be reached.
     """
     rng = random.Random(seed)
-    sender = Sender(url)
-    answered = 0
-    try:
-        for _ in range(count):
-            status = sender.post("/predict", json.dumps(customer(rng, shifted)).encode())
-            if status == 0:
-                break
-            answered += status == 200
-    finally:
-        if sender.conn is not None:
-            sender.conn.close()
-    return answered
+    bodies = [json.dumps(customer(rng, shifted)).encode() for _ in range(count)]
+    answered = [0] * connections
+
+    def send(index: int) -> None:
+        sender = Sender(url)
+        try:
+            for body in bodies[index::connections]:
+                status = sender.post("/predict", body)
+                if status == 0:
+                    break
+                answered[index] += status == 200
+        finally:
+            if sender.conn is not None:
+                sender.conn.close()
+
+    threads = [
+        threading.Thread(target=send, args=(i,), name=f"demo-burst-{i}", daemon=True)
+        for i in range(connections)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(answered)
 
 
 def run(
