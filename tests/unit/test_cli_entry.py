@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.python import loaded_after
 from tui.cli.output import EXIT_USAGE
 from tui.cli.parser import EXPORTER_COMMANDS, SCRIPT_COMMANDS, build_parser
 from tui.cli.runner import COMMANDS
@@ -83,39 +84,27 @@ def test_unknown_command_is_a_usage_error() -> None:
 def test_console_path_loads_no_scripting_command_nor_backend() -> None:
     """``mrc`` with no command goes to the console without importing the scripting commands."""
     code = (
-        "import json, sys\n"
+        "import json\n"
         "import tui.cli, tui.cli.console\n"
         "seen = []\n"
         "tui.cli.console.open_console = lambda args: seen.append(args.command) or 0\n"
         "code = tui.cli.main(['--read-only'])\n"
-        "print(json.dumps([code, seen, sorted(sys.modules)]))\n"
+        "print(json.dumps([code, seen]))\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
-    )
-    assert proc.returncode == 0, proc.stderr
-    exit_code, seen, modules = json.loads(proc.stdout)
-    assert (exit_code, seen) == (0, [None])
-    loaded = {m for m in modules if m.startswith("tui.cli.")}
-    assert loaded == {"tui.cli.console", "tui.cli.parser"}
-    heavy = {m.split(".")[0] for m in modules} & {"kubernetes", "docker", "plotext", "git"}
-    assert not heavy
+    printed, modules = loaded_after(code, ("tui.cli", "kubernetes", "docker", "plotext", "git"))
+    assert printed == [0, [None]]
+    assert modules == ["tui.cli", "tui.cli.console", "tui.cli.parser"]
 
 
 def test_the_first_screen_builds_only_the_types_it_shows() -> None:
     """The console's first screen lists commits: importing what it needs defines the commit
     and test-run types, not those of targets, drift or the journal (each costs start-up)."""
     code = (
-        "import json, sys\n"
         "import tui.app, tui.cli.console, tui.data, tui.screens.commits\n"
         "import core.config, core.services.workspace\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('core.domain'))))\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == [
+    _, modules = loaded_after(code, ("core.domain",))
+    assert modules == [
         "core.domain",
         "core.domain.progress",
         "core.domain.runs",

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import importlib
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 import core.domain
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.python import loaded_after
 
 
 def test_every_exported_name_is_the_type_its_module_defines() -> None:
@@ -40,13 +36,5 @@ def test_an_unknown_name_is_an_attribute_and_an_import_error() -> None:
 
 
 def test_a_name_loads_only_its_own_module() -> None:
-    code = (
-        "import sys\n"
-        "from core.domain import Marker\n"
-        "print(sorted(m for m in sys.modules if m.startswith('core.domain.')))\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "['core.domain.metrics']"
+    _, modules = loaded_after("from core.domain import Marker", ("core.domain",))
+    assert modules == ["core.domain", "core.domain.metrics"]
