@@ -118,20 +118,18 @@ def parse_exposition(text: str) -> Samples:
     out: Samples = {}
     bounds: dict[tuple[str, Labels], list[tuple[float, float]]] = {}
     for family_type, name, sample_labels, value in exposition.samples(text):
-        counted = family_type in ("counter", "histogram", "summary", "gaugehistogram")
-        labels = tuple(sorted(sample_labels.items()))
-        is_bucket = name.endswith("_bucket") and "le" in sample_labels
-        is_count = (
-            is_bucket
-            or name.endswith("_total")
-            or (counted and name.endswith("_count"))
-            or (family_type == "counter" and not name.endswith("_created"))
-        )
+        key = (family_type, name, id(sample_labels))
+        kind = _KINDS.get(key)
+        if kind is None or kind[0] is not sample_labels:
+            kind = _kind(family_type, name, sample_labels)
+            if len(_KINDS) >= _MAX_KINDS:
+                _KINDS.clear()
+            _KINDS[key] = kind
+        _, labels, is_count, bucket = kind
         if is_count and not (math.isfinite(value) and value >= 0):
             raise ValueError(f"{name}{dict(labels)}: {value!r} is not a count")
-        if is_bucket:
-            rest = tuple(kv for kv in labels if kv[0] != "le")
-            le = _le(sample_labels["le"], name)
+        if bucket is not None:
+            rest, le = bucket
             bounds.setdefault((name, rest), []).append((le, value))
         out.setdefault(name, []).append((labels, value))
     for (name, rest), pairs in bounds.items():
@@ -143,6 +141,37 @@ def parse_exposition(text: str) -> Samples:
                     f"(le={le0:g}: {c0:g}, le={le1:g}: {c1:g})"
                 )
     return out
+
+
+#: (its labels dict, sorted labels, whether it is a count, (labels but ``le``, ``le``) of
+#: a bucket else None) of one sample: see :func:`_kind`.
+_Kind = tuple[dict[str, str], Labels, bool, tuple[Labels, float] | None]
+#: The kinds of the samples read before, by (family type, name, id of the labels dict).
+#: :func:`core.metrics.exposition.simple_samples` gives a line read before the same labels
+#: dict, so a scrape works out each sample's kind once; the dict is kept in the entry and
+#: compared, so an id used again by another dict is not taken for it. Emptied when full.
+_KINDS: dict[tuple[str, str, int], _Kind] = {}
+_MAX_KINDS = 4096
+
+
+def _kind(family_type: str, name: str, sample_labels: dict[str, str]) -> _Kind:
+    """Return what :func:`parse_exposition` checks and keeps of a sample (see :data:`_Kind`).
+
+    Raises ValueError when a bucket's ``le`` is not a bound.
+    """
+    counted = family_type in ("counter", "histogram", "summary", "gaugehistogram")
+    labels = tuple(sorted(sample_labels.items()))
+    is_bucket = name.endswith("_bucket") and "le" in sample_labels
+    is_count = (
+        is_bucket
+        or name.endswith("_total")
+        or (counted and name.endswith("_count"))
+        or (family_type == "counter" and not name.endswith("_created"))
+    )
+    bucket = None
+    if is_bucket:
+        bucket = tuple(kv for kv in labels if kv[0] != "le"), _le(sample_labels["le"], name)
+    return sample_labels, labels, is_count, bucket
 
 
 def _le(text: str, name: str) -> float:

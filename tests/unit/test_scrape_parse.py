@@ -77,6 +77,21 @@ def test_parse_exposition_keeps_sample_names_and_labels() -> None:
         parse_exposition("this is { not an exposition\n")
 
 
+def test_each_scrape_is_checked_whatever_the_one_before_it_was() -> None:
+    """Lines read before (their names and labels remembered) are checked again with their
+    new values: a count gone negative or buckets that now decrease are refused."""
+    good = exposition(7, 1, (1, 2, 3))
+    assert parse_exposition(good) == parse_exposition(good)
+    later = parse_exposition(exposition(9, 2, (2, 4, 5)))
+    assert later["model_requests_total"] == [((("code", "200"),), 9.0), ((("code", "500"),), 2.0)]
+    assert later["model_prediction_score_bucket"][1] == ((("le", "1.0"),), 4.0)
+    with pytest.raises(ValueError, match="is not a count"):
+        parse_exposition(exposition(-1, 1, (1, 2, 3)))
+    with pytest.raises(ValueError, match="cumulative buckets decrease"):
+        parse_exposition(exposition(7, 1, (3, 2, 3)))
+    assert parse_exposition(good)["model_errors_total"] == [((), 1.0)]
+
+
 def test_raw_values_and_label_selector(source: ScrapeSource) -> None:
     (s,) = source.range_query('model_requests_total{code="500"}', at(0), at(30))
     assert s.points == ((T0, 0.0), (T0 + 10, 10.0), (T0 + 20, 20.0), (T0 + 30, 4.0))
