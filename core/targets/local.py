@@ -656,6 +656,7 @@ class LocalTarget(Target):
         yield Progress("prepare", f"exporting commit {short}", 0.1)
         # The forwarder starts while the commit is exported and its server starts.
         proxy = self._spawn_proxy()
+        proc: _Proc | None = None
         with self._lock:
             self._deploying = sha  # its tree is not pruned meanwhile
         try:
@@ -672,29 +673,24 @@ class LocalTarget(Target):
             with self._lock:
                 self._busy = f"starting revision {number}"
                 previous = self._servers.get(number)
-            try:
-                proc = self._start_server(number, sha, artifact)
-                if previous is not None:
-                    proc.restarts = previous.restarts + 1
-                try:
-                    yield Progress(
-                        "verify", f"waiting for {self.health_path} on port {proc.port}", 0.4
-                    )
-                    self._wait_healthy(proc, cancel)
-                    self._await_proxy(proxy)
-                except BaseException:
-                    # Unhealthy, cancelled, or the caller dropped the generator: never leave
-                    # it running.
-                    self._kill(proc)
-                    raise
-            finally:
-                with self._lock:
-                    self._busy = ""
+            proc = self._start_server(number, sha, artifact)
+            if previous is not None:
+                proc.restarts = previous.restarts + 1
+            yield Progress("verify", f"waiting for {self.health_path} on port {proc.port}", 0.4)
+            self._wait_healthy(proc, cancel)
+            self._await_proxy(proxy)
         except BaseException:
-            self._discard_proxy(proxy)  # not kept unless it listens and the server is healthy
+            # Failed, cancelled, or the caller dropped the generator: never leave the new
+            # server running, nor a forwarder that is not kept.
+            if proc is not None:
+                self._kill(proc)
+            self._discard_proxy(proxy)
             with self._lock:
                 self._deploying = ""
             raise
+        finally:
+            with self._lock:
+                self._busy = ""
         with self._lock:
             old = [p for n, p in self._servers.items() if p is not proc]
             self._servers = {n: p for n, p in self._servers.items() if n != number}
