@@ -3,9 +3,10 @@
 Servers, proxies and traffic generators started by the console must not
 outlive it, however it ends: a clean quit, Ctrl-C, SIGTERM, a closed terminal
 or SSH session (SIGHUP), or even SIGKILL. Each such process is started behind
-a *guard*: this very file run as a script (stdlib only, so it starts fast)::
+a *guard*, the script :mod:`core.lifeline` (built-in modules only, so it
+starts fast)::
 
-    python procs.py --fd N --tag TAG -- COMMAND...
+    python -I -S lifeline.py --fd N --tag TAG -- COMMAND...
 
 The guard is the leader of a new session and process group; COMMAND runs in
 that group. The guard holds the read end of a "lifeline" pipe whose only
@@ -50,6 +51,8 @@ import weakref
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
+
+from core.lifeline import GRACE  # seconds a group gets between SIGTERM and SIGKILL
 
 #: Variables (names or ``fnmatch`` globs) a child process gets from the console's
 #: environment unless ``[console] child_env`` says otherwise.
@@ -120,8 +123,6 @@ def child_environment(
     return env
 
 
-#: Seconds a guarded group gets between SIGTERM and SIGKILL.
-GRACE = 3.0
 #: Seconds :func:`kill_group` waits for a group to vanish after SIGKILL.
 KILL_WAIT = 2.0
 
@@ -139,8 +140,8 @@ def _lifeline_fd() -> int:
 
 
 def guard_script() -> str:
-    """Return the path of the guard script (this file)."""
-    return str(Path(__file__).resolve())
+    """Return the path of the guard script, :mod:`core.lifeline`."""
+    return str(Path(__file__).resolve().with_name("lifeline.py"))
 
 
 def spawn_guarded(
@@ -304,7 +305,7 @@ def is_guard_of(pid: int, tag: str) -> bool:
     except OSError:
         return False
     args = [a.decode("utf-8", "replace") for a in raw.split(b"\0")]
-    if not any(a.endswith("procs.py") for a in args):
+    if not any(a.endswith("lifeline.py") for a in args):
         return False
     try:
         i = args.index("--tag")
@@ -380,86 +381,3 @@ def install_exit_handlers(signals: Sequence[int] = (signal.SIGHUP, signal.SIGTER
 
     for sig in signals:
         signal.signal(sig, handler)
-
-
-# --------------------------------------------------------------------------
-# The guard itself (runs as a separate process; stdlib only, nothing above is used)
-
-
-def _guard_main(argv: list[str]) -> int:
-    """Run the command after ``--`` and kill its group when the lifeline breaks."""
-    try:
-        split = argv.index("--")
-        opts, command = argv[:split], argv[split + 1 :]
-        fd = int(opts[opts.index("--fd") + 1])
-    except (ValueError, IndexError):
-        sys.stderr.write("usage: procs.py --fd N --tag TAG -- COMMAND...\n")
-        return 2
-    if not command:
-        sys.stderr.write("procs.py: no command\n")
-        return 2
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(sig, on_signal)
-
-    def watch_lifeline() -> None:
-        while True:
-            try:
-                if not os.read(fd, 64):
-                    break
-            except InterruptedError:
-                continue
-            except OSError:
-                break
-        stop.set()
-
-    threading.Thread(target=watch_lifeline, daemon=True).start()
-    _become_subreaper()
-    try:
-        child = subprocess.Popen(command)
-    except OSError as exc:
-        sys.stderr.write(f"cannot start {command[0]}: {exc}\n")
-        return 127
-    while child.poll() is None and not stop.wait(0.1):
-        pass
-    # Stop everything left in our group but ourselves, then reap it all, so no
-    # zombie outlives the guard (orphans were re-parented to us).
-    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(sig, signal.SIG_IGN)
-    with contextlib.suppress(OSError):
-        os.killpg(os.getpgrp(), signal.SIGTERM)
-    deadline = time.monotonic() + GRACE
-    try:
-        child.wait(GRACE)
-    except subprocess.TimeoutExpired:
-        pass
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            break
-        if pid == 0:
-            if time.monotonic() >= deadline:
-                os.killpg(os.getpgrp(), signal.SIGKILL)
-            time.sleep(0.01)
-    code = child.returncode if child.returncode is not None else 1
-    return 128 - code if code < 0 else code
-
-
-def _become_subreaper() -> None:
-    """Make orphaned descendants children of this process (Linux), so it can reap them."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-    except (OSError, AttributeError):
-        pass
-
-
-if __name__ == "__main__":
-    sys.exit(_guard_main(sys.argv[1:]))
