@@ -32,7 +32,7 @@ ENTRY_POINTS: dict[tuple[str, str], set[str]] = {
     ("core.demo.traffic", "<module>"): {"import argparse"},
     ("core.demo.traffic", "main"): {"argparse"},
     ("core.demo.traffic", "__main__"): {"sys.exit("},
-    ("core.procs", "__main__"): {"sys.exit("},
+    ("core.lifeline", "__main__"): {"sys.exit("},
 }
 
 
