@@ -48,6 +48,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import fcntl
+import http.client
 import json
 import os
 import shlex
@@ -92,8 +93,6 @@ from core.targets.base import Seen, Target
 from core.targets.expected import ExpectedState, refuse_if_changed
 
 if TYPE_CHECKING:
-    import httpx
-
     from core.config import LocalTargetConfig, ModelConfig
 
 #: Seconds the old server keeps running after the switch, for requests in flight. The
@@ -230,8 +229,6 @@ class LocalTarget(Target):
         :data:`core.procs.DEFAULT_CHILD_ENV`) lets through of the console's
         environment.
         """
-        import httpx
-
         if keep < 1:
             raise ValueError("keep must be at least 1")
         self.model = model
@@ -247,7 +244,6 @@ class LocalTarget(Target):
         self.env = dict(env or {})
         self.child_env = child_env if child_env is not None else procs.ChildEnv()
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._http: httpx.Client = httpx.Client(timeout=request_timeout, trust_env=False)
         self._lock = threading.RLock()  # guards the fields below and state.json
         self._op_lock = threading.Lock()  # one change at a time
         self._servers: dict[int, _Proc] = {}  # by revision number
@@ -553,15 +549,23 @@ class LocalTarget(Target):
                 procs.kill_group(proxy.pid, proxy.popen, grace=0.5)
 
     def _healthy(self, port: int) -> tuple[bool, str]:
-        import httpx
+        """Ask the server on ``port`` for its health path once.
 
+        Returns ``(True, "")`` when it answers 200, else ``(False, why)``; never
+        raises. A plain HTTP/1.1 request to 127.0.0.1 needs no client with
+        proxies or TLS: :mod:`http.client` asks it without building either.
+        """
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=self.request_timeout)
         try:
-            response = self._http.get(f"http://127.0.0.1:{port}{self.health_path}")
-        except httpx.HTTPError as exc:
+            conn.request("GET", self.health_path)
+            status = conn.getresponse().status
+        except (OSError, http.client.HTTPException) as exc:
             return False, f"{self.health_path}: {type(exc).__name__} {exc}".strip()
-        if response.status_code == 200:
+        finally:
+            conn.close()
+        if status == 200:
             return True, ""
-        return False, f"{self.health_path} answered {response.status_code}"
+        return False, f"{self.health_path} answered {status}"
 
     def _wait_healthy(self, proc: _Proc, cancel: CancelToken | None) -> None:
         """Return once ``proc`` answers its health check; else kill it and raise.
@@ -917,7 +921,7 @@ class LocalTarget(Target):
                 self._save(self._load())
 
     def close(self) -> None:
-        """Stop the processes, release the state-dir lock and the HTTP client."""
+        """Stop the processes and release the state-dir lock."""
         self.stop_all()
         if self._cleanup_registered:
             procs.unregister_cleanup(self.stop_all)
@@ -926,7 +930,6 @@ class LocalTarget(Target):
             with contextlib.suppress(Exception):
                 self._lockfile.close()
             self._lockfile = None
-        self._http.close()
 
     # ------------------------------------------------------------------
     # Target protocol: reading
