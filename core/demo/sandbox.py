@@ -73,6 +73,8 @@ AUTHORS = {
 
 #: Requests the start-up burst sends beyond the drift window's minimum (errors, rounding).
 BURST_MARGIN = 20
+#: Seconds the start-up burst may take before it is given up.
+BURST_TIMEOUT = 60.0
 
 #: The shifting release's scaler divides by a much smaller spread than training did: the
 #: scores are pushed towards 0 and 1 (same ranking, similar accuracy, a very different
@@ -146,6 +148,8 @@ class Background:
 
     target: Any
     traffic: subprocess.Popen[bytes] | None = None
+    #: The process that sends the first window's burst when asked (see ``_fill_first_window``).
+    burster: subprocess.Popen[bytes] | None = None
     owns_target: bool = False
     ready: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
@@ -174,9 +178,11 @@ class Background:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(30)
         with self._lock:
-            traffic = self.traffic
+            traffic, burster = self.traffic, self.burster
         if traffic is not None:
             procs.kill_group(traffic.pid, traffic, grace=1.0)
+        if burster is not None:
+            _end(burster)
         with contextlib.suppress(Exception):
             if self.owns_target:
                 self.target.close()
@@ -280,11 +286,14 @@ class Sandbox:
         def run() -> None:
             cancel = background._cancel
             try:
+                source = workspace.metrics(MODEL) if workspace is not None else None
+                burst = 0 if source is None else workspace.model(MODEL).drift.min_samples
                 if traffic:
                     with background._lock:
                         if not background._stopped:
                             background.traffic = self._start_traffic(rate)
-                source = workspace.metrics(MODEL) if workspace is not None else None
+                            if burst:
+                                background.burster = self._start_burster(burst + BURST_MARGIN)
                 if source is not None:
                     source.start()
                 if target.history():
@@ -303,8 +312,8 @@ class Sandbox:
                             steps = target.rollout(artifact, reason=reason, cancel=cancel)
                         for _ in steps:
                             pass
-                if source is not None and traffic:
-                    self._fill_first_window(source, workspace.model(MODEL).drift.min_samples)
+                if source is not None and background.burster is not None:
+                    self._fill_first_window(source, background.burster)
             except BaseException as exc:
                 background.error = exc
             finally:
@@ -320,36 +329,76 @@ class Sandbox:
             background._thread.start()
         return background
 
-    def _fill_first_window(self, source: Any, min_samples: int) -> None:
-        """Give the drift window ``min_samples`` samples now, not after seconds of traffic.
+    def _fill_first_window(self, source: Any, burster: subprocess.Popen[bytes]) -> None:
+        """Give the drift window its minimum of samples now, not after seconds of traffic.
 
         ``source`` counts samples from its first scrape on: it scrapes the live
-        release once, a burst of ``min_samples`` (and a few more) requests
-        follows, then a second scrape sees them all. Nothing is sent when the
-        first scrape fails (the steady traffic and the background collection
-        carry on as usual). Never raises BackendUnavailable.
+        release once, ``burster`` (:meth:`_start_burster`, started while the
+        releases rolled out) then sends its burst, and a second scrape sees
+        them all. The requests come from that process, not from a thread of
+        the console, which is busy drawing its first screens meanwhile. When
+        the first scrape fails nothing is sent (the steady traffic and the
+        background collection carry on as usual). Never raises
+        BackendUnavailable.
         """
-        from core.demo.traffic import burst
         from core.errors import BackendUnavailable
 
         try:
             source.scrape_once()
-            count = min_samples + BURST_MARGIN
-            burst(self.url, count, self.seed + 2, shifted=self.shift_file.exists())
-            source.scrape_once()
         except BackendUnavailable:
-            pass  # recorded in the source's health; the background collection retries
+            _end(burster)  # recorded in the source's health; the background collection retries
+            return
+        try:
+            burster.communicate(b"go\n", timeout=BURST_TIMEOUT)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            _end(burster)
+        with contextlib.suppress(BackendUnavailable):
+            source.scrape_once()
+
+    def _start_burster(self, count: int) -> subprocess.Popen[bytes]:
+        """Start the process that sends ``count`` requests once a line reaches its stdin.
+
+        It exits without sending anything when its stdin closes first, e.g.
+        because the console is gone. Raises OSError when it cannot start.
+        """
+        argv = self._traffic_argv("--burst", str(count), "--seed", str(self.seed + 2))
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=self._traffic_env(),
+        )
 
     def _start_traffic(self, rate: float) -> subprocess.Popen[bytes]:
+        """Start the steady traffic generator behind a guard; raises OSError when it cannot."""
+        argv = self._traffic_argv("--rate", f"{rate:g}", "--seed", str(self.seed))
+        argv += ["--recent", str(self.recent_inputs)]
+        env, log = self._traffic_env(), self.root / "traffic.log"
+        return procs.spawn_guarded(argv, tag=str(self.state_dir), env=env, log_path=log)
+
+    def _traffic_argv(self, *options: str) -> list[str]:
+        """Return the command line of :mod:`core.demo.traffic` on this sandbox with ``options``."""
+        module = [self.python, "-m", "core.demo.traffic"]
+        return [*module, "--url", self.url, "--shift-file", str(self.shift_file), *options]
+
+    def _traffic_env(self) -> dict[str, str]:
+        """Return the environment of the traffic processes: the default child one, and us."""
         root = str(Path(churn.__file__).resolve().parents[2])
         pythonpath = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
-        env = procs.child_environment(extra={"PYTHONPATH": pythonpath})
-        argv = [self.python, "-m", "core.demo.traffic", "--url", self.url, "--rate", f"{rate:g}"]
-        argv += ["--shift-file", str(self.shift_file), "--seed", str(self.seed)]
-        argv += ["--recent", str(self.recent_inputs)]
-        return procs.spawn_guarded(
-            argv, tag=str(self.state_dir), env=env, log_path=self.root / "traffic.log"
-        )
+        return procs.child_environment(extra={"PYTHONPATH": pythonpath})
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    """Stop ``proc`` (closing its pipes, then killing it when still running) and reap it."""
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
+    if proc.poll() is None:
+        proc.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
 
 
 # --------------------------------------------------------------------------

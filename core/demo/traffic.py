@@ -11,6 +11,12 @@ small fraction of requests (``--bad``) omits a feature so the error counter
 moves. Runs until killed; started by the console behind a guard
 (:mod:`core.procs`) so it dies with it.
 
+With ``--burst N`` it sends nothing until a line arrives on its standard
+input, then sends ``N`` requests at once (:func:`burst`), prints how many got
+a 200 and exits; it exits at once when its input closes first. So a caller can
+start it ahead of time and have the requests sent, from another process,
+the moment it needs them.
+
 With ``--recent`` the last ``--keep`` valid requests and their observed
 outcome (whether that customer churned, drawn from the ground truth of
 :func:`core.demo.churn.churn_probability`) are kept in that file, one JSON
@@ -183,8 +189,24 @@ def run(
     return sent
 
 
+def _burst_when_asked(url: str, count: int, seed: int, shift_file: Path | None) -> int:
+    """Wait for a line on stdin, send the burst, print how many got a 200; return 0.
+
+    Returns 1 without sending anything when stdin closes first (the caller is gone).
+    The customers are the shifted ones when ``shift_file`` exists at that moment.
+    """
+    if not sys.stdin.readline():
+        return 1
+    shifted = shift_file is not None and shift_file.exists()
+    print(burst(url, count, seed, shifted=shifted), flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Parse the command line and send traffic; returns 0 only with ``--count``."""
+    """Parse the command line and send traffic (or one ``--burst``).
+
+    Returns 0 after ``--count`` requests or a burst, 1 when a burst was never asked for.
+    """
     parser = argparse.ArgumentParser(description="Send demo prediction traffic.")
     parser.add_argument("--url", required=True, help="base URL of the model server")
     parser.add_argument("--rate", type=float, default=20.0, help="requests per second")
@@ -194,7 +216,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=None, help="stop after this many requests")
     parser.add_argument("--recent", type=Path, default=None, help="keep recent requests here")
     parser.add_argument("--keep", type=int, default=KEEP, help="how many recent requests to keep")
+    parser.add_argument(
+        "--burst",
+        type=int,
+        default=None,
+        metavar="N",
+        help="once a line arrives on stdin, send N requests at once, print how many got a 200",
+    )
     args = parser.parse_args(argv)
+    if args.burst is not None:
+        return _burst_when_asked(args.url, args.burst, args.seed, args.shift_file)
     if args.rate <= 0:
         parser.error("--rate must be positive")
     if args.keep <= 0:

@@ -1,9 +1,13 @@
-"""The demo's burst of requests: every seeded customer once, over several connections."""
+"""The demo's burst of requests: every seeded customer once, over several connections, and
+sent from its own process only when asked."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,3 +58,44 @@ def test_a_burst_sends_each_seeded_customer_once(server: tuple[str, list[dict]])
 
 def test_a_burst_to_nobody_answers_none() -> None:
     assert burst(f"http://127.0.0.1:{free_port()}", 20, seed=5) == 0
+
+
+def burster(url: str, count: int) -> subprocess.Popen[bytes]:
+    """Start ``python -m core.demo.traffic --burst`` as the sandbox does."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    argv = [sys.executable, "-m", "core.demo.traffic", "--url", url, "--seed", "5"]
+    return subprocess.Popen(
+        [*argv, "--burst", str(count)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": root},
+    )
+
+
+def test_the_burst_process_sends_once_asked_and_prints_how_many_were_answered(
+    server: tuple[str, list[dict]],
+) -> None:
+    url, received = server
+    proc = burster(url, 25)
+    try:
+        out, _ = proc.communicate(b"go\n", timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert out == b"25\n"
+    rng = random.Random(5)
+    expected = [customer(rng, False) for _ in range(25)]
+    key = lambda c: json.dumps(c, sort_keys=True)  # noqa: E731
+    assert sorted(map(key, received)) == sorted(map(key, expected))
+
+
+def test_the_burst_process_sends_nothing_when_its_caller_goes_away(
+    server: tuple[str, list[dict]],
+) -> None:
+    url, received = server
+    proc = burster(url, 25)
+    _, _ = proc.communicate(b"", timeout=30)  # stdin closed without a line
+    assert proc.returncode == 1
+    assert received == []

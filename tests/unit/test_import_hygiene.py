@@ -31,6 +31,7 @@ ENTRY_POINTS: dict[tuple[str, str], set[str]] = {
     ("core.targets.local_proxy", "__main__"): {"sys.exit("},
     ("core.demo.traffic", "<module>"): {"import argparse"},
     ("core.demo.traffic", "main"): {"argparse"},
+    ("core.demo.traffic", "_burst_when_asked"): {"print("},
     ("core.demo.traffic", "__main__"): {"sys.exit("},
     ("core.lifeline", "__main__"): {"sys.exit("},
 }
