@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import add, mul, sub
@@ -194,15 +195,15 @@ def _solve(a: list[list[float]], b: list[float]) -> list[float]:
 
 
 def bin_counts(values: Iterable[float], bounds: Sequence[float]) -> list[int]:
-    """Return per-bin counts of ``values`` for ``le`` ``bounds`` plus a final +Inf bin."""
+    """Return per-bin counts of ``values`` for ascending ``le`` ``bounds`` plus a final +Inf bin.
+
+    A value counts in the first bin whose bound is at least the value (a
+    binary search); a value above every bound, or NaN, in the +Inf bin.
+    """
     counts = [0] * (len(bounds) + 1)
+    beyond = len(bounds)
     for v in values:
-        for i, b in enumerate(bounds):
-            if v <= b:
-                counts[i] += 1
-                break
-        else:
-            counts[-1] += 1
+        counts[bisect_left(bounds, v) if v == v else beyond] += 1
     return counts
 
 

@@ -53,3 +53,17 @@ def test_one_newton_step_is_not_the_optimum() -> None:
     scaler = churn.fit_scaler([c for c, _ in rows])
     once = churn.train(rows, churn.FEATURES, scaler, iterations=1)
     assert max(abs(g) for g in penalised_gradient(rows, once, scaler, 1.0)) > 0.5
+
+
+def test_bin_counts_put_each_value_in_the_first_bin_whose_bound_holds_it() -> None:
+    bounds = churn.FEATURE_BOUNDS
+    rng = random.Random(3)
+    values = [rng.uniform(-5, bounds[-1] + 20) for _ in range(2000)]
+    values += [float(b) for b in bounds]  # exactly on a bound: that bin (``le``)
+    values += [float("nan"), float("inf"), float("-inf")]
+    expected = [0] * (len(bounds) + 1)
+    for v in values:
+        index = next((i for i, b in enumerate(bounds) if v <= b), len(bounds))
+        expected[index] += 1
+    assert churn.bin_counts(values, bounds) == expected
+    assert sum(expected) == len(values)
