@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from collections import deque
@@ -45,6 +46,13 @@ PAGE_SIZE = 200
 MAX_DIFF_BYTES = 1_000_000
 #: At most this many files are listed in ``CommitDetail.stats``.
 MAX_STAT_FILES = 5000
+#: The program :meth:`Repository.export` runs in a child interpreter: extract the tar
+#: archive on stdin into the directory ``argv[1]`` with tarfile's ``data`` filter.
+_EXTRACT = (
+    "import sys, tarfile\n"
+    "with tarfile.open(fileobj=sys.stdin.buffer, mode='r|') as tar:\n"
+    "    tar.extractall(sys.argv[1], filter='data')\n"
+)
 
 # One field per token, tokens separated by NUL; -z separates commits by NUL too.
 _FIELDS = ("%H", "%P", "%an", "%ae", "%at", "%D", "%s")
@@ -656,41 +664,54 @@ class Repository:
     def export(self, sha: str, dest: str | os.PathLike[str]) -> Path:
         """Write the tree of commit ``sha`` into directory ``dest`` (created if needed); return it.
 
-        ``git archive`` is streamed into :mod:`tarfile` with its ``data``
-        filter, so no entry lands outside ``dest`` and nothing but files,
-        directories and links inside it is created. Raises
-        :class:`CommitNotFound`, :class:`UnreadableObject`,
-        :class:`~core.errors.MrcError` when git or the archive fails, and
-        OSError when ``dest`` cannot be written. After an error ``dest`` may
-        hold part of the tree.
+        ``git archive`` is streamed into a child interpreter that extracts it
+        with :mod:`tarfile`'s ``data`` filter, so no entry lands outside
+        ``dest`` and nothing but files, directories and links inside it is
+        created. The extraction's many small writes run there, not in a
+        thread of this process, where each would wait for the interpreter
+        lock behind whatever else runs (a console drawing its screens).
+        Raises :class:`CommitNotFound`, :class:`UnreadableObject`,
+        :class:`~core.errors.MrcError` when git, the extraction (an entry
+        refused by the filter, a file that cannot be written) or the archive
+        fails, and OSError when ``dest`` cannot be created. After an error
+        ``dest`` may hold part of the tree.
         """
-        import tarfile  # only exports need it
-
         full = self.resolve(sha)
         args = ["archive", "--format=tar", full]
         target = Path(dest)
         target.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile() as err:
-            proc = self._stream(args, err)
-            assert proc.stdout is not None
+        extract_argv = [sys.executable, "-I", "-S", "-c", _EXTRACT, str(target)]
+        with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as extract_err:
+            archive = self._stream(args, err)
+            assert archive.stdout is not None
             try:
-                with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
-                    tar.extractall(target, filter="data")
-            except tarfile.TarError as exc:
-                proc.kill()
-                proc.wait()
-                err.seek(0)
-                stderr = err.read()
-                if stderr.strip():
-                    raise self._error(args, stderr) from exc
+                extract = subprocess.Popen(
+                    extract_argv,
+                    stdin=archive.stdout,
+                    stdout=subprocess.DEVNULL,
+                    stderr=extract_err,
+                )
+            except OSError as exc:
+                archive.kill()
+                archive.wait()
                 raise MrcError(f"cannot export commit {full[:8]} of {self.root}: {exc}") from exc
-            except BaseException:
-                proc.kill()
-                proc.wait()
-                raise
             finally:
-                proc.stdout.close()
-            if proc.wait() != 0:
+                archive.stdout.close()  # the extraction holds the only read end now
+            try:
+                extracted = extract.wait() == 0
+            except BaseException:
+                for proc in (extract, archive):
+                    proc.kill()
+                    proc.wait()
+                raise
+            if not extracted:
+                archive.kill()
+                archive.wait()
+                extract_err.seek(0)
+                lines = extract_err.read().decode("utf-8", "replace").strip().splitlines()
+                reason = lines[-1] if lines else f"the extraction exited with {extract.returncode}"
+                raise MrcError(f"cannot export commit {full[:8]} of {self.root}: {reason}")
+            if archive.wait() != 0:
                 err.seek(0)
                 raise self._error(args, err.read())
         return target
