@@ -98,6 +98,8 @@ if TYPE_CHECKING:
 #: Seconds the old server keeps running after the switch, for requests in flight. The
 #: change does not wait for them: it is done once the new revision is live.
 DRAIN = 0.5
+#: Seconds between health checks of a starting server (a refused connection costs little).
+HEALTH_POLL = 0.02
 #: Lines of a server's log quoted when it fails.
 LOG_TAIL = 15
 _STATE_VERSION = 1
@@ -588,11 +590,11 @@ class LocalTarget(Target):
                 else:
                     reason = f"not healthy after {self.health_timeout:g}s ({reason})"
                 break
-            if cancel is not None and cancel.wait(0.05):
+            if cancel is not None and cancel.wait(HEALTH_POLL):
                 self._kill(proc)
                 raise Cancelled(f"cancelled while revision {proc.revision} was starting")
             if cancel is None:
-                time.sleep(0.05)
+                time.sleep(HEALTH_POLL)
         self._kill(proc)
         tail = _tail(proc.log)
         self._event("Warning", "Unhealthy", f"revision {proc.revision}: {reason}")
