@@ -167,7 +167,7 @@ class Background:
         return True
 
     def stop(self) -> None:
-        """Cancel a start still running, stop the traffic generator and the model servers."""
+        """Cancel a start still running (a burst in flight too); stop the traffic and servers."""
         with self._lock:
             if self._stopped:
                 return
@@ -175,10 +175,12 @@ class Background:
         procs.unregister_cleanup(self.stop)
         if self._cancel is not None:
             self._cancel.cancel()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(30)
         with self._lock:
             traffic, burster = self.traffic, self.burster
+        if burster is not None and burster.poll() is None:
+            burster.kill()  # a burst in flight ends now: the start does not wait for it
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(30)
         if traffic is not None:
             procs.kill_group(traffic.pid, traffic, grace=1.0)
         if burster is not None:

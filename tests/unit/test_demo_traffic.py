@@ -99,3 +99,31 @@ def test_the_burst_process_sends_nothing_when_its_caller_goes_away(
     _, _ = proc.communicate(b"", timeout=30)  # stdin closed without a line
     assert proc.returncode == 1
     assert received == []
+
+
+def test_stopping_the_start_ends_a_burst_in_flight() -> None:
+    """Quitting while the first window's burst is sent does not wait for the burst."""
+    from core.demo.sandbox import Background
+
+    class Target:
+        def stop_all(self) -> None:
+            pass
+
+    hanging = "import sys, time\nsys.stdin.readline()\ntime.sleep(120)\n"
+    burster = subprocess.Popen(
+        [sys.executable, "-c", hanging], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    background = Background(Target(), burster=burster)
+    # What the start's thread does: ask for the burst and wait for its answer.
+    start = threading.Thread(target=lambda: burster.communicate(b"go\n", timeout=300))
+    background._thread = start
+    start.start()
+    try:
+        background.stop()
+        assert not start.is_alive()
+        assert burster.returncode is not None
+    finally:
+        if burster.poll() is None:
+            burster.kill()
+            burster.wait()
+        start.join()
