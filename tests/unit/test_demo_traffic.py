@@ -109,7 +109,7 @@ def test_stopping_the_start_ends_a_burst_in_flight() -> None:
         def stop_all(self) -> None:
             pass
 
-    hanging = "import sys, time\nsys.stdin.readline()\ntime.sleep(120)\n"
+    hanging = "import signal, sys\nsys.stdin.readline()\nsignal.pause()\n"  # never answers
     burster = subprocess.Popen(
         [sys.executable, "-c", hanging], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
