@@ -450,6 +450,39 @@ async def test_scores_are_those_of_the_latest_score_mark(console, monkeypatch) -
     assert {t.timestamp() for t in asked[1:]} == {mark + 3, mark + SCORE_SECONDS}
 
 
+async def test_the_first_score_stays_on_screen_until_the_next_mark(console, monkeypatch) -> None:
+    """Once the first score is shown, the polls until the next mark ask as of that score's
+    time: the score on screen does not change every second (it did, redrawing the score,
+    the features and the charts' last points at each poll until the mark)."""
+    asked: list[datetime] = []
+
+    def view(workspace, model, span, now, width=120):  # type: ignore[no-untyped-def]
+        asked.append(now)
+        score = DriftScore("psi", 0.3 + (now.timestamp() % 60) / 1000, DriftBand.ALERT, 1800)
+        return replace(fixed_view(workspace, model, span, now), current=score)
+
+    monkeypatch.setattr(data, "drift_view", view)
+    mark = math.floor(FIXED_NOW.timestamp() / SCORE_SECONDS) * SCORE_SECONDS
+    first = mark + 3
+    clock = {"now": datetime.fromtimestamp(first, UTC)}
+    app = console().make_app()
+    app.clock = lambda: clock["now"]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: "drift now: 0.3" in screen_text(app))
+        shown = _line_with(screen_text(app), "drift now")
+        for _ in range(int(SCORE_SECONDS) - 4):
+            seen = len(asked)
+            clock["now"] += timedelta(seconds=1)
+            app.screen.poll()
+            await wait_for(pilot, lambda: len(asked) > seen)  # noqa: B023
+            await pilot.pause()
+            assert _line_with(screen_text(app), "drift now") == shown
+        clock["now"] = datetime.fromtimestamp(mark + SCORE_SECONDS, UTC)
+        await wait_for(pilot, lambda: _line_with(screen_text(app), "drift now") != shown)
+    assert {t.timestamp() for t in asked} == {first, mark + SCORE_SECONDS}
+
+
 async def test_the_first_score_does_not_flip_back_to_not_enough_data(console, monkeypatch) -> None:
     """Data that begin between two marks: the first score is of a time after the last
     mark, whose window had too little data. The screen keeps the score and does not

@@ -9,9 +9,11 @@ flicker:
   ending at the latest multiple of :data:`SCORE_SECONDS` (15 s, a
   Prometheus scrape interval) once the model has a score and a mark has
   passed since; until then every poll asks as of now, so the first score
-  shows as soon as there is data enough for it, not up to a mark later (and a
-  mark before the first score, with too little data, is never asked for: the
-  score would flip to "not enough data" and back at every poll);
+  shows as soon as there is data enough for it, not up to a mark later. From
+  then on, until the next mark passes, every poll asks as of that first
+  score's time: its view stays on screen unchanged instead of being redrawn
+  every second (and the mark before it, with too little data, is never asked
+  for: the score would flip to "not enough data" and back at every poll);
 * each chart is a strip chart over a fixed window of the range plus one jump
   (:func:`jump_seconds`: a quarter of the range or a little more, rounded up
   to a clock interval): new points are added on its right until they reach
@@ -352,7 +354,8 @@ class DriftScreen(MrcScreen):
 
     def poll(self) -> None:
         """Fetch the view of the charts' window (see :func:`chart_window`) as of
-        :func:`score_time`."""
+        :func:`score_time`, as of now before the first score, and as of the first
+        score until a mark passes it (see the module docstring)."""
         if self.mrc.selected_model:
             # A range and a jump before ``at``: the same length, so the same step and grid,
             # at every poll; it covers the charts' window, whose start is no earlier.
@@ -360,7 +363,7 @@ class DriftScreen(MrcScreen):
             model, now = self.mrc.selected_model, self.mrc.clock()
             mark = score_time(now)
             since = self._scored_since
-            at = mark if self._scored == model and since is not None and mark >= since else now
+            at = max(mark, since) if self._scored == model and since is not None else now
             self.fetch(model, span, at, self.chart_width())
 
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
