@@ -187,3 +187,21 @@ async def test_selected_commit_row_is_readable_in_256_and_16_colours(console) ->
             assert STANDARD_PALETTE[fg16.number] != STANDARD_PALETTE[bg16.number]
             checked += 1
         assert checked >= 2  # the sha and the text of the subject at least
+
+
+async def test_commit_rows_take_the_tables_new_background(console) -> None:
+    """The rows are drawn in the table's style as of each repaint: once the table's
+    background changes, a row below the cursor's is painted on the new one."""
+    app = console().make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one(VirtualTable)
+        await wait_for(pilot, lambda: len(table.rows) > 2)
+        await pilot.pause(0.2)
+
+        def row_background() -> str:
+            strip = app.screen._compositor.render_strips()[table.region.y + 2]
+            return next(s.style.bgcolor.name for s in strip if s.text.strip() and s.style)
+
+        assert row_background() != "#800000"
+        table.styles.background = "#800000"
+        await wait_for(pilot, lambda: row_background() == "#800000")
