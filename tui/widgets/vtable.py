@@ -398,10 +398,10 @@ class VirtualTable(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
-        own = self.rich_style if self._row_style is None else self._row_style
         if y == 0:
             header = [Text(c.header) for c in self.columns]
             return self._line(header, width, self.get_component_rich_style("virtual-table--header"))
+        own = self.rich_style if self._row_style is None else self._row_style
         index = int(self.scroll_y) + y - 1
         if index >= len(self.rows):
             return Strip([Segment(" " * width, own)], width)
